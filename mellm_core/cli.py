@@ -1,0 +1,116 @@
+"""The ``mellm`` command: argument parsing and printing only; the work happens in the stages and the core."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mellm_core.errors import ConfigError, MellmError
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False))
+
+
+def _command(sub: argparse._SubParsersAction, name: str, help: str, example: str) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name, help=help, description=help, epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+# ---------------------------------------------------------------- plugins
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from mellm_core.plugins import get_registry
+
+    registry = get_registry()
+    table = registry.table()
+    if args.json:
+        _print_json({kind: sorted(entries) for kind, entries in table.items()})
+    else:
+        for kind, entries in table.items():
+            print(f"{kind}:")
+            if not entries:
+                print("  (none installed)")
+            for name in sorted(entries):
+                entry = entries[name]
+                origin = f"{entry.module} ({entry.distribution or 'registered at run time'})"
+                print(f"  {name:<12} {entry.spec.description}  [{origin}]")
+    for problem in registry.load_errors:
+        print(f"warning: {problem}", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- config
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    from mellm_core.config import load_recipe, to_yaml, unchecked_kinds
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    print(to_yaml(recipe), end="")
+    for key in unchecked_kinds(recipe):
+        print(f"note: {key} is not checked: no plugin of its kind is installed yet", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mellm",
+        description="Micro-expression understanding with a flow-guided multimodal LLM.",
+        epilog="example:\n  mellm plugins --json\n  mellm config show recipes/quickstart.yaml train.lr=5e-5",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = _command(sub, "plugins", "list installed plugins by kind, with where each comes from", "mellm plugins --json")
+    p.add_argument("--json", action="store_true", help="print {kind: [names]} as JSON")
+    p.set_defaults(func=cmd_plugins)
+
+    config = _command(sub, "config", "inspect recipes", "mellm config show recipes/quickstart.yaml train.lr=5e-5")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    p = _command(config_sub, "show", "print the resolved recipe (non-zero exit on any problem)",
+                 "mellm config show recipes/quickstart.yaml maps.flow=dis")
+    p.add_argument("recipe", help="recipe file or shipped recipe name (e.g. quickstart)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.lr=5e-5")
+    p.set_defaults(func=cmd_config_show)
+
+    for register in COMMANDS:
+        register(sub)
+    return parser
+
+
+# Each entry adds one subcommand: register(subparsers) -> None.
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        if args.debug:
+            raise
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    except MellmError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

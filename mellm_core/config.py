@@ -1,0 +1,255 @@
+"""Recipe schemas (dataclasses) and loading: schema -> YAML recipe -> CLI overrides -> validated objects.
+
+Every problem in a recipe (unknown keys, wrong types, unknown plugins, bad plugin params) is collected and
+reported together in one ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from mellm_core.errors import ConfigError, MellmError
+from mellm_core.plugins import Registry, build_params, get_registry
+
+HEAD_MOTION_MODES = ("nose", "similarity", "none")
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "manifest"  # dataset plugin that reads `root` (see `mellm plugins`)
+    root: Optional[str] = None  # dataset root folder, or the CSV file for `manifest`
+    params: dict[str, Any] = field(default_factory=dict)  # dataset plugin parameters
+
+
+@dataclass
+class MapsConfig:
+    flow: str = "tvl1"  # optical-flow plugin
+    flow_params: dict[str, Any] = field(default_factory=dict)  # e.g. {tau: 0.25, nscales: 5}
+    landmarker: str = "dlib68"  # landmark plugin (`none` for pre-aligned crops)
+    landmarker_params: dict[str, Any] = field(default_factory=dict)
+    colorizer: str = "mmc"  # colour mapping plugin
+    colorizer_params: dict[str, Any] = field(default_factory=dict)  # e.g. {step: 45, mask_percentile: 0}
+    head_motion: str = "nose"  # nose (reference) | similarity (robust fit at rigid landmarks) | none
+    nose_window: int = 5  # half-size in pixels of the nose-tip window for head_motion=nose
+    crop: bool = False  # crop to the landmark box plus margin and resize to a square
+    crop_margin: float = 0.2  # crop margin as a fraction of the landmark box size
+    crop_size: int = 256  # side of the square crop in pixels
+    max_side: int = 0  # downscale so that the longer side is at most this many pixels (0 = no cap)
+    cpus_per_actor: float = 1.0  # CPUs reserved by each map actor
+    actors: int = 0  # size of the actor pool (0 = one per CPU in the cluster)
+    batch_size: int = 4  # pairs per Ray Data batch
+    overwrite: bool = False  # recompute maps even when inputs and settings are unchanged
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "qwen2_5_vl"  # backbone plugin
+    model: str = "tiny-random"  # local directory or hub id; `tiny-random` builds a tiny model locally
+    params: dict[str, Any] = field(default_factory=dict)  # backbone plugin parameters
+
+
+@dataclass
+class TrainConfig:
+    lora_rank: int = 64  # LoRA rank
+    lora_alpha: int = 64  # LoRA alpha
+    lr: float = 1e-4  # AdamW learning rate (cosine schedule)
+    max_steps: int = 1200  # optimizer steps
+    num_workers: int = 2  # Ray Train workers
+    use_gpu: bool = False  # one GPU per worker
+    resume: bool = False  # continue from the latest checkpoint under output_dir/train
+
+
+@dataclass
+class EvalConfig:
+    protocol: str = "all"  # label protocol of the test set (e.g. casme2-5, dfme-7)
+
+
+@dataclass
+class ServeConfig:
+    host: str = "127.0.0.1"  # address the HTTP server binds
+    port: int = 8000  # HTTP port
+    adapter: Optional[str] = None  # trained adapter folder; null serves the base model
+
+
+@dataclass
+class RayConfig:
+    address: Optional[str] = None  # existing cluster to attach to (else RAY_ADDRESS, else a local one)
+
+
+@dataclass
+class Recipe:
+    output_dir: str = "runs/default"  # every stage writes under this folder
+    seed: int = 0  # seed for every random choice
+    data: DataConfig = field(default_factory=DataConfig)
+    maps: MapsConfig = field(default_factory=MapsConfig)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+
+# (section, key holding a plugin name, key holding its params, plugin kind)
+PLUGIN_FIELDS: tuple[tuple[str, str, str | None, str], ...] = (
+    ("data", "dataset", "params", "dataset"),
+    ("maps", "flow", "flow_params", "flow"),
+    ("maps", "landmarker", "landmarker_params", "landmarker"),
+    ("maps", "colorizer", "colorizer_params", "colorizer"),
+    ("backbone", "name", "params", "backbone"),
+)
+
+
+def recipe_path(name_or_path: str | Path) -> Path:
+    """A recipe file: an existing path, or the name of a shipped recipe (``quickstart``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = resources.files("mellm_recipes")
+    stem = path.name.removesuffix(".yaml")
+    candidate = shipped / f"{stem}.yaml"
+    if candidate.is_file():
+        return Path(str(candidate))
+    names = sorted(p.name.removesuffix(".yaml") for p in shipped.iterdir() if p.name.endswith(".yaml"))
+    raise ConfigError([f"recipe '{name_or_path}' is neither a file nor a shipped recipe (shipped: {', '.join(names)})"])
+
+
+def _flatten(node: Any, schema: DictConfig, prefix: str, out: list[tuple[str, Any]], problems: list[str]) -> None:
+    """Dotted (key, value) leaves of ``node``, checking each key against ``schema``; free dicts stay leaves."""
+    for key, value in node.items():
+        dotted = f"{prefix}{key}"
+        if key not in schema:
+            choices = [str(k) for k in schema.keys()]
+            close = difflib.get_close_matches(str(key), choices, n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f" (valid keys: {', '.join(choices)})"
+            problems.append(f"unknown key '{dotted}'{hint}")
+            continue
+        child = schema._get_node(key)
+        structured = isinstance(child, DictConfig) and OmegaConf.get_type(child) not in (dict, None)
+        if structured and isinstance(value, dict):
+            _flatten(value, child, f"{dotted}.", out, problems)
+        else:
+            out.append((dotted, value))
+
+
+def _field_type(dotted: str) -> str:
+    cls: Any = Recipe
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        cls = {f.name: f.type for f in dataclasses.fields(cls)}[part]
+        cls = globals()[cls] if isinstance(cls, str) else cls
+    typ = {f.name: f.type for f in dataclasses.fields(cls)}[parts[-1]]
+    return str(getattr(typ, "__name__", typ))
+
+
+def _parse_overrides(overrides: list[str], problems: list[str]) -> dict[str, Any]:
+    good = []
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            problems.append(f"override '{item}' is not of the form key=value (e.g. train.lr=5e-5)")
+        else:
+            good.append(item)
+    return OmegaConf.to_container(OmegaConf.from_dotlist(good)) if good else {}
+
+
+def load_recipe(
+    source: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    registry: Registry | None = None,
+) -> Recipe:
+    """Load a recipe file (or the defaults when None), apply dotlist overrides, validate everything."""
+    problems: list[str] = []
+    layers: list[dict[str, Any]] = []
+    if source is not None:
+        path = recipe_path(source)
+        try:
+            loaded = OmegaConf.to_container(OmegaConf.load(path))
+        except Exception as exc:
+            raise ConfigError([f"recipe {path} is not valid YAML: {exc}"]) from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError([f"recipe {path} must be a mapping of sections, got {type(loaded).__name__}"])
+        layers.append(loaded)
+    layers.append(_parse_overrides(list(overrides), problems))
+
+    cfg = OmegaConf.structured(Recipe)
+    for layer in layers:
+        leaves: list[tuple[str, Any]] = []
+        _flatten(layer, cfg, "", leaves, problems)
+        for dotted, value in leaves:
+            try:
+                OmegaConf.update(cfg, dotted, value, merge=False)
+            except OmegaConfBaseException:
+                problems.append(f"key '{dotted}' expects {_field_type(dotted)}, got {value!r}")
+    recipe: Recipe = OmegaConf.to_object(cfg)  # failed updates were not applied, so this is well-typed
+    problems.extend(check_recipe(recipe, registry or get_registry()))
+    if problems:
+        raise ConfigError(problems)
+    return recipe
+
+
+def check_recipe(recipe: Recipe, registry: Registry) -> list[str]:
+    """Problems with plugin names, plugin params and choices; kinds with no plugins installed are not checked."""
+    problems: list[str] = []
+    for section, key, params_key, kind in PLUGIN_FIELDS:
+        part = getattr(recipe, section)
+        name = getattr(part, key)
+        if not registry.names(kind):
+            continue
+        try:
+            registry.get(kind, name)
+        except MellmError as exc:
+            problems.append(f"{section}.{key}: {exc}")
+            continue
+        if params_key is not None:
+            try:
+                registry.params(kind, name, getattr(part, params_key))
+            except MellmError as exc:
+                problems.append(f"{section}.{params_key}: {exc}")
+    if recipe.maps.head_motion not in HEAD_MOTION_MODES:
+        problems.append(
+            f"maps.head_motion: unknown mode '{recipe.maps.head_motion}' (choose one of: {', '.join(HEAD_MOTION_MODES)})"
+        )
+    for key in ("nose_window", "crop_size", "batch_size"):
+        if getattr(recipe.maps, key) < 1:
+            problems.append(f"maps.{key} must be at least 1, got {getattr(recipe.maps, key)}")
+    if recipe.maps.max_side < 0 or recipe.maps.actors < 0 or recipe.maps.crop_margin < 0:
+        problems.append("maps.max_side, maps.actors and maps.crop_margin must not be negative")
+    return problems
+
+
+def unchecked_kinds(recipe: Recipe, registry: Registry | None = None) -> list[str]:
+    """Plugin-name keys that could not be checked because no plugin of their kind is installed."""
+    registry = registry or get_registry()
+    return [
+        f"{section}.{key}"
+        for section, key, _, kind in PLUGIN_FIELDS
+        if not registry.names(kind)
+    ]
+
+
+def to_yaml(recipe: Recipe | Any) -> str:
+    """The resolved recipe (or one section of it) as YAML."""
+    return OmegaConf.to_yaml(OmegaConf.structured(recipe))
+
+
+def settings_hash(*parts: Any) -> str:
+    """A short stable hash of settings (dataclasses, dicts, strings) for skipping unchanged work."""
+    def plain(obj: Any) -> Any:
+        return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+    blob = json.dumps([plain(p) for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+__all__ = ["Recipe", "load_recipe", "recipe_path", "settings_hash", "to_yaml", "unchecked_kinds", "build_params"]

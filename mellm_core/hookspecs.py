@@ -1,0 +1,103 @@
+"""One pluggy hook per plugin kind. Each hook yields `PluginSpec` records describing the plugins a module offers.
+
+A plugin module implements one hook, for example::
+
+    from mellm_core import PluginSpec, hookimpl
+
+    @hookimpl
+    def mellm_flow():
+        yield PluginSpec(name="tvl1", factory=TVL1, params=TVL1Params, description="OpenCV Dual TV-L1")
+
+and is registered through the entry-point group ``mellm`` (entry-point name ``"<kind>.<name>"``).
+The contract each kind's *instance* must meet is stated in its hook's docstring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+
+PROJECT = "mellm"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """What a plugin offers: its name, a factory taking its params dataclass, and a one-line description.
+
+    Args:
+        name: the name recipes and the CLI use (unique within its kind).
+        factory: called as ``factory(params)`` with an instance of ``params`` (or with no argument when
+            ``params`` is None); returns the plugin instance.
+        params: a dataclass whose fields (with defaults) are the plugin's settings, or None.
+        description: one line for ``mellm plugins``.
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    params: type | None = None
+    description: str = ""
+
+
+class Hooks:
+    """Hook specifications: one per plugin kind. The hook name is ``mellm_<kind>``."""
+
+    @hookspec
+    def mellm_flow(self) -> Iterable[PluginSpec]:
+        """Optical-flow estimators.
+
+        Instance: ``estimator(onset, apex) -> flow`` with onset/apex grayscale uint8 HxW arrays of one size,
+        returning float32 HxWx2 flow (x, y) from onset to apex in image coordinates (y down).
+
+        Example: ``create("flow", "tvl1")(onset, apex).shape == (H, W, 2)``
+        """
+
+    @hookspec
+    def mellm_landmarker(self) -> Iterable[PluginSpec]:
+        """Facial landmark detectors.
+
+        Instance: ``landmarker(gray) -> points`` with gray a uint8 HxW array, returning float 68x2 (x, y)
+        in the iBUG 68-point scheme (point 30 is the nose tip); raises ``NoFaceError`` when no face is found.
+
+        Example: ``create("landmarker", "dlib68")(gray)[30]`` is the nose tip.
+        """
+
+    @hookspec
+    def mellm_colorizer(self) -> Iterable[PluginSpec]:
+        """Motion colorizers.
+
+        Instance: ``colorizer(flow, onset_gray, landmarks) -> rgb`` with flow float32 HxWx2 (head motion
+        already removed), onset_gray uint8 HxW, landmarks 68x2; returns an RGB uint8 HxWx3 map.
+
+        Example: ``create("colorizer", "mmc", step=45)(flow, gray, points)``
+        """
+
+    @hookspec
+    def mellm_prompt(self) -> Iterable[PluginSpec]:
+        """Instruction templates: the user prompt and the target text for the MEU and MER tasks, in one language."""
+
+    @hookspec
+    def mellm_backbone(self) -> Iterable[PluginSpec]:
+        """Model backbones: load/build model and processor, LoRA wrapping, collation and generation."""
+
+    @hookspec
+    def mellm_metric(self) -> Iterable[PluginSpec]:
+        """Metrics: ``metric(y_true, y_pred, labels) -> float``."""
+
+    @hookspec
+    def mellm_dataset(self) -> Iterable[PluginSpec]:
+        """Dataset loaders.
+
+        Instance: ``dataset.samples(root) -> list[Sample]`` reading a dataset as distributed (its own folder
+        layout and annotation file) into normalized ``Sample`` records; layout problems raise ``InputError``
+        naming the file, the missing column and the columns found.
+        """
+
+
+KINDS: tuple[str, ...] = tuple(
+    name.removeprefix("mellm_") for name in vars(Hooks) if name.startswith("mellm_")
+)

@@ -1,0 +1,204 @@
+"""The plugin registry: a typed facade over pluggy that loads entry points, validates params and creates plugins."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib.metadata
+import os
+import threading
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from mellm_core import hookspecs
+from mellm_core.errors import PluginError
+from mellm_core.hookspecs import KINDS, PluginSpec
+
+ENTRY_POINT_GROUP = "mellm"
+DISABLE_ENV = "MELLM_DISABLE_PLUGINS"
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A plugin spec with where it came from."""
+
+    kind: str
+    spec: PluginSpec
+    module: str
+    distribution: str | None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _choices(kind: str, names: list[str]) -> str:
+    if not names:
+        return f"no {kind} plugins are installed"
+    return "choose one of: " + ", ".join(sorted(names))
+
+
+def disabled_from_env() -> set[str]:
+    """Plugins blocked by ``MELLM_DISABLE_PLUGINS`` as ``kind.name`` keys (comma separated)."""
+    raw = os.environ.get(DISABLE_ENV, "")
+    return {item.strip() for item in raw.split(",") if item.strip()}
+
+
+class Registry:
+    """All plugins of all kinds, with checks: unknown names, duplicate names, misspelt params."""
+
+    def __init__(self, load_entry_points: bool = True):
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs.Hooks)
+        self.disabled = disabled_from_env()
+        self.load_errors: list[str] = []
+        self._dists: dict[int, str] = {}
+        self._cache: dict[str, dict[str, Registered]] | None = None
+        if load_entry_points:
+            self._load_entry_points()
+
+    def _load_entry_points(self) -> None:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in self.disabled or self.pm.has_plugin(ep.name):
+                continue
+            dist = ep.dist.name if ep.dist is not None else None
+            try:
+                module = ep.load()
+            except Exception as exc:  # a broken third-party plugin must not take the tool down
+                self.load_errors.append(
+                    f"plugin entry point '{ep.name}' ({ep.value}, distribution {dist}) failed to import: {exc}"
+                )
+                continue
+            self.register(module, name=ep.name, distribution=dist)
+
+    def register(self, plugin: ModuleType | object, name: str | None = None, distribution: str | None = None) -> None:
+        """Register a module or object that implements one or more ``mellm_<kind>`` hooks."""
+        self.pm.register(plugin, name=name)
+        self.pm.check_pending()
+        self._dists[id(plugin)] = distribution or ""
+        self._cache = None
+
+    def unregister(self, plugin: ModuleType | object) -> None:
+        self.pm.unregister(plugin)
+        self._cache = None
+
+    def _collect(self) -> dict[str, dict[str, Registered]]:
+        table: dict[str, dict[str, Registered]] = {kind: {} for kind in KINDS}
+        for kind in KINDS:
+            caller = getattr(self.pm.hook, f"mellm_{kind}")
+            for impl in caller.get_hookimpls():
+                source = impl.plugin
+                module = getattr(source, "__name__", type(source).__module__)
+                for spec in impl.function() or ():
+                    if f"{kind}.{spec.name}" in self.disabled:
+                        continue
+                    entry = Registered(kind, spec, module, self._dists.get(id(source)) or None)
+                    previous = table[kind].get(spec.name)
+                    if previous is not None:
+                        raise PluginError(
+                            f"two {kind} plugins are named '{spec.name}': one from {previous.module}"
+                            f" ({previous.distribution or 'not installed'}) and one from {entry.module}"
+                            f" ({entry.distribution or 'not installed'}); disable one with"
+                            f" {DISABLE_ENV}={kind}.{spec.name} and rename the other"
+                        )
+                    table[kind][spec.name] = entry
+        return table
+
+    def table(self) -> dict[str, dict[str, Registered]]:
+        """kind -> name -> Registered, for every kind (empty kinds included)."""
+        if self._cache is None:
+            self._cache = self._collect()
+        return self._cache
+
+    def names(self, kind: str) -> list[str]:
+        self._check_kind(kind)
+        return sorted(self.table()[kind])
+
+    def _check_kind(self, kind: str) -> None:
+        if kind not in KINDS:
+            raise PluginError(f"unknown plugin kind '{kind}'{_suggest(kind, list(KINDS))} (kinds: {', '.join(KINDS)})")
+
+    def get(self, kind: str, name: str) -> Registered:
+        """The registered plugin, or an error listing the names available for that kind."""
+        self._check_kind(kind)
+        entries = self.table()[kind]
+        if name not in entries:
+            names = sorted(entries)
+            raise PluginError(f"unknown {kind} plugin '{name}'{_suggest(name, names)} ({_choices(kind, names)})")
+        return entries[name]
+
+    def params(self, kind: str, name: str, params: dict[str, Any] | None = None) -> Any:
+        """Validate ``params`` against the plugin's params dataclass and return an instance of it."""
+        entry = self.get(kind, name)
+        params = dict(params or {})
+        cls = entry.spec.params
+        if cls is None:
+            if params:
+                raise PluginError(f"{kind} plugin '{name}' takes no parameters, got: {', '.join(sorted(params))}")
+            return None
+        return build_params(cls, params, f"{kind} plugin '{name}'")
+
+    def create(self, kind: str, name: str, **params: Any) -> Any:
+        """Create a plugin instance by kind and name with validated params."""
+        entry = self.get(kind, name)
+        values = self.params(kind, name, params)
+        return entry.spec.factory() if values is None else entry.spec.factory(values)
+
+
+def build_params(cls: type, params: dict[str, Any], owner: str) -> Any:
+    """Instantiate the params dataclass ``cls`` from a dict, naming unknown keys (with a suggestion) and bad types."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    fields = [f.name for f in dataclasses.fields(cls)]
+    unknown = [key for key in params if key not in fields]
+    if unknown:
+        key = unknown[0]
+        raise PluginError(
+            f"unknown parameter '{key}' for {owner}{_suggest(key, fields)} (parameters: {', '.join(fields)})"
+        )
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(cls), params)
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        expected = {f.name: f.type for f in dataclasses.fields(cls)}.get(str(key).split(".")[0], "?")
+        expected = getattr(expected, "__name__", expected)
+        raise PluginError(
+            f"parameter '{key}' of {owner} expects {expected}, got {params.get(str(key))!r}"
+        ) from None
+    except ValueError as exc:  # raised by a params dataclass's own __post_init__ checks
+        raise PluginError(f"{owner}: {exc}") from None
+
+
+_registry: Registry | None = None
+_lock = threading.Lock()
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, loading entry points on first use."""
+    global _registry
+    with _lock:
+        if _registry is None:
+            _registry = Registry()
+        return _registry
+
+
+def reset_registry() -> None:
+    """Forget the process-wide registry (the next ``get_registry`` reloads entry points and the environment)."""
+    global _registry
+    with _lock:
+        _registry = None
+
+
+def create(kind: str, name: str, **params: Any) -> Any:
+    """Create a plugin instance: ``create("flow", "tvl1", tau=0.25)``."""
+    return get_registry().create(kind, name, **params)

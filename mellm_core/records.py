@@ -1,0 +1,76 @@
+"""The records that flow between stages: small dataclasses with JSON (de)serialization."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class JsonRecord:
+    """Mixin: ``to_dict`` / ``from_dict`` / ``to_json`` / ``from_json`` for a flat dataclass."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[arg-type]
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def from_json(cls: type[T], line: str) -> T:
+        return cls.from_dict(json.loads(line))  # type: ignore[attr-defined]
+
+
+@dataclass
+class Sample(JsonRecord):
+    """One micro-expression clip as a dataset plugin normalizes it."""
+
+    sample_id: str
+    onset_path: str
+    apex_path: str
+    dataset: str = ""
+    subject: str = ""
+    clip: str = ""
+    onset_frame: int | None = None
+    apex_frame: int | None = None
+    offset_frame: int | None = None
+    aus: list[int] = field(default_factory=list)
+    au_sides: dict[str, str] = field(default_factory=dict)
+    aus_raw: str = ""
+    emotion: str | None = None
+    emotion_raw: str = ""
+    objective_class: str | None = None
+
+
+@dataclass
+class MapRecord(JsonRecord):
+    """One line of ``maps/manifest.jsonl``: a sample's MMC-map or the reason it failed."""
+
+    sample_id: str
+    status: str  # "ok" or "failed"
+    dataset: str = ""
+    subject: str = ""
+    emotion: str | None = None
+    aus: list[int] = field(default_factory=list)
+    onset_path: str = ""
+    apex_path: str = ""
+    map_path: str | None = None
+    head_motion: list[float] | None = None
+    nose: list[float] | None = None
+    landmarks: list[list[float]] | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    settings_hash: str = ""
+    node_id: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"

@@ -1,0 +1,75 @@
+"""Dataset ``manifest``: a CSV of explicit onset/apex paths, for any data that has no loader of its own.
+
+Columns: sample_id, onset_path, apex_path (required); subject, emotion, aus (optional). Relative paths are
+relative to the CSV file's folder.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from mellm_core import PluginSpec, hookimpl
+from mellm_core.errors import InputError
+from mellm_core.labels import normalize_emotion, parse_aus
+from mellm_core.records import Sample
+
+REQUIRED = ("sample_id", "onset_path", "apex_path")
+
+
+@dataclass
+class ManifestParams:
+    file_name: str = "manifest.csv"  # CSV looked for when the root is a folder
+
+
+class Manifest:
+    """Reads the CSV at ``root`` (or ``root/<file_name>``) into samples."""
+
+    def __init__(self, params: ManifestParams):
+        self.params = params
+
+    def samples(self, root: str | Path) -> list[Sample]:
+        path = Path(root)
+        if path.is_dir():
+            path = path / self.params.file_name
+        if not path.is_file():
+            raise InputError(f"manifest {path} does not exist")
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = [c.strip() for c in reader.fieldnames or []]
+            missing = [c for c in REQUIRED if c not in columns]
+            if missing:
+                raise InputError(
+                    f"manifest {path} lacks column '{missing[0]}' (found: {', '.join(columns) or 'no header'})"
+                )
+            samples, seen = [], set()
+            for line, row in enumerate(reader, start=2):
+                row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
+                sample_id = row["sample_id"]
+                if not sample_id:
+                    raise InputError(f"manifest {path} line {line}: empty sample_id")
+                if sample_id in seen:
+                    raise InputError(f"manifest {path} line {line}: duplicate sample_id '{sample_id}'")
+                seen.add(sample_id)
+                aus, sides = parse_aus(row.get("aus"))
+                samples.append(
+                    Sample(
+                        sample_id=sample_id,
+                        onset_path=str(path.parent / row["onset_path"]),
+                        apex_path=str(path.parent / row["apex_path"]),
+                        dataset="manifest",
+                        subject=row.get("subject", ""),
+                        aus=aus,
+                        au_sides=sides,
+                        aus_raw=row.get("aus", ""),
+                        emotion=normalize_emotion(row.get("emotion")),
+                        emotion_raw=row.get("emotion", ""),
+                    )
+                )
+        return samples
+
+
+@hookimpl
+def mellm_dataset():
+    yield PluginSpec("manifest", Manifest, ManifestParams, "a CSV of explicit onset/apex paths with optional labels")

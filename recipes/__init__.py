@@ -1,0 +1,1 @@
+"""Shipped recipes: YAML files; this module only anchors them as package data for `mellm --recipe NAME`."""
