@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
+from mellm_core.cli_common import command, print_json
+from mellm_core.cli_maps import register_map, register_maps
 from mellm_core.errors import ConfigError, MellmError
-
-
-def _print_json(obj: Any) -> None:
-    print(json.dumps(obj, ensure_ascii=False))
-
-
-def _command(sub: argparse._SubParsersAction, name: str, help: str, example: str) -> argparse.ArgumentParser:
-    return sub.add_parser(
-        name, help=help, description=help, epilog=f"example:\n  {example}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-
 
 # ---------------------------------------------------------------- plugins
 
@@ -32,7 +19,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     registry = get_registry()
     table = registry.table()
     if args.json:
-        _print_json({kind: sorted(entries) for kind, entries in table.items()})
+        print_json({kind: sorted(entries) for kind, entries in table.items()})
     else:
         for kind, entries in table.items():
             print(f"{kind}:")
@@ -70,13 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = _command(sub, "plugins", "list installed plugins by kind, with where each comes from", "mellm plugins --json")
+    p = command(sub, "plugins", "list installed plugins by kind, with where each comes from", "mellm plugins --json")
     p.add_argument("--json", action="store_true", help="print {kind: [names]} as JSON")
     p.set_defaults(func=cmd_plugins)
 
-    config = _command(sub, "config", "inspect recipes", "mellm config show recipes/quickstart.yaml train.lr=5e-5")
+    config = command(sub, "config", "inspect recipes", "mellm config show recipes/quickstart.yaml train.lr=5e-5")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
-    p = _command(config_sub, "show", "print the resolved recipe (non-zero exit on any problem)",
+    p = command(config_sub, "show", "print the resolved recipe (non-zero exit on any problem)",
                  "mellm config show recipes/quickstart.yaml maps.flow=dis")
     p.add_argument("recipe", help="recipe file or shipped recipe name (e.g. quickstart)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.lr=5e-5")
@@ -88,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Each entry adds one subcommand: register(subparsers) -> None.
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_map, register_maps]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -27,7 +27,7 @@ HEAD_MOTION_MODES = ("nose", "similarity", "none")
 @dataclass
 class DataConfig:
     dataset: str = "manifest"  # dataset plugin that reads `root` (see `mellm plugins`)
-    root: Optional[str] = None  # dataset root folder, or the CSV file for `manifest`
+    root: str | None = None  # dataset root folder, or the CSV file for `manifest`
     params: dict[str, Any] = field(default_factory=dict)  # dataset plugin parameters
 
 
@@ -78,12 +78,12 @@ class EvalConfig:
 class ServeConfig:
     host: str = "127.0.0.1"  # address the HTTP server binds
     port: int = 8000  # HTTP port
-    adapter: Optional[str] = None  # trained adapter folder; null serves the base model
+    adapter: str | None = None  # trained adapter folder; null serves the base model
 
 
 @dataclass
 class RayConfig:
-    address: Optional[str] = None  # existing cluster to attach to (else RAY_ADDRESS, else a local one)
+    address: str | None = None  # existing cluster to attach to (else RAY_ADDRESS, else a local one)
 
 
 @dataclass
@@ -217,9 +217,8 @@ def check_recipe(recipe: Recipe, registry: Registry) -> list[str]:
             except MellmError as exc:
                 problems.append(f"{section}.{params_key}: {exc}")
     if recipe.maps.head_motion not in HEAD_MOTION_MODES:
-        problems.append(
-            f"maps.head_motion: unknown mode '{recipe.maps.head_motion}' (choose one of: {', '.join(HEAD_MOTION_MODES)})"
-        )
+        choices = ", ".join(HEAD_MOTION_MODES)
+        problems.append(f"maps.head_motion: unknown mode '{recipe.maps.head_motion}' (choose one of: {choices})")
     for key in ("nose_window", "crop_size", "batch_size"):
         if getattr(recipe.maps, key) < 1:
             problems.append(f"maps.{key} must be at least 1, got {getattr(recipe.maps, key)}")

@@ -53,11 +53,12 @@ class Manifest:
                     raise InputError(f"manifest {path} line {line}: duplicate sample_id '{sample_id}'")
                 seen.add(sample_id)
                 aus, sides = parse_aus(row.get("aus"))
+                base = path.resolve().parent
                 samples.append(
                     Sample(
                         sample_id=sample_id,
-                        onset_path=str(path.parent / row["onset_path"]),
-                        apex_path=str(path.parent / row["apex_path"]),
+                        onset_path=str(base / row["onset_path"]),
+                        apex_path=str(base / row["apex_path"]),
                         dataset="manifest",
                         subject=row.get("subject", ""),
                         aus=aus,

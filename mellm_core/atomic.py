@@ -1,0 +1,36 @@
+"""Atomic file writes (temporary file + rename), so no reader ever sees a half-written output."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mellm_core.errors import MellmError
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """PNG bytes of an RGB uint8 image."""
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise MellmError("could not encode the map as PNG")
+    return data.tobytes()
+
+
+def write_png_atomic(path: str | Path, rgb: np.ndarray) -> None:
+    """Write an RGB uint8 image as a PNG file atomically."""
+    write_bytes_atomic(path, encode_png(rgb))

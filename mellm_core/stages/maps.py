@@ -1,0 +1,217 @@
+"""The maps stage: MMC-maps for many samples on a Ray Data actor pool, with skip-if-unchanged and atomic writes.
+
+Layout under the output folder: ``<sample_id>.png`` and ``manifest.jsonl`` (one ``MapRecord`` per sample, in
+input order). While running, finished records are appended to ``manifest.partial.jsonl`` so an interrupted
+run loses nothing: the next run reuses every map whose inputs and settings are unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mellm_core.atomic import write_bytes_atomic, write_png_atomic
+from mellm_core.config import MapsConfig, settings_hash
+from mellm_core.errors import InputError, MellmError
+from mellm_core.records import MapRecord, Sample
+
+MANIFEST = "manifest.jsonl"
+PARTIAL = "manifest.partial.jsonl"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass
+class MapsSummary:
+    samples: int
+    ok: int
+    failed: int
+    skipped: int
+    wall_s: float
+    pairs_per_s: float
+    manifest: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "samples": self.samples, "ok": self.ok, "failed": self.failed, "skipped": self.skipped,
+            "wall_s": round(self.wall_s, 3), "pairs_per_s": round(self.pairs_per_s, 3), "manifest": self.manifest,
+        }
+
+
+def map_file_name(sample_id: str) -> str:
+    """A file name for a sample id (path separators and odd characters replaced)."""
+    return (_UNSAFE.sub("_", sample_id).strip("._") or "_") + ".png"
+
+
+def input_hash(sample: Sample, pixel_hash: str) -> str:
+    """Settings hash of one sample: the map settings plus each input file's path, size and mtime."""
+    stats = []
+    for path in (sample.onset_path, sample.apex_path):
+        try:
+            st = os.stat(path)
+            stats.append((path, st.st_size, st.st_mtime_ns))
+        except OSError:
+            stats.append((path, None, None))
+    return settings_hash(pixel_hash, stats)
+
+
+def map_one(mapper: Any, sample: Sample, out_dir: Path, pixel_hash: str) -> MapRecord:
+    """Map one sample and write its PNG; any problem becomes a ``failed`` record naming it."""
+    from mellm_core.frames import read_gray
+
+    start = time.perf_counter()
+    record = MapRecord(
+        sample_id=sample.sample_id, status="failed", dataset=sample.dataset, subject=sample.subject,
+        emotion=sample.emotion, aus=list(sample.aus), onset_path=sample.onset_path, apex_path=sample.apex_path,
+        settings_hash=input_hash(sample, pixel_hash),
+    )
+    try:
+        onset, apex = read_gray(sample.onset_path), read_gray(sample.apex_path)
+        result = mapper(onset, apex)
+        path = out_dir / map_file_name(sample.sample_id)
+        write_png_atomic(path, result.rgb)
+        record.status, record.map_path = "ok", str(path)
+        record.head_motion = [round(v, 5) for v in result.head_motion]
+        record.nose = result.nose
+        record.landmarks = np.round(result.landmarks, 2).tolist()
+    except MellmError as exc:
+        record.error = str(exc)
+    except Exception as exc:  # an unexpected failure of one sample must not stop the job
+        record.error = f"internal error: {type(exc).__name__}: {exc}"
+    record.seconds = round(time.perf_counter() - start, 4)
+    return record
+
+
+class MapActor:
+    """A Ray Data actor: builds the plugins once, then maps batches of samples."""
+
+    def __init__(self, cfg: dict, out_dir: str):
+        import cv2
+        import ray
+
+        from mellm_core.mapper import Mapper, pixel_settings
+
+        cv2.setNumThreads(1)
+        maps_cfg = MapsConfig(**cfg)
+        self.mapper = Mapper(maps_cfg)
+        self.pixel_hash = settings_hash(pixel_settings(maps_cfg))
+        self.out_dir = Path(out_dir)
+        self.node_id = ray.get_runtime_context().get_node_id()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        records, starts = [], []
+        for line in batch["sample"]:
+            starts.append(time.time())
+            record = map_one(self.mapper, Sample.from_json(str(line)), self.out_dir, self.pixel_hash)
+            record.node_id = self.node_id
+            records.append(record.to_json())
+        return {"record": np.array(records, dtype=object), "started": np.array(starts)}
+
+
+def read_records(path: Path) -> dict[str, MapRecord]:
+    """Records of a manifest (later lines win); unreadable lines are ignored."""
+    records: dict[str, MapRecord] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = MapRecord.from_json(line)
+            except (ValueError, TypeError):
+                continue
+            records[record.sample_id] = record
+    return records
+
+
+def _check_ids(samples: list[Sample]) -> None:
+    seen: dict[str, str] = {}
+    for sample in samples:
+        name = map_file_name(sample.sample_id)
+        if name in seen:
+            raise InputError(
+                f"samples '{seen[name]}' and '{sample.sample_id}' would share the map file {name}; make ids unique"
+            )
+        seen[name] = sample.sample_id
+
+
+def run_maps(
+    samples: list[Sample],
+    cfg: MapsConfig,
+    out_dir: str | Path,
+    overwrite: bool | None = None,
+    progress: bool = True,
+) -> MapsSummary:
+    """Compute (or reuse) the MMC-map of every sample on the Ray cluster; write the manifest in input order."""
+    import ray
+    from tqdm import tqdm
+
+    from mellm_core.mapper import pixel_settings
+    from mellm_core.stages.cluster import cluster_cpus, init_ray
+
+    if not samples:
+        raise InputError("no samples to map")
+    _check_ids(samples)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    overwrite = cfg.overwrite if overwrite is None else overwrite
+    pixel_hash = settings_hash(pixel_settings(cfg))
+    previous = {} if overwrite else {**read_records(out / MANIFEST), **read_records(out / PARTIAL)}
+
+    done: dict[str, MapRecord] = {}
+    todo: list[Sample] = []
+    for sample in samples:
+        old = previous.get(sample.sample_id)
+        if (old is not None and old.ok and old.map_path and Path(old.map_path).is_file()
+                and old.settings_hash == input_hash(sample, pixel_hash)):
+            done[sample.sample_id] = old
+        else:
+            todo.append(sample)
+    skipped = len(done)
+
+    wall, first_start, last_end = 0.0, None, None
+    if todo:
+        init_ray()
+        actors = cfg.actors or max(1, int(cluster_cpus() // max(cfg.cpus_per_actor, 1e-6)))
+        actors = min(actors, len(todo))
+        ds = ray.data.from_items([{"sample": s.to_json()} for s in todo], override_num_blocks=len(todo))
+        ds = ds.map_batches(
+            MapActor,
+            fn_constructor_kwargs={"cfg": _plain(cfg), "out_dir": str(out.resolve())},
+            batch_size=cfg.batch_size,
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=cfg.cpus_per_actor,
+        )
+        bar = tqdm(total=len(todo), desc="maps", unit="pair", disable=not progress, file=sys.stderr)
+        with (out / PARTIAL).open("a", encoding="utf-8") as partial:
+            for row in ds.iter_rows():
+                record = MapRecord.from_json(row["record"])
+                done[record.sample_id] = record
+                partial.write(record.to_json() + "\n")
+                partial.flush()
+                first_start = row["started"] if first_start is None else min(first_start, row["started"])
+                last_end = time.time()
+                bar.update(1)
+                bar.set_postfix(failed=sum(not r.ok for r in done.values()))
+        bar.close()
+        wall = (last_end - first_start) if first_start is not None else 0.0
+
+    lines = "".join(done[s.sample_id].to_json() + "\n" for s in samples)
+    write_bytes_atomic(out / MANIFEST, lines.encode("utf-8"))
+    (out / PARTIAL).unlink(missing_ok=True)
+    ok = sum(done[s.sample_id].ok for s in samples)
+    computed = len(todo)
+    return MapsSummary(
+        samples=len(samples), ok=ok, failed=len(samples) - ok, skipped=skipped, wall_s=wall,
+        pairs_per_s=(computed / wall) if wall > 0 else 0.0, manifest=str(out / MANIFEST),
+    )
+
+
+def _plain(cfg: MapsConfig) -> dict:
+    from dataclasses import asdict
+
+    return json.loads(json.dumps(asdict(cfg)))

@@ -1,0 +1,57 @@
+"""Mapper options: crop, size cap, plugin choice; the pair checks."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from mellm_core.config import MapsConfig
+from mellm_core.errors import InputError
+from mellm_core.mapper import Mapper
+from mellm_core.mmc import mmc_colorize
+
+
+@pytest.fixture(scope="module")
+def gray_pair(motion_pair):
+    to_gray = lambda img: cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)  # noqa: E731
+    return to_gray(motion_pair["onset"]), to_gray(motion_pair["apex"])
+
+
+def test_default_mapper_composes_flow_head_motion_and_colour(gray_pair):
+    onset, apex = gray_pair
+    result = Mapper(MapsConfig(flow="dis"))(onset, apex)
+    assert result.rgb.shape == (*onset.shape, 3) and result.rgb.dtype == np.uint8
+    compensated = result.raw_flow - np.array(result.head_motion, np.float32)
+    assert np.array_equal(result.rgb, mmc_colorize(compensated, onset))
+    assert set(result.timings) == {"landmarks_s", "flow_s", "colorize_s", "total_s"}
+
+
+def test_crop_gives_a_square_face_with_landmarks_inside(gray_pair):
+    onset, apex = gray_pair
+    result = Mapper(MapsConfig(flow="dis", crop=True, crop_size=160, crop_margin=0.1))(onset, apex)
+    assert result.rgb.shape == (160, 160, 3)
+    assert (result.landmarks >= 0).all() and (result.landmarks <= 160).all()
+    span = result.landmarks.max(axis=0) - result.landmarks.min(axis=0)
+    assert 120 <= span.max() <= 140  # the landmark box fills 1 / (1 + 2 * margin) of the crop
+
+
+def test_size_cap_scales_image_and_landmarks(gray_pair):
+    onset, apex = gray_pair
+    full = Mapper(MapsConfig(flow="dis"))(onset, apex)
+    capped = Mapper(MapsConfig(flow="dis", max_side=256))(onset, apex)
+    assert capped.rgb.shape == (256, 256, 3)
+    np.testing.assert_allclose(capped.landmarks, full.landmarks / 2, atol=1e-3)
+
+
+def test_pair_of_different_sizes_is_refused(gray_pair):
+    onset, _ = gray_pair
+    with pytest.raises(InputError, match="differ in size"):
+        Mapper(MapsConfig(flow="dis"))(onset, onset[:-1])
+
+
+def test_zero_motion_map_is_the_gray_onset(gray_pair):
+    onset, _ = gray_pair
+    result = Mapper(MapsConfig(flow="dis"))(onset, onset)
+    assert np.isfinite(result.raw_flow).all()
+    assert np.array_equal(result.rgb, np.repeat(onset[..., None], 3, axis=-1))
