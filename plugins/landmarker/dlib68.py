@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -28,7 +27,7 @@ def default_model_path() -> Path:
 
 @dataclass
 class Dlib68Params:
-    model_path: Optional[str] = None  # shape predictor .dat file (default: the one in face_recognition_models)
+    model_path: str | None = None  # shape predictor .dat file (default: the one in face_recognition_models)
     upsample: int = 1  # times the detector upsamples the image to find small faces
 
 
