@@ -72,26 +72,27 @@ def register_map(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_maps(args: argparse.Namespace) -> int:
+    from mellm_core.datasets import load_samples
     from mellm_core.stages.cluster import init_ray
-    from mellm_core.stages.data import load_samples, recipe_samples
+    from mellm_core.stages.data import recipe_samples
     from mellm_core.stages.maps import run_maps
 
     recipe = _recipe(args)
     if args.manifest:
-        samples, warnings = load_samples("manifest", args.manifest)
+        loaded = load_samples("manifest", args.manifest)
     elif args.dataset:
         if not args.root:
             raise InputError("--dataset needs --root (the dataset's folder)")
-        samples, warnings = load_samples(args.dataset, args.root)
+        loaded = load_samples(args.dataset, args.root)
     elif args.recipe:
-        samples, warnings = recipe_samples(recipe)
+        loaded = recipe_samples(recipe, progress=not args.json)
     else:
         raise InputError("say what to map: --dataset NAME --root DIR, --manifest FILE, or --recipe RECIPE")
     out = Path(args.out) if args.out else Path(recipe.output_dir) / "maps"
-    for warning in warnings:
+    for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     init_ray(args.address or recipe.ray.address)
-    summary = run_maps(samples, recipe.maps, out, overwrite=args.overwrite or None, progress=not args.json)
+    summary = run_maps(loaded.samples, recipe.maps, out, overwrite=args.overwrite or None, progress=not args.json)
     if args.json:
         print_json({k: v for k, v in summary.to_dict().items() if k in ("samples", "ok", "failed", "wall_s",
                                                                           "pairs_per_s", "skipped")})

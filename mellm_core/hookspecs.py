@@ -78,7 +78,15 @@ class Hooks:
 
     @hookspec
     def mellm_prompt(self) -> Iterable[PluginSpec]:
-        """Instruction templates: the user prompt and the target text for the MEU and MER tasks, in one language."""
+        """Instruction templates: the user prompt and the target text for the MEU and MER tasks, in one language.
+
+        Instance: ``user_prompt(task, labels) -> str`` (task "meu" or "mer"; starts with ``<image>``; the
+        emotion list follows ``labels``), ``meu_target(analysis) -> str`` for an ``mellm_core.fgmu.Analysis``
+        (visual inspection, expression reasoning, final conclusion), ``mer_target(emotion) -> str`` and
+        ``word(label) -> str`` (the language's word for a protocol label).
+
+        Example: ``create("prompt", "fgmu-zh").user_prompt("meu", ["happiness", "sadness"])``
+        """
 
     @hookspec
     def mellm_backbone(self) -> Iterable[PluginSpec]:
@@ -86,7 +94,15 @@ class Hooks:
 
     @hookspec
     def mellm_metric(self) -> Iterable[PluginSpec]:
-        """Metrics: ``metric(y_true, y_pred, labels) -> float``."""
+        """Metrics, each a score of predictions against gold labels.
+
+        Instance: ``metric(y_true, y_pred, labels) -> float`` and an attribute ``target``: "emotion" (y are
+        class names, None for an unparsed prediction; ``labels`` the class order) or "aus" (y are lists of AU
+        numbers; such a metric may add ``per_label(y_true, y_pred, labels) -> {au: value}``). ``mellm score``
+        and evaluation report every installed metric under its name.
+
+        Example: ``create("metric", "uf1")(["fear", "anger"], ["fear", None], ["fear", "anger"])``
+        """
 
     @hookspec
     def mellm_dataset(self) -> Iterable[PluginSpec]:
@@ -94,7 +110,12 @@ class Hooks:
 
         Instance: ``dataset.samples(root) -> list[Sample]`` reading a dataset as distributed (its own folder
         layout and annotation file) into normalized ``Sample`` records; layout problems raise ``InputError``
-        naming the file, the missing column and the columns found.
+        naming the file, the missing column and the columns found. Optional attributes: ``warnings``
+        (list[str], filled while loading, e.g. an estimated apex), ``generate(out_dir, n=..., seed=...)``
+        for synthetic datasets (the data stage calls it when the root is absent), and ``lists``
+        ({name: [sample ids]}) for datasets with fixed train/test lists.
+
+        Example: ``create("dataset", "casme2").samples("/data/CASME2")``
         """
 
 
