@@ -7,7 +7,10 @@ import sys
 from collections.abc import Callable
 
 from mellm_core.cli_common import command, print_json
+from mellm_core.cli_data import register_data, register_synth
+from mellm_core.cli_instructions import register_instructions
 from mellm_core.cli_maps import register_map, register_maps
+from mellm_core.cli_score import register_score
 from mellm_core.errors import ConfigError, MellmError
 
 # ---------------------------------------------------------------- plugins
@@ -75,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Each entry adds one subcommand: register(subparsers) -> None.
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_map, register_maps]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    register_data, register_synth, register_map, register_maps, register_instructions, register_score,
+]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,10 +45,31 @@ class MapsConfig:
     crop_margin: float = 0.2  # crop margin as a fraction of the landmark box size
     crop_size: int = 256  # side of the square crop in pixels
     max_side: int = 0  # downscale so that the longer side is at most this many pixels (0 = no cap)
+    min_motion: float = 0.1  # mean motion (px) below which a facial region is never reported as salient
     cpus_per_actor: float = 1.0  # CPUs reserved by each map actor
     actors: int = 0  # size of the actor pool (0 = one per CPU in the cluster)
     batch_size: int = 4  # pairs per Ray Data batch
     overwrite: bool = False  # recompute maps even when inputs and settings are unchanged
+
+
+@dataclass
+class SplitConfig:
+    kind: str = "holdout"  # holdout (held-out subjects) | loso (one fold) | zero-shot (by dataset) | fixed (id lists)
+    test_subjects: list[str] = field(default_factory=list)  # holdout: these subjects are the test set ...
+    test_fraction: float = 0.25  # ... or, when empty, this fraction of subjects (every k-th in natural order)
+    fold: str | None = None  # loso: the held-out subject ("dataset/subject"; null = the first)
+    train_datasets: list[str] = field(default_factory=list)  # zero-shot: datasets to train on
+    test_datasets: list[str] = field(default_factory=list)  # zero-shot: datasets to test on
+    lists: dict[str, str] = field(default_factory=dict)  # fixed: {"train": ids.txt, "test": ids.txt}
+
+
+@dataclass
+class InstructionsConfig:
+    prompt: str = "fgmu-en"  # prompt plugin (fgmu-en, fgmu-zh, ...)
+    protocol: str = "all"  # label protocol; samples outside it are excluded and counted
+    mer_ratio: float = 1.0  # share of training samples that also get a label-only (MER) example; 0 = MEU only
+    test_tasks: list[str] = field(default_factory=lambda: ["meu"])  # tasks written for the test set
+    split: SplitConfig = field(default_factory=SplitConfig)
 
 
 @dataclass
@@ -92,6 +113,7 @@ class Recipe:
     seed: int = 0  # seed for every random choice
     data: DataConfig = field(default_factory=DataConfig)
     maps: MapsConfig = field(default_factory=MapsConfig)
+    instructions: InstructionsConfig = field(default_factory=InstructionsConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -105,8 +127,11 @@ PLUGIN_FIELDS: tuple[tuple[str, str, str | None, str], ...] = (
     ("maps", "flow", "flow_params", "flow"),
     ("maps", "landmarker", "landmarker_params", "landmarker"),
     ("maps", "colorizer", "colorizer_params", "colorizer"),
+    ("instructions", "prompt", None, "prompt"),
     ("backbone", "name", "params", "backbone"),
 )
+SPLIT_KINDS = ("holdout", "loso", "zero-shot", "fixed")
+TASKS = ("meu", "mer")
 
 
 def recipe_path(name_or_path: str | Path) -> Path:
@@ -219,11 +244,33 @@ def check_recipe(recipe: Recipe, registry: Registry) -> list[str]:
     if recipe.maps.head_motion not in HEAD_MOTION_MODES:
         choices = ", ".join(HEAD_MOTION_MODES)
         problems.append(f"maps.head_motion: unknown mode '{recipe.maps.head_motion}' (choose one of: {choices})")
+    problems.extend(_check_instructions(recipe.instructions))
     for key in ("nose_window", "crop_size", "batch_size"):
         if getattr(recipe.maps, key) < 1:
             problems.append(f"maps.{key} must be at least 1, got {getattr(recipe.maps, key)}")
     if recipe.maps.max_side < 0 or recipe.maps.actors < 0 or recipe.maps.crop_margin < 0:
         problems.append("maps.max_side, maps.actors and maps.crop_margin must not be negative")
+    return problems
+
+
+def _check_instructions(cfg: InstructionsConfig) -> list[str]:
+    from mellm_core.labels import PROTOCOLS
+
+    problems = []
+    if cfg.protocol not in PROTOCOLS:
+        choices = ", ".join(PROTOCOLS)
+        problems.append(f"instructions.protocol: unknown protocol '{cfg.protocol}' (choose one of: {choices})")
+    if cfg.split.kind not in SPLIT_KINDS:
+        choices = ", ".join(SPLIT_KINDS)
+        problems.append(f"instructions.split.kind: unknown split '{cfg.split.kind}' (choose one of: {choices})")
+    if not 0 <= cfg.mer_ratio <= 1:
+        problems.append(f"instructions.mer_ratio must be between 0 and 1, got {cfg.mer_ratio}")
+    if not 0 < cfg.split.test_fraction < 1:
+        problems.append(f"instructions.split.test_fraction must be between 0 and 1, got {cfg.split.test_fraction}")
+    bad = [t for t in cfg.test_tasks if t not in TASKS]
+    if bad or not cfg.test_tasks:
+        choices = ", ".join(TASKS)
+        problems.append(f"instructions.test_tasks must be a non-empty list of: {choices} (got {cfg.test_tasks})")
     return problems
 
 

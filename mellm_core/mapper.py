@@ -15,6 +15,7 @@ from mellm_core.config import MapsConfig, settings_hash
 from mellm_core.frames import check_pair
 from mellm_core.headmotion import NOSE_TIP, compensate
 from mellm_core.plugins import Registry, get_registry
+from mellm_core.regions import RegionMotion, analyze_regions
 
 
 @dataclass
@@ -25,6 +26,7 @@ class MapResult:
     raw_flow: np.ndarray  # the estimator's flow before head-motion compensation
     landmarks: np.ndarray
     head_motion: list[float]
+    regions: dict[str, RegionMotion] = field(default_factory=dict)  # motion per facial region
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -86,9 +88,11 @@ class Mapper:
         t2 = time.perf_counter()
         compensated, head = compensate(flow, landmarks, self.cfg.head_motion, self.cfg.nose_window)
         rgb = self.colorizer(compensated, onset, landmarks)
+        regions = analyze_regions(compensated, landmarks, self.cfg.min_motion)
         t3 = time.perf_counter()
         timings = {"landmarks_s": t1 - t0, "flow_s": t2 - t1, "colorize_s": t3 - t2, "total_s": t3 - t0}
-        return MapResult(rgb=rgb, raw_flow=flow, landmarks=landmarks, head_motion=head, timings=timings)
+        return MapResult(rgb=rgb, raw_flow=flow, landmarks=landmarks, head_motion=head, regions=regions,
+                         timings=timings)
 
 
 RUNTIME_KEYS = ("cpus_per_actor", "actors", "batch_size", "overwrite")

@@ -66,6 +66,8 @@ class MapRecord(JsonRecord):
     head_motion: list[float] | None = None
     nose: list[float] | None = None
     landmarks: list[list[float]] | None = None
+    regions: dict[str, dict] | None = None  # per-region motion (see mellm_core.regions.RegionMotion)
+    au_sides: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
     settings_hash: str = ""
@@ -74,3 +76,25 @@ class MapRecord(JsonRecord):
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+@dataclass
+class Instruction(JsonRecord):
+    """One line of ``instructions/{train,test}.jsonl`` in the ShareGPT / LLaMA-Factory multimodal form."""
+
+    messages: list[dict[str, str]]  # [{"role": "user", "content": "<image>..."}, {"role": "assistant", ...}]
+    images: list[str]
+    task: str  # "meu" or "mer"
+    label: str | None
+    aus: list[int]
+    sample_id: str
+    dataset: str = ""
+    subject: str = ""
+
+    @property
+    def prompt(self) -> str:
+        return self.messages[0]["content"]
+
+    @property
+    def target(self) -> str:
+        return self.messages[1]["content"]

@@ -22,6 +22,7 @@ from mellm_core.atomic import write_bytes_atomic, write_png_atomic
 from mellm_core.config import MapsConfig, settings_hash
 from mellm_core.errors import InputError, MellmError
 from mellm_core.records import MapRecord, Sample
+from mellm_core.regions import regions_to_dict
 
 MANIFEST = "manifest.jsonl"
 PARTIAL = "manifest.partial.jsonl"
@@ -69,7 +70,8 @@ def map_one(mapper: Any, sample: Sample, out_dir: Path, pixel_hash: str) -> MapR
     start = time.perf_counter()
     record = MapRecord(
         sample_id=sample.sample_id, status="failed", dataset=sample.dataset, subject=sample.subject,
-        emotion=sample.emotion, aus=list(sample.aus), onset_path=sample.onset_path, apex_path=sample.apex_path,
+        emotion=sample.emotion, aus=list(sample.aus), au_sides=dict(sample.au_sides), onset_path=sample.onset_path,
+        apex_path=sample.apex_path,
         settings_hash=input_hash(sample, pixel_hash),
     )
     try:
@@ -81,6 +83,7 @@ def map_one(mapper: Any, sample: Sample, out_dir: Path, pixel_hash: str) -> MapR
         record.head_motion = [round(v, 5) for v in result.head_motion]
         record.nose = result.nose
         record.landmarks = np.round(result.landmarks, 2).tolist()
+        record.regions = regions_to_dict(result.regions)
     except MellmError as exc:
         record.error = str(exc)
     except Exception as exc:  # an unexpected failure of one sample must not stop the job
@@ -186,6 +189,7 @@ def run_maps(
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=cfg.cpus_per_actor,
         )
+        failed = 0
         bar = tqdm(total=len(todo), desc="maps", unit="pair", disable=not progress, file=sys.stderr)
         with (out / PARTIAL).open("a", encoding="utf-8") as partial:
             for row in ds.iter_rows():
@@ -196,7 +200,9 @@ def run_maps(
                 first_start = row["started"] if first_start is None else min(first_start, row["started"])
                 last_end = time.time()
                 bar.update(1)
-                bar.set_postfix(failed=sum(not r.ok for r in done.values()))
+                if not record.ok:
+                    failed += 1
+                    bar.set_postfix(failed=failed)
         bar.close()
         wall = (last_end - first_start) if first_start is not None else 0.0
 
@@ -215,3 +221,15 @@ def _plain(cfg: MapsConfig) -> dict:
     from dataclasses import asdict
 
     return json.loads(json.dumps(asdict(cfg)))
+
+
+def run_recipe_maps(recipe: Any, progress: bool = True) -> MapsSummary:
+    """The maps of a recipe's dataset under ``output_dir/maps`` (generating SynthME data first when needed)."""
+    from mellm_core.stages.cluster import init_ray
+    from mellm_core.stages.data import recipe_samples
+
+    loaded = recipe_samples(recipe, progress)
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    init_ray(recipe.ray.address)
+    return run_maps(loaded.samples, recipe.maps, Path(recipe.output_dir) / "maps", progress=progress)

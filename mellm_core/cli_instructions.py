@@ -1,0 +1,39 @@
+"""``mellm instructions``: FGMU instruction data for a recipe (parsing and printing only)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mellm_core.cli_common import command, print_json
+
+
+def cmd_instructions(args: argparse.Namespace) -> int:
+    from mellm_core.config import load_recipe
+    from mellm_core.stages.instructions import run_instructions
+    from mellm_core.stages.maps import run_recipe_maps
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    manifest = Path(recipe.output_dir) / "maps" / "manifest.jsonl"
+    if not manifest.is_file():
+        print(f"instructions: no maps yet, making them under {manifest.parent}", file=sys.stderr)
+        run_recipe_maps(recipe, progress=not args.json)
+    summary = run_instructions(recipe)
+    if args.json:
+        print_json({k: summary[k] for k in ("train", "test", "labels", "excluded", "skipped", "out_dir")})
+    else:
+        state = "unchanged" if summary["skipped"] else "written"
+        print(f"instructions {state} in {summary['out_dir']}: train {summary['train']['instructions']} "
+              f"({summary['train']['tasks']}), test {summary['test']['instructions']}; "
+              f"labels: {', '.join(summary['labels'])}; excluded: {summary['excluded'] or 'none'}")
+    return 0
+
+
+def register_instructions(sub: argparse._SubParsersAction) -> None:
+    p = command(sub, "instructions", "build FGMU instruction data (MEU + MER) from a recipe's MMC-maps",
+                "mellm instructions recipes/quickstart.yaml instructions.prompt=fgmu-zh --json")
+    p.add_argument("recipe", help="recipe file or shipped recipe name")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. instructions.mer_ratio=0.5")
+    p.add_argument("--json", action="store_true", help="print a JSON summary line")
+    p.set_defaults(func=cmd_instructions)

@@ -1,0 +1,175 @@
+"""Flow-guided micro-expression understanding (FGMU): the facts an instruction target states, language-free.
+
+From a sample's region motions, its annotated AUs and its emotion, ``analyze`` decides which regions the
+visual inspection reports and which annotated AU each one's motion supports; prompt plugins put it in words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mellm_core.facs import ACTION_UNITS, PROTOTYPES, region_stem, supported_aus
+from mellm_core.regions import REGIONS, RegionMotion
+
+
+@dataclass
+class Observation:
+    """One region the visual inspection reports."""
+
+    region: str
+    colour: str
+    direction: str
+    intensity: str
+    aus: list[int] = field(default_factory=list)  # annotated AUs this motion supports; empty = no AU
+
+
+@dataclass
+class Analysis:
+    """Everything an MEU target says, in order: observations, AUs, reasoning facts, conclusion."""
+
+    observations: list[Observation]
+    aus: list[int]  # the annotated AUs (the conclusion lists them)
+    au_sides: dict[str, str]
+    emotion: str
+    prototype: tuple[int, ...]  # the emotion's prototype AUs (empty if none is known)
+
+    @property
+    def shared_with_prototype(self) -> list[int]:
+        return [au for au in self.aus if au in self.prototype]
+
+    @property
+    def unseen_aus(self) -> list[int]:
+        """Annotated AUs that no reported region's motion supports (too faint to see in the map)."""
+        seen = {au for obs in self.observations for au in obs.aus}
+        return [au for au in self.aus if au not in seen]
+
+
+def _side_allows(au: int, region: str, au_sides: dict[str, str]) -> bool:
+    side = au_sides.get(str(au))
+    _, region_side = region_stem(region)
+    return side is None or region_side is None or region_side[0].upper() == side
+
+
+def analyze(regions: dict[str, RegionMotion], aus: list[int], au_sides: dict[str, str], emotion: str,
+            min_motion: float = 0.1) -> Analysis:
+    """Reported regions in face order: the salient ones, and those at least medium whose motion supports an AU."""
+    observations = []
+    for name in REGIONS:
+        motion = regions.get(name)
+        if motion is None:
+            continue
+        support = [au for au in supported_aus(name, motion.direction, aus) if _side_allows(au, name, au_sides)]
+        if motion.salient or (support and motion.intensity != "weak" and motion.mean_magnitude >= min_motion):
+            observations.append(Observation(name, motion.colour, motion.direction, motion.intensity, support))
+    return Analysis(observations, sorted(aus), dict(au_sides), emotion, PROTOTYPES.get(emotion, ()))
+
+
+def au_name(au: int) -> str:
+    """FACS name of an AU ("lip corner puller"), or "action unit N" when it is not in the table."""
+    unit = ACTION_UNITS.get(au)
+    return unit.name if unit else f"action unit {au}"
+
+
+@dataclass(frozen=True)
+class Phrases:
+    """Everything language-specific in an FGMU prompt and target; a prompt plugin supplies one."""
+
+    prior: str  # the colour/direction and brightness prior (first part of every prompt)
+    meu_steps: str  # the three analysis steps; "{labels}" and "{n}" are filled in
+    mer_question: str  # the label-only question; "{labels}" and "{n}" are filled in
+    headings: tuple[str, str, str]  # visual inspection, expression reasoning, final conclusion
+    observation: str  # "{region}", "{colour}", "{direction}", "{intensity}"
+    supports: str  # "{aus}" (appended to an observation that supports AUs)
+    no_au: str  # appended to an observation that supports none
+    nothing_salient: str
+    active: str  # "{aus}": the annotated AUs are active
+    unseen: str  # "{aus}": annotated AUs too faint to see
+    prototype_full: str  # "{emotion}", "{prototype}"
+    prototype_part: str  # "{emotion}", "{prototype}", "{shared}"
+    prototype_none: str  # "{emotion}", "{prototype}"
+    no_prototype: str  # "{emotion}"
+    conclusion: str  # "{aus}", "{emotion}"
+    no_aus: str  # what "{aus}" says when none is annotated
+    and_: str  # joins AU descriptions
+    au_detail: str  # "{au}", "{name}", "{muscle}"
+    side: dict[str, str]  # "R"/"L" -> word for a unilateral AU in the conclusion
+    regions: dict[str, str]
+    directions: dict[str, str]
+    colours: dict[str, str]
+    intensities: dict[str, str]
+    emotions: dict[str, str]
+    au_names: dict[int, str] = field(default_factory=dict)  # empty = the English FACS names
+    muscles: dict[int, str] = field(default_factory=dict)
+    numbers: dict[int, str] = field(default_factory=dict)  # spelled-out counts, where the language needs them
+    list_sep: str = ", "
+    list_last: str = " or "
+    sentence_sep: str = " "
+
+
+class TemplatePrompt:
+    """A prompt plugin made from a ``Phrases`` table: user prompts and MEU / MER targets."""
+
+    def __init__(self, phrases: Phrases):
+        self.p = phrases
+
+    def word(self, emotion: str) -> str:
+        """The language's word for a protocol label (the label itself when there is none)."""
+        return self.p.emotions.get(emotion, emotion)
+
+    def _labels(self, labels: list[str]) -> dict[str, str]:
+        words = [self.word(label) for label in labels]
+        joined = words[0] if len(words) == 1 else self.p.list_sep.join(words[:-1]) + self.p.list_last + words[-1]
+        return {"labels": joined, "n": self.p.numbers.get(len(words), str(len(words)))}
+
+    def user_prompt(self, task: str, labels: list[str]) -> str:
+        """The user turn for ``task`` ("meu" or "mer"), beginning with the ``<image>`` placeholder."""
+        body = self.p.meu_steps if task == "meu" else self.p.mer_question
+        return "<image>" + self.p.prior + "\n\n" + body.format(**self._labels(labels))
+
+    def mer_target(self, emotion: str) -> str:
+        return self.word(emotion)
+
+    def _au(self, au: int) -> str:
+        from mellm_core.facs import ACTION_UNITS
+
+        unit = ACTION_UNITS.get(au)
+        name = self.p.au_names.get(au) or au_name(au)
+        muscle = self.p.muscles.get(au) or (unit.muscle if unit else "")
+        return self.p.au_detail.format(au=au, name=name, muscle=muscle)
+
+    def _au_list(self, aus: list[int], sides: dict[str, str] | None = None) -> str:
+        sides = sides or {}
+        return " + ".join(f"AU{au}" + self.p.side.get(sides.get(str(au), ""), "") for au in aus)
+
+    def meu_target(self, analysis: Analysis) -> str:
+        """Visual inspection, expression reasoning and final conclusion for one sample."""
+        p = self.p
+        lines = [p.headings[0]]
+        for obs in analysis.observations:
+            text = p.observation.format(region=p.regions.get(obs.region, obs.region), colour=p.colours[obs.colour],
+                                        direction=p.directions[obs.direction], intensity=p.intensities[obs.intensity])
+            text += p.supports.format(aus=p.and_.join(self._au(au) for au in obs.aus)) if obs.aus else p.no_au
+            lines.append("- " + text)
+        if not analysis.observations:
+            lines.append("- " + p.nothing_salient)
+        lines.append(p.headings[1])
+        reasoning = []
+        if analysis.aus:
+            reasoning.append(p.active.format(aus=p.and_.join(self._au(au) for au in analysis.aus)))
+        if analysis.unseen_aus:
+            reasoning.append(p.unseen.format(aus=p.and_.join(f"AU{au}" for au in analysis.unseen_aus)))
+        emotion, proto = self.word(analysis.emotion), self._au_list(list(analysis.prototype))
+        shared = analysis.shared_with_prototype
+        if not analysis.prototype:
+            reasoning.append(p.no_prototype.format(emotion=emotion))
+        elif set(analysis.prototype) <= set(analysis.aus):
+            reasoning.append(p.prototype_full.format(emotion=emotion, prototype=proto))
+        elif shared:
+            reasoning.append(p.prototype_part.format(emotion=emotion, prototype=proto, shared=self._au_list(shared)))
+        else:
+            reasoning.append(p.prototype_none.format(emotion=emotion, prototype=proto))
+        lines.append(p.sentence_sep.join(reasoning))
+        lines.append(p.headings[2])
+        aus = self._au_list(analysis.aus, analysis.au_sides) if analysis.aus else p.no_aus
+        lines.append(p.conclusion.format(aus=aus, emotion=emotion))
+        return "\n".join(lines)

@@ -1,0 +1,136 @@
+"""The instructions stage: FGMU instruction data (MEU and MER) from the maps manifest, split for train and test.
+
+Writes ``instructions/train.jsonl``, ``instructions/test.jsonl`` and ``instructions/summary.json``; a re-run with
+an unchanged manifest and settings rewrites nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from mellm_core.atomic import write_bytes_atomic
+from mellm_core.config import InstructionsConfig, Recipe, settings_hash
+from mellm_core.errors import InputError
+from mellm_core.fgmu import analyze
+from mellm_core.labels import apply_protocol, get_protocol
+from mellm_core.plugins import get_registry
+from mellm_core.records import Instruction, MapRecord, Sample
+from mellm_core.regions import regions_from_dict
+from mellm_core.splits import fixed_split, loso_folds, natural_key, read_id_list, subject_key, zero_shot
+
+SUMMARY = "summary.json"
+
+
+def _as_sample(record: MapRecord) -> Sample:
+    return Sample(sample_id=record.sample_id, onset_path=record.onset_path, apex_path=record.apex_path,
+                  dataset=record.dataset, subject=record.subject, aus=list(record.aus), au_sides=dict(record.au_sides),
+                  emotion=record.emotion)
+
+
+def split_samples(samples: list[Sample], cfg: InstructionsConfig) -> tuple[list[Sample], list[Sample]]:
+    """(train, test) by the recipe's split."""
+    split = cfg.split
+    if split.kind == "loso":
+        folds = loso_folds(samples)
+        names = [name for name, _, _ in folds]
+        fold = split.fold or names[0]
+        if fold not in names:
+            raise InputError(f"instructions.split.fold '{fold}' is not a subject (subjects: {', '.join(names)})")
+        _, train, test = folds[names.index(fold)]
+        return train, test
+    if split.kind == "zero-shot":
+        return zero_shot(samples, split.train_datasets, split.test_datasets)
+    if split.kind == "fixed":
+        missing = [k for k in ("train", "test") if k not in split.lists]
+        if missing:
+            raise InputError(f"instructions.split.lists needs a '{missing[0]}' id-list file")
+        groups = fixed_split(samples, {k: read_id_list(split.lists[k]) for k in ("train", "test")})
+        return groups["train"], groups["test"]
+    subjects = sorted({subject_key(s) for s in samples}, key=natural_key)
+    chosen = set(split.test_subjects)
+    unknown = sorted(chosen - set(subjects) - {s.subject for s in samples})
+    if unknown:
+        raise InputError(f"instructions.split.test_subjects names unknown subject '{unknown[0]}'")
+    if not chosen:
+        step = max(2, round(1 / split.test_fraction))
+        chosen = set(subjects[step - 1 :: step])
+    test = [s for s in samples if subject_key(s) in chosen or s.subject in chosen]
+    train = [s for s in samples if not (subject_key(s) in chosen or s.subject in chosen)]
+    return train, test
+
+
+def build_instructions(
+    records: list[MapRecord], cfg: InstructionsConfig, seed: int, min_motion: float
+) -> tuple[list[Instruction], list[Instruction], dict[str, Any]]:
+    """Train and test instructions plus a summary, from the ok records of a maps manifest."""
+    prompt = get_registry().create("prompt", cfg.prompt)
+    protocol = get_protocol(cfg.protocol)
+    ok = {r.sample_id: r for r in records if r.ok}
+    kept, excluded = apply_protocol([_as_sample(r) for r in ok.values()], protocol)
+    kept = [s for s in kept if s.emotion]
+    labels = list(protocol.classes) or sorted({s.emotion for s in kept})
+    if not kept:
+        raise InputError(f"no labelled samples inside protocol '{protocol.name}' (excluded: {excluded})")
+    train, test = split_samples(kept, cfg)
+    rng = random.Random(seed)
+
+    def make(sample: Sample, task: str) -> Instruction:
+        record = ok[sample.sample_id]
+        if task == "meu":
+            analysis = analyze(regions_from_dict(record.regions or {}), sample.aus, sample.au_sides, sample.emotion,
+                               min_motion)
+            target = prompt.meu_target(analysis)
+        else:
+            target = prompt.mer_target(sample.emotion)
+        messages = [{"role": "user", "content": prompt.user_prompt(task, labels)},
+                    {"role": "assistant", "content": target}]
+        return Instruction(messages, [record.map_path], task, sample.emotion, list(sample.aus), sample.sample_id,
+                           sample.dataset, sample.subject)
+
+    train_rows = [make(s, "meu") for s in train]
+    train_rows += [make(s, "mer") for s in train if rng.random() < cfg.mer_ratio]
+    rng.shuffle(train_rows)
+    test_rows = [make(s, task) for s in test for task in cfg.test_tasks]
+    summary = {
+        "prompt": cfg.prompt, "protocol": protocol.name, "labels": labels, "split": cfg.split.kind,
+        "train": {"samples": len(train), "instructions": len(train_rows),
+                  "tasks": dict(Counter(r.task for r in train_rows))},
+        "test": {"samples": len(test), "instructions": len(test_rows),
+                 "tasks": dict(Counter(r.task for r in test_rows))},
+        "train_subjects": sorted({subject_key(s) for s in train}, key=natural_key),
+        "test_subjects": sorted({subject_key(s) for s in test}, key=natural_key),
+        "per_emotion": dict(Counter(s.emotion for s in kept).most_common()),
+        "excluded": excluded, "failed_maps": len(records) - len(ok),
+    }
+    return train_rows, test_rows, summary
+
+
+def run_instructions(recipe: Recipe, manifest: str | Path | None = None, out_dir: str | Path | None = None
+                     ) -> dict[str, Any]:
+    """Write train/test instructions for a recipe from its maps manifest; skip when nothing changed."""
+    manifest = Path(manifest) if manifest else Path(recipe.output_dir) / "maps" / "manifest.jsonl"
+    out = Path(out_dir) if out_dir else Path(recipe.output_dir) / "instructions"
+    if not manifest.is_file():
+        raise InputError(f"maps manifest {manifest} does not exist; run `mellm maps` first")
+    data = manifest.read_bytes()
+    digest = settings_hash(hashlib.sha256(data).hexdigest(), asdict(recipe.instructions), recipe.seed,
+                           recipe.maps.min_motion)
+    previous = out / SUMMARY
+    if previous.is_file() and (out / "train.jsonl").is_file() and (out / "test.jsonl").is_file():
+        old = json.loads(previous.read_text())
+        if old.get("settings_hash") == digest:
+            return {**old, "skipped": True}
+    records = [MapRecord.from_json(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    train, test, summary = build_instructions(records, recipe.instructions, recipe.seed, recipe.maps.min_motion)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("train.jsonl", train), ("test.jsonl", test)):
+        write_bytes_atomic(out / name, "".join(r.to_json() + "\n" for r in rows).encode("utf-8"))
+    summary = {**summary, "settings_hash": digest, "out_dir": str(out)}
+    write_bytes_atomic(previous, json.dumps(summary, ensure_ascii=False, indent=2).encode("utf-8"))
+    return {**summary, "skipped": False}

@@ -1,0 +1,106 @@
+"""`mellm instructions`: protocol filtering, splits without leakage, MEU/MER mixing, determinism, skipping."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import pytest
+
+from mellm_core.cli import main
+from mellm_core.config import load_recipe
+from mellm_core.errors import InputError
+from mellm_core.records import MapRecord
+from mellm_core.regions import RegionMotion
+from mellm_core.stages.instructions import run_instructions
+
+EMOTIONS = ["happiness", "sadness", "fear", "surprise", "disgust", "contempt", "anger", "others"]
+
+
+def _record(i: int, subject: int, emotion: str, ok: bool = True) -> MapRecord:
+    smile = RegionMotion([-0.8, -1.1], 1.36, 1.6, "up-left", "blue", "strong", True)
+    still = RegionMotion([0.0, 0.01], 0.01, 0.02, "down", "yellow-green", "weak", False)
+    regions = {"right mouth corner": asdict(smile), "chin": asdict(still)}
+    return MapRecord(
+        sample_id=f"s{subject:02d}_{i:03d}", status="ok" if ok else "failed", dataset="synthme",
+        subject=f"sub{subject:02d}", emotion=emotion, aus=[6, 12] if emotion == "happiness" else [4],
+        map_path=f"/maps/s{subject:02d}_{i:03d}.png" if ok else None, regions=regions if ok else None,
+        error=None if ok else "no face found",
+    )
+
+
+@pytest.fixture()
+def recipe_dir(tmp_path):
+    records = [_record(i, 1 + i % 8, EMOTIONS[(i // 8) % 8], ok=i % 17 != 5) for i in range(96)]
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / "manifest.jsonl").write_text("".join(r.to_json() + "\n" for r in records))
+    return tmp_path
+
+
+def _rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_instructions_follow_protocol_split_and_format(recipe_dir):
+    recipe = load_recipe("quickstart", [f"output_dir={recipe_dir}", "instructions.protocol=casme2-5"])
+    summary = run_instructions(recipe)
+    train, test = _rows(recipe_dir / "instructions" / "train.jsonl"), _rows(recipe_dir / "instructions" / "test.jsonl")
+    assert set(summary["excluded"]) == {"contempt", "anger", "others"} and summary["failed_maps"] == 6
+    assert summary["labels"] == ["happiness", "sadness", "fear", "surprise", "disgust"]
+    row = train[0]
+    assert set(row) == {"messages", "images", "task", "label", "aus", "sample_id", "dataset", "subject"}
+    assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
+    assert row["messages"][0]["content"].startswith("<image>") and row["images"][0].endswith(".png")
+    assert {r["label"] for r in train + test} <= set(summary["labels"])
+    train_subjects, test_subjects = {r["subject"] for r in train}, {r["subject"] for r in test}
+    assert not train_subjects & test_subjects and test_subjects == {"sub04", "sub08"}  # every 4th of 8 subjects
+    assert {r["task"] for r in test} == {"meu"}
+    meu = [r for r in train if r["task"] == "meu"]
+    mer = [r for r in train if r["task"] == "mer"]
+    assert len(meu) == len(mer)  # mer_ratio 1: every training sample in both tasks
+    assert all(r["messages"][1]["content"] == r["label"] for r in mer)
+    happy = next(r for r in meu if r["label"] == "happiness")["messages"][1]["content"]
+    assert "Right mouth corner: blue patch, moving up-left, strong intensity; supports AU12" in happy
+    assert happy.endswith("AUs: AU6 + AU12. Micro-expression: happiness.") and "Chin" not in happy
+
+
+def test_instructions_are_deterministic_and_skip_when_unchanged(recipe_dir, tmp_path):
+    recipe = load_recipe("quickstart", [f"output_dir={recipe_dir}", "instructions.mer_ratio=0.5", "seed=3"])
+    first = run_instructions(recipe)
+    data = (recipe_dir / "instructions" / "train.jsonl").read_bytes()
+    mtime = (recipe_dir / "instructions" / "train.jsonl").stat().st_mtime_ns
+    again = run_instructions(recipe)
+    assert again["skipped"] and not first["skipped"]
+    assert (recipe_dir / "instructions" / "train.jsonl").stat().st_mtime_ns == mtime
+    elsewhere = run_instructions(recipe, out_dir=tmp_path / "copy")
+    assert (tmp_path / "copy" / "train.jsonl").read_bytes() == data and not elsewhere["skipped"]
+    tasks = first["train"]["tasks"]
+    assert 0.3 * tasks["meu"] < tasks["mer"] < 0.7 * tasks["meu"]
+    changed = run_instructions(load_recipe("quickstart", [f"output_dir={recipe_dir}", "instructions.prompt=fgmu-zh"]))
+    assert not changed["skipped"]
+    assert "最终结论" in (recipe_dir / "instructions" / "test.jsonl").read_text()
+
+
+def test_loso_and_fixed_splits(recipe_dir, tmp_path):
+    loso = load_recipe("quickstart", [f"output_dir={recipe_dir}", "instructions.split.kind=loso",
+                                      "instructions.split.fold=synthme/sub03"])
+    summary = run_instructions(loso)
+    assert summary["test_subjects"] == ["synthme/sub03"] and "synthme/sub03" not in summary["train_subjects"]
+    (tmp_path / "train.txt").write_text("s01_000\ns02_001\n# a comment\n")
+    (tmp_path / "test.txt").write_text("s03_002\n")
+    lists = f"instructions.split.lists={{train: {tmp_path}/train.txt, test: {tmp_path}/test.txt}}"
+    fixed = load_recipe("quickstart", [f"output_dir={recipe_dir}", "instructions.split.kind=fixed", lists])
+    summary = run_instructions(fixed)
+    assert summary["train"]["samples"] == 2 and summary["test"]["samples"] == 1
+    bad = load_recipe("quickstart", [f"output_dir={recipe_dir}", "instructions.split.kind=loso",
+                                     "instructions.split.fold=sub99"])
+    with pytest.raises(InputError, match="fold 'sub99' is not a subject"):
+        run_instructions(bad)
+
+
+def test_instructions_cli(recipe_dir, capsys):
+    assert main(["instructions", "quickstart", f"output_dir={recipe_dir}", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["test"]["samples"] > 0 and not summary["skipped"]
+    assert main(["instructions", "quickstart", f"output_dir={recipe_dir}", "instructions.split.kind=random"]) == 2
+    assert "unknown split 'random'" in capsys.readouterr().err
