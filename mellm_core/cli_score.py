@@ -1,0 +1,80 @@
+"""``mellm score``: score any model's generated texts against gold labels on a label protocol."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from mellm_core.cli_common import command, print_json
+from mellm_core.errors import InputError
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a JSONL file (blank lines skipped); a bad line raises InputError naming file and line."""
+    from mellm_core.scoring import record_problem
+
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        problem = record_problem(record)
+        if problem:
+            raise InputError(f"{path}:{number}: {problem}")
+        records.append(record)
+    if not records:
+        raise InputError(f'{path} holds no records; expected JSON lines like {{"id": ..., "label": ..., "text": ...}}')
+    return records
+
+
+def _print_table(result: dict[str, Any]) -> None:
+    """Metrics, counts and the confusion matrix as a small text table."""
+    print(f"protocol {result['protocol']}: {result['n']} scored, {result['unparsed']} unparsed,"
+          f" {result['excluded']} excluded")
+    for name, value in result.items():
+        if isinstance(value, float):
+            print(f"  {name:<8} {value:.4f}")
+    columns = [*result["labels"], "other"]
+    width = max(len(c) for c in columns) + 2
+    print("confusion matrix (rows: gold; columns: predicted, 'other' = unparsed or outside the classes)")
+    print(" " * width + "".join(f"{c:>{width}}" for c in columns))
+    for label, row in zip(result["labels"], result["confusion_matrix"], strict=True):
+        print(f"{label:<{width}}" + "".join(f"{count:>{width}}" for count in row))
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from mellm_core.atomic import write_bytes_atomic
+    from mellm_core.scoring import predict, score_rows
+
+    rows = predict(read_records(args.file), args.protocol)
+    result = score_rows(rows, args.protocol)
+    if args.per_sample:
+        lines = "".join(json.dumps(row.per_sample(), ensure_ascii=False) + "\n" for row in rows)
+        write_bytes_atomic(args.per_sample, lines.encode("utf-8"))
+    if args.json:
+        print_json(result)
+    else:
+        _print_table(result)
+    return 0
+
+
+def register_score(sub: argparse._SubParsersAction) -> None:
+    p = command(sub, "score", "score generated texts (any model's) with ACC, UAR, UF1 and AU F1 on a label protocol",
+                "mellm score predictions.jsonl --protocol dfme-7 --per-sample parsed.jsonl --json")
+    p.add_argument("file", help='JSONL, one {"id", "label", "text"} per line ("emotion" instead of "text" when'
+                                ' already parsed; optional gold "aus" and "dataset")')
+    p.add_argument("--protocol", default="all",
+                   help="label protocol: dfme-7, casme2-5, casme3-6, megc-3 or all (default: all)")
+    p.add_argument("--per-sample", dest="per_sample",
+                   help='also write {"id", "label", "emotion", "aus"} per record (parsed predictions) to this JSONL')
+    p.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    p.set_defaults(func=cmd_score)
