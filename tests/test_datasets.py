@@ -16,7 +16,7 @@ from mellm_core.datasets import load_samples
 from mellm_core.errors import InputError, PluginError
 from mellm_core.frameindex import ClipFrames, fill_apex, frame_number, peak_motion_frame, resolve_dir
 from mellm_core.plugins import create
-from mellm_core.splits import fixed_split, loso_folds
+from mellm_core.splits import fixed_split, loso_folds, zero_shot
 from mellm_core.warp import similarity_flow, warp_forward
 
 # ---------------------------------------------------------------- fake frames
@@ -628,3 +628,22 @@ def test_cli_data_protocols_and_help(capsys):
         main(["data", "inspect", "--help"])
     assert exit_.value.code == 0
     assert "example:\n  mellm data inspect casme2" in capsys.readouterr().out
+
+
+def test_combined_reads_parts_for_zero_shot_splits(tmp_path):
+    build_dfme(tmp_path / "DFME")
+    build_casme2(tmp_path / "CASME2")
+    loader = create("dataset", "combined", parts=[{"dataset": "dfme", "root": "DFME"},
+                                                  {"dataset": "casme2", "root": "CASME2"}])
+    samples = loader.samples(tmp_path)
+    datasets = [s.dataset for s in samples]
+    assert datasets.count("dfme") == 4 and datasets.count("casme2") == len(create("dataset", "casme2").samples(
+        tmp_path / "CASME2"))
+    assert any(w.startswith("casme2: ") for w in loader.warnings)  # the parts' warnings are kept, named
+    train, test = zero_shot(samples, ["dfme"], ["casme2"])
+    assert {s.dataset for s in train} == {"dfme"} and {s.dataset for s in test} == {"casme2"}
+    with pytest.raises(PluginError, match=r"parts\[0\] must have keys dataset and root"):
+        create("dataset", "combined", parts=[{"dataset": "dfme"}])
+    twice = create("dataset", "combined", parts=[{"dataset": "dfme", "root": "DFME"}] * 2)
+    with pytest.raises(InputError, match="appears in both dfme and dfme"):
+        twice.samples(tmp_path)
