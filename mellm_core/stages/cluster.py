@@ -15,7 +15,11 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs: dict = {"logging_level": logging.WARNING, "log_to_driver": False}
     if address is None:
-        kwargs.update(num_cpus=num_cpus, include_dashboard=False)
+        # A local instance serves this process alone: run its workers at normal priority (Ray's default
+        # niceness 15 hands their CPU to any other job), and skip metrics collection nobody reads.
+        os.environ.setdefault("RAY_worker_niceness", "0")
+        kwargs.update(num_cpus=num_cpus, include_dashboard=False,
+                      _system_config={"enable_metrics_collection": False})
     ray.init(address=address, **kwargs)
     from ray.data import DataContext
 

@@ -27,6 +27,7 @@ from mellm_core.regions import regions_to_dict
 MANIFEST = "manifest.jsonl"
 PARTIAL = "manifest.partial.jsonl"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_BLOCKS = 2000  # Ray Data blocks of input samples; beyond this, blocks hold more than one batch
 
 
 @dataclass
@@ -101,8 +102,8 @@ class MapActor:
 
         from mellm_core.mapper import Mapper, pixel_settings
 
-        cv2.setNumThreads(1)
         maps_cfg = MapsConfig(**cfg)
+        cv2.setNumThreads(max(1, int(maps_cfg.cpus_per_actor)))  # OpenCV uses exactly the CPUs Ray reserved
         self.mapper = Mapper(maps_cfg)
         self.pixel_hash = settings_hash(pixel_settings(maps_cfg))
         self.out_dir = Path(out_dir)
@@ -181,7 +182,8 @@ def run_maps(
         init_ray()
         actors = cfg.actors or max(1, int(cluster_cpus() // max(cfg.cpus_per_actor, 1e-6)))
         actors = min(actors, len(todo))
-        ds = ray.data.from_items([{"sample": s.to_json()} for s in todo], override_num_blocks=len(todo))
+        blocks = min(MAX_BLOCKS, -(-len(todo) // cfg.batch_size))
+        ds = ray.data.from_items([{"sample": s.to_json()} for s in todo], override_num_blocks=blocks)
         ds = ds.map_batches(
             MapActor,
             fn_constructor_kwargs={"cfg": _plain(cfg), "out_dir": str(out.resolve())},
