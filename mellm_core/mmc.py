@@ -34,13 +34,28 @@ def polar(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cv2.cartToPolar(flow[..., 0], flow[..., 1], angleInDegrees=True)
 
 
-def mmc_colorize(flow: np.ndarray, gray: np.ndarray, step: float = 30, mask_percentile: float = 0.0) -> np.ndarray:
-    """The MMC-map as RGB uint8, computed exactly as the reference pipeline does (which works in BGR)."""
+def brightness(magnitude: np.ndarray, region: np.ndarray | None = None) -> np.ndarray:
+    """Magnitude as 0..255 brightness, min-max normalized over the whole image (the reference) or a region.
+
+    With a region (a boolean mask, e.g. the face), its own minimum and maximum set the scale and pixels outside
+    it get no brightness, so flow artefacts at the image border or on the background cannot dim the face.
+    """
+    if region is None or not region.any():
+        return cv2.normalize(magnitude, None, 0, 255, cv2.NORM_MINMAX)
+    low, high = float(magnitude[region].min()), float(magnitude[region].max())
+    if high <= low:
+        return np.zeros_like(magnitude)
+    return np.where(region, (magnitude - low) * (255.0 / (high - low)), 0).astype(np.float32)
+
+
+def mmc_colorize(flow: np.ndarray, gray: np.ndarray, step: float = 30, mask_percentile: float = 0.0,
+                 region: np.ndarray | None = None) -> np.ndarray:
+    """The MMC-map as RGB uint8; without ``region``, exactly as the reference pipeline computes it (in BGR)."""
     magnitude, angle = polar(flow)
     hsv = np.zeros((*gray.shape, 3), dtype=np.uint8)
     hsv[..., 0] = quantize_angle(angle, step) / 2  # OpenCV hue is 0..180; assignment truncates like the reference
     hsv[..., 1] = 255
-    hsv[..., 2] = cv2.normalize(magnitude, None, 0, 255, cv2.NORM_MINMAX)
+    hsv[..., 2] = brightness(magnitude, region)
     bgr = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
     bgr[magnitude <= np.percentile(magnitude, mask_percentile)] = 0
     out = cv2.add(bgr, cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))

@@ -73,10 +73,13 @@ def region_mask(shape: tuple[int, int], landmarks: np.ndarray, name: str) -> np.
     return mask.astype(bool)
 
 
-def face_mask(shape: tuple[int, int], landmarks: np.ndarray) -> np.ndarray:
-    """Boolean mask of the convex hull of the 68 landmarks."""
+def face_mask(shape: tuple[int, int], landmarks: np.ndarray, margin: float = 0.0) -> np.ndarray:
+    """Boolean mask of the convex hull of the 68 landmarks, grown about its centre by ``margin`` of its size."""
+    points = np.asarray(landmarks, dtype=np.float64)
+    centre = points.mean(axis=0)
+    points = centre + (points - centre) * (1 + margin)
     mask = np.zeros(shape, np.uint8)
-    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(landmarks).astype(np.int32)), 1)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(points).astype(np.int32)), 1)
     return mask.astype(bool)
 
 

@@ -51,3 +51,15 @@ def test_usage_errors_exit_2(capsys):
         main(["map"])
     assert exit_info.value.code == 2
     assert "the following arguments are required" in capsys.readouterr().err
+
+
+def test_overrides_may_follow_options(capsys):
+    assert main(["config", "show", "quickstart", "maps.flow=dis"]) == 0
+    capsys.readouterr()
+    parser_args = ["map", "a.png", "b.png", "-o", "m.png", "--flow", "dis", "maps.colorizer_params.step=45"]
+    args, extra = build_parser().parse_known_args(parser_args)
+    assert extra == ["maps.colorizer_params.step=45"] and args.overrides == []
+    assert main([*parser_args[:5], "--json", "maps.nonsense=1"]) == 2  # the override reached the recipe check
+    assert "unknown key 'maps.nonsense'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["plugins", "stray=1"])

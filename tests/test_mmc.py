@@ -163,3 +163,22 @@ def test_map_json_and_save_flow(tmp_path, motion_pair, capsys):
     nx, ny = (int(v) for v in result["nose"])
     assert abs(raw[ny, nx, 0] - motion_pair["flow"][ny, nx, 0]) < 0.3
     assert abs(result["head_motion"][0] - motion_pair["flow"][ny, nx, 0]) < 0.3
+
+
+def test_face_brightness_region_ignores_motion_outside_the_face():
+    flow = np.zeros((40, 40, 2), np.float32)
+    flow[..., 0] = 0.1
+    flow[10:20, 10:20, 0] = 1.0  # the face's own motion
+    flow[0, :, 0] = 9.0  # a border artefact, larger than anything on the face
+    face = np.zeros((40, 40), bool)
+    face[5:25, 5:25] = True
+    black = np.zeros((40, 40), np.uint8)
+    reference = mmc_colorize(flow, black)
+    assert reference[15, 15, 0] == int(255 * 0.9 / 8.9)  # the artefact dims the face to ~25 levels
+    scaled = mmc_colorize(flow, black, region=face)
+    assert scaled[15, 15].tolist() == [255, 0, 0] and scaled[6, 6].tolist() == [0, 0, 0]
+    assert (scaled[0] == 0).all() and (scaled[30:] == 0).all()  # no colour off the face
+    points = np.array([[5, 5], [24, 5], [24, 24], [5, 24]] * 17, np.float32)
+    plugin = create("colorizer", "mmc", brightness_region="face", face_margin=0.0)
+    assert plugin(flow, black, points)[15, 15].tolist() == [255, 0, 0]
+    assert np.array_equal(create("colorizer", "mmc")(flow, black, points), reference)

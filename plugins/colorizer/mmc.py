@@ -8,18 +8,25 @@ import numpy as np
 
 from mellm_core import PluginSpec, hookimpl
 from mellm_core.mmc import mmc_colorize
+from mellm_core.regions import face_mask
 
 
 @dataclass
 class MMCParams:
     step: float = 30.0  # quantize directions to multiples of this many degrees (45: eight directions; 0: off)
     mask_percentile: float = 0.0  # keep colour only where magnitude exceeds this percentile
+    brightness_region: str = "image"  # colour and min-max brightness over the whole image (the reference) or the face
+    face_margin: float = 0.1  # with brightness_region=face: the landmark hull grown by this fraction of its size
 
     def __post_init__(self) -> None:
         if self.step < 0 or self.step > 360:
             raise ValueError(f"step must be between 0 and 360 degrees, got {self.step}")
         if not 0 <= self.mask_percentile <= 100:
             raise ValueError(f"mask_percentile must be between 0 and 100, got {self.mask_percentile}")
+        if self.brightness_region not in ("image", "face"):
+            raise ValueError(f"brightness_region must be image or face, got '{self.brightness_region}'")
+        if self.face_margin < 0:
+            raise ValueError(f"face_margin must not be negative, got {self.face_margin}")
 
 
 class MMC:
@@ -29,7 +36,9 @@ class MMC:
         self.params = params
 
     def __call__(self, flow: np.ndarray, onset_gray: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        return mmc_colorize(flow, onset_gray, self.params.step, self.params.mask_percentile)
+        p = self.params
+        region = face_mask(onset_gray.shape, landmarks, p.face_margin) if p.brightness_region == "face" else None
+        return mmc_colorize(flow, onset_gray, p.step, p.mask_percentile, region)
 
 
 @hookimpl
