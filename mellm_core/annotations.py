@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -254,4 +254,23 @@ def check_unique(samples: list[Sample], source: str | Path) -> list[Sample]:
         if sample.sample_id in seen:
             raise InputError(f"{source} lists clip '{sample.sample_id}' twice")
         seen.add(sample.sample_id)
+    return samples
+
+
+def samples_of_rows(rows: list[ClipRow], make: Callable[[ClipRow], Sample], warnings: list[str]) -> list[Sample]:
+    """``make(row)`` for every row; a row whose frames are missing is skipped with a warning naming it.
+
+    A whole dataset is not lost to one broken clip, but if no row yields a sample the first problem is raised
+    (a wrong frames folder, say).
+    """
+    samples: list[Sample] = []
+    first: InputError | None = None
+    for row in rows:
+        try:
+            samples.append(make(row))
+        except InputError as exc:
+            first = first or exc
+            warnings.append(f"skipped {row.subject}/{row.clip}: {exc}")
+    if first is not None and not samples:
+        raise first
     return samples

@@ -104,6 +104,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except (OSError, UnicodeError) as exc:  # a file the user named cannot be read or written
+        if args.debug:
+            raise
+        if isinstance(exc, BrokenPipeError):  # output piped into `head` and the like: not an error
+            sys.stderr.close()
+            return 0
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -14,7 +14,9 @@ def print_json(obj: Any) -> None:
 
 def command(sub: argparse._SubParsersAction, name: str, help: str, example: str) -> argparse.ArgumentParser:
     """A subcommand whose --help ends with a runnable example."""
-    return sub.add_parser(
+    parser = sub.add_parser(
         name, help=help, description=help, epilog=f"example:\n  {example}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    return parser

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 from mellm_core.cli_common import command, print_json
 
@@ -15,10 +13,7 @@ def cmd_instructions(args: argparse.Namespace) -> int:
     from mellm_core.stages.maps import run_recipe_maps
 
     recipe = load_recipe(args.recipe, args.overrides)
-    manifest = Path(recipe.output_dir) / "maps" / "manifest.jsonl"
-    if not manifest.is_file():
-        print(f"instructions: no maps yet, making them under {manifest.parent}", file=sys.stderr)
-        run_recipe_maps(recipe, progress=not args.json)
+    run_recipe_maps(recipe, progress=not args.json)  # makes only the maps that are missing or out of date
     summary = run_instructions(recipe)
     if args.json:
         print_json({k: summary[k] for k in ("train", "test", "labels", "excluded", "skipped", "out_dir")})

@@ -37,10 +37,11 @@ def cmd_map(args: argparse.Namespace) -> int:
     from mellm_core.frames import read_gray
     from mellm_core.mapper import Mapper
 
+    out = Path(args.output)
+    if out.suffix.lower() != ".png":
+        raise InputError(f"output {out} must be a .png file (maps are lossless PNG)")
     recipe = _recipe(args)
     result = Mapper(recipe.maps)(read_gray(args.onset), read_gray(args.apex))
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
     write_png_atomic(out, result.rgb)
     if args.save_flow:
         import io
@@ -73,7 +74,6 @@ def register_map(sub: argparse._SubParsersAction) -> None:
 
 def cmd_maps(args: argparse.Namespace) -> int:
     from mellm_core.datasets import load_samples
-    from mellm_core.stages.cluster import init_ray
     from mellm_core.stages.data import recipe_samples
     from mellm_core.stages.maps import run_maps
 
@@ -91,8 +91,8 @@ def cmd_maps(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(recipe.output_dir) / "maps"
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    init_ray(args.address or recipe.ray.address)
-    summary = run_maps(loaded.samples, recipe.maps, out, overwrite=args.overwrite or None, progress=not args.json)
+    summary = run_maps(loaded.samples, recipe.maps, out, overwrite=args.overwrite or None, progress=not args.json,
+                       address=args.address or recipe.ray.address)
     if args.json:
         print_json({k: v for k, v in summary.to_dict().items() if k in ("samples", "ok", "failed", "wall_s",
                                                                           "pairs_per_s", "skipped")})

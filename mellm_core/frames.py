@@ -22,6 +22,8 @@ def to_gray(bgr: np.ndarray) -> np.ndarray:
 def read_gray(path: str | Path) -> np.ndarray:
     """Decode an image file in colour and convert it to gray (decoding straight to gray rounds differently)."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"image {path} is a folder, not an image file")
     if not path.is_file():
         raise InputError(f"image {path} does not exist")
     data = np.fromfile(str(path), dtype=np.uint8)

@@ -97,7 +97,12 @@ class Registry:
             for impl in caller.get_hookimpls():
                 source = impl.plugin
                 module = getattr(source, "__name__", type(source).__module__)
-                for spec in impl.function() or ():
+                try:
+                    specs = list(impl.function() or ())
+                except Exception as exc:  # a plugin whose hook fails must not take the others down
+                    self.load_errors.append(f"{kind} hook of {module} failed: {type(exc).__name__}: {exc}")
+                    continue
+                for spec in specs:
                     if f"{kind}.{spec.name}" in self.disabled:
                         continue
                     entry = Registered(kind, spec, module, self._dists.get(id(source)) or None)

@@ -4,8 +4,9 @@ Left and right are the subject's (as in FACS codes such as "R12"): the subject's
 image's left. Each region is a union of discs around anchor points, with a radius proportional to the face
 width, so it scales with the face.
 
-Intensity is relative to the face's own motion (the MMC-map's brightness is min-max normalized per map, so
-this is what a reader of the map sees): with ``ref`` the 95th percentile of flow magnitudes inside the face,
+Intensity is relative to the face's own motion, which is what the map shows when the colorizer scales
+brightness over the face (``brightness_region: face``); with whole-image min-max brightness (the reference),
+an artefact elsewhere in the image can dim the whole face. With ``ref`` the 95th percentile of magnitudes in the face,
 a region whose mean magnitude is at least 0.6 ref is *strong*, at least 0.35 ref *medium*, else *weak*.
 A region is *salient* when it is at least medium, moves at least ``min_motion`` pixels on average, and
 stands out from the face: its mean magnitude is at least 1.5 times the face's median magnitude (a residue of

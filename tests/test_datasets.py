@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -167,9 +168,15 @@ def test_casme2_missing_column_names_file_column_and_columns_found(tmp_path):
 def test_casme2_layout_errors_name_the_path(tmp_path):
     root = build_casme2(tmp_path / "CASME2")
     (root / "CASME2_RAW_selected/sub01/EP02_01f/img59.jpg").unlink()
-    with pytest.raises(
-        InputError, match=r"apex frame 59 is not in .*sub01/EP02_01f \(it holds frames 46-86, 2 files\)"
-    ):
+    loader = create("dataset", "casme2")
+    kept = loader.samples(root)  # the broken clip is skipped with a warning; the others are read
+    assert "EP02_01f" not in {s.clip for s in kept} and kept
+    assert any(re.search(r"skipped sub01/EP02_01f: apex frame 59 is not in .*sub01/EP02_01f \(it holds frames 46-86,"
+                         r" 2 files\)", w) for w in loader.warnings)
+    for clip in (root / "CASME2_RAW_selected").glob("sub*/*"):
+        for frame in clip.iterdir():
+            frame.unlink()
+    with pytest.raises(InputError, match=r"is not in|holds no numbered"):  # nothing readable at all: an error
         create("dataset", "casme2").samples(root)
     bad = [[1, "EP02_01f", None, "abc", 59, 86, None, "4", "disgust"]]
     write_sheet(root / "CASME2-coding-20140508.xlsx", [CASME2_HEADER, *bad])
@@ -327,8 +334,9 @@ def test_casme3a_reads_several_mes_per_recording(tmp_path):
         ([1, 2], {}, "sadness", "2"),
     ]
     depth = create("dataset", "casme3a", modality="depth")
-    with pytest.raises(InputError, match=r"clip folder .*spNo.1/a/depth does not exist"):
-        depth.samples(tmp_path)
+    kept = depth.samples(tmp_path)  # spNO.1 has no depth frames: its clips are skipped, named in warnings
+    assert {s.subject for s in kept} == {"spNO.2"}
+    assert any(re.search(r"skipped spNO.1/.*clip folder .*spNo.1/a/depth does not exist", w) for w in depth.warnings)
 
 
 def test_casme3a_sheet_choice(tmp_path):

@@ -75,7 +75,7 @@ def test_instructions_are_deterministic_and_skip_when_unchanged(recipe_dir, tmp_
     elsewhere = run_instructions(recipe, out_dir=tmp_path / "copy")
     assert (tmp_path / "copy" / "train.jsonl").read_bytes() == data and not elsewhere["skipped"]
     tasks = first["train"]["tasks"]
-    assert 0.3 * tasks["meu"] < tasks["mer"] < 0.7 * tasks["meu"]
+    assert tasks["mer"] == round(0.5 * tasks["meu"])
     changed = run_instructions(load_recipe("quickstart", [f"output_dir={recipe_dir}", "instructions.prompt=fgmu-zh"]))
     assert not changed["skipped"]
     assert "最终结论" in (recipe_dir / "instructions" / "test.jsonl").read_text()
@@ -92,15 +92,42 @@ def test_loso_and_fixed_splits(recipe_dir, tmp_path):
     fixed = load_recipe("quickstart", [f"output_dir={recipe_dir}", "instructions.split.kind=fixed", lists])
     summary = run_instructions(fixed)
     assert summary["train"]["samples"] == 2 and summary["test"]["samples"] == 1
+    (tmp_path / "test.txt").write_text("s03_002\ns06_005\n")  # s06_005's map failed: it drops out
+    assert run_instructions(fixed)["test"]["samples"] == 1
+    (tmp_path / "test.txt").write_text("nobody\n")
+    with pytest.raises(InputError, match="names sample 'nobody'"):
+        run_instructions(fixed)
+    empty = load_recipe("quickstart", [f"output_dir={recipe_dir}", "instructions.split.test_subjects=[sub01]",
+                                       "instructions.protocol=casme2-5", "instructions.split.kind=zero-shot",
+                                       "instructions.split.train_datasets=[synthme]"])
+    with pytest.raises(InputError, match="test dataset|test set empty"):
+        run_instructions(empty)
     bad = load_recipe("quickstart", [f"output_dir={recipe_dir}", "instructions.split.kind=loso",
                                      "instructions.split.fold=sub99"])
     with pytest.raises(InputError, match="fold 'sub99' is not a subject"):
         run_instructions(bad)
 
 
-def test_instructions_cli(recipe_dir, capsys):
-    assert main(["instructions", "quickstart", f"output_dir={recipe_dir}", "--json"]) == 0
+def test_instructions_cli_makes_missing_maps_first(ray_local, motion_pair, tmp_path, capsys):
+    """From a manifest of real frames to instruction data in one command; the second run redoes nothing."""
+    import cv2
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    small = {k: cv2.resize(motion_pair[k], (160, 160), interpolation=cv2.INTER_AREA) for k in ("onset", "apex")}
+    for name, image in small.items():
+        cv2.imwrite(str(frames / f"{name}.png"), image)
+    rows = [f"c{i},frames/onset.png,frames/apex.png,s{i % 4},{EMOTIONS[i % 3]},6+12" for i in range(8)]
+    (tmp_path / "pairs.csv").write_text("sample_id,onset_path,apex_path,subject,emotion,aus\n" + "\n".join(rows))
+    args = ["instructions", "quickstart", f"output_dir={tmp_path / 'run'}", "data.dataset=manifest",
+            f"data.root={tmp_path / 'pairs.csv'}", "maps.landmarker=none", "maps.flow=dis", "--json"]
+    assert main(args) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["test"]["samples"] > 0 and not summary["skipped"]
-    assert main(["instructions", "quickstart", f"output_dir={recipe_dir}", "instructions.split.kind=random"]) == 2
+    assert summary["test"]["samples"] == 2 and summary["train"]["samples"] == 6 and not summary["skipped"]
+    assert len(list((tmp_path / "run" / "maps").glob("*.png"))) == 8
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["skipped"]
+    assert main([*args[:-1], "maps.colorizer_params={step: 45}", "--json"]) == 0  # new maps, new instructions
+    assert not json.loads(capsys.readouterr().out.strip().splitlines()[-1])["skipped"]
+    assert main([*args[:-1], "instructions.split.kind=random"]) == 2
     assert "unknown split 'random'" in capsys.readouterr().err

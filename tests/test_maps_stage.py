@@ -112,3 +112,24 @@ def test_maps_input_errors_are_one_line(tmp_path, capsys):
     bad.write_text("id,onset,apex\n")
     assert main(["maps", "--manifest", str(bad), "--out", str(tmp_path)]) == 1
     assert "lacks column 'sample_id' (found: id, onset, apex)" in capsys.readouterr().err
+
+
+def test_unicode_ids_and_label_fixes_on_reuse(ray_local, dataset, tmp_path, capsys):
+    csv_path = tmp_path / "pairs.csv"
+    header = "sample_id,onset_path,apex_path,subject,emotion,aus\n"
+    rows = [f"快乐_1,{dataset}/onset.png,{dataset}/apex.jpg,s1,happiness,6+12",
+            f"悲伤_1,{dataset}/onset.png,{dataset}/apex.jpg,s1,sadness,1+4"]
+    csv_path.write_text(header + "\n".join(rows), encoding="utf-8")
+    out = tmp_path / "maps"
+    assert main(["maps", "--manifest", str(csv_path), "--out", str(out), "--flow", "dis", "--json"]) == 0
+    records = read_manifest(out / "manifest.jsonl")
+    assert [r.status for r in records] == ["ok", "ok"]
+    assert len({r.map_path for r in records}) == 2 and "快乐" in records[0].map_path
+    # The annotation is corrected: the maps are reused, the labels are the new ones.
+    csv_path.write_text(header + "\n".join([rows[0].replace("s1,happiness,6+12", "s9,surprise,1+2"), rows[1]]),
+                        encoding="utf-8")
+    capsys.readouterr()
+    assert main(["maps", "--manifest", str(csv_path), "--out", str(out), "--flow", "dis", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["skipped"] == 2
+    fixed = read_manifest(out / "manifest.jsonl")[0]
+    assert (fixed.subject, fixed.emotion, fixed.aus) == ("s9", "surprise", [1, 2])

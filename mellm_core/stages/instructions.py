@@ -33,8 +33,11 @@ def _as_sample(record: MapRecord) -> Sample:
                   emotion=record.emotion)
 
 
-def split_samples(samples: list[Sample], cfg: InstructionsConfig) -> tuple[list[Sample], list[Sample]]:
-    """(train, test) by the recipe's split."""
+def split_samples(samples: list[Sample], cfg: InstructionsConfig, known: set[str] | None = None
+                  ) -> tuple[list[Sample], list[Sample]]:
+    """(train, test) by the recipe's split; ``known`` are all ids of the manifest (fixed lists may name ids that
+    the protocol excluded or whose map failed: those drop out; an id in no manifest line is an error)."""
+    known = known if known is not None else {s.sample_id for s in samples}
     split = cfg.split
     if split.kind == "loso":
         folds = loso_folds(samples)
@@ -50,7 +53,10 @@ def split_samples(samples: list[Sample], cfg: InstructionsConfig) -> tuple[list[
         missing = [k for k in ("train", "test") if k not in split.lists]
         if missing:
             raise InputError(f"instructions.split.lists needs a '{missing[0]}' id-list file")
-        groups = fixed_split(samples, {k: read_id_list(split.lists[k]) for k in ("train", "test")})
+        present = {s.sample_id for s in samples}  # ids excluded by the protocol or with a failed map drop out
+        lists = {k: [i for i in read_id_list(split.lists[k]) if i in present or i not in known]
+                 for k in ("train", "test")}
+        groups = fixed_split(samples, lists)
         return groups["train"], groups["test"]
     subjects = sorted({subject_key(s) for s in samples}, key=natural_key)
     chosen = set(split.test_subjects)
@@ -77,7 +83,11 @@ def build_instructions(
     labels = list(protocol.classes) or sorted({s.emotion for s in kept})
     if not kept:
         raise InputError(f"no labelled samples inside protocol '{protocol.name}' (excluded: {excluded})")
-    train, test = split_samples(kept, cfg)
+    train, test = split_samples(kept, cfg, {r.sample_id for r in records})
+    for name, part in (("training", train), ("test", test)):
+        if not part:
+            raise InputError(f"the {cfg.split.kind} split leaves the {name} set empty ({len(kept)} samples from "
+                             f"{len({subject_key(s) for s in kept})} subjects); adjust instructions.split")
     rng = random.Random(seed)
 
     def make(sample: Sample, task: str) -> Instruction:
@@ -94,7 +104,7 @@ def build_instructions(
                            sample.dataset, sample.subject)
 
     train_rows = [make(s, "meu") for s in train]
-    train_rows += [make(s, "mer") for s in train if rng.random() < cfg.mer_ratio]
+    train_rows += [make(s, "mer") for s in rng.sample(train, round(cfg.mer_ratio * len(train)))]
     rng.shuffle(train_rows)
     test_rows = [make(s, task) for s in test for task in cfg.test_tasks]
     summary = {
@@ -119,7 +129,9 @@ def run_instructions(recipe: Recipe, manifest: str | Path | None = None, out_dir
     if not manifest.is_file():
         raise InputError(f"maps manifest {manifest} does not exist; run `mellm maps` first")
     data = manifest.read_bytes()
-    digest = settings_hash(hashlib.sha256(data).hexdigest(), asdict(recipe.instructions), recipe.seed,
+    lists = {k: Path(v).read_text(encoding="utf-8") if Path(v).is_file() else None
+             for k, v in recipe.instructions.split.lists.items()}
+    digest = settings_hash(hashlib.sha256(data).hexdigest(), asdict(recipe.instructions), lists, recipe.seed,
                            recipe.maps.min_motion)
     previous = out / SUMMARY
     if previous.is_file() and (out / "train.jsonl").is_file() and (out / "test.jsonl").is_file():

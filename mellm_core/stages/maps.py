@@ -7,6 +7,8 @@ run loses nothing: the next run reuses every map whose inputs and settings are u
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -26,7 +28,7 @@ from mellm_core.regions import regions_to_dict
 
 MANIFEST = "manifest.jsonl"
 PARTIAL = "manifest.partial.jsonl"
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE = re.compile(r"[^\w.-]+")
 MAX_BLOCKS = 2000  # Ray Data blocks of input samples; beyond this, blocks hold more than one batch
 
 
@@ -48,8 +50,19 @@ class MapsSummary:
 
 
 def map_file_name(sample_id: str) -> str:
-    """A file name for a sample id (path separators and odd characters replaced)."""
-    return (_UNSAFE.sub("_", sample_id).strip("._") or "_") + ".png"
+    """A file name for a sample id: path separators and odd characters replaced; when anything was replaced, a
+    short hash of the id keeps names distinct ("s01/a" and "s01_a" never share a file)."""
+    stem = _UNSAFE.sub("_", sample_id).strip("._") or "_"
+    if stem != sample_id:
+        stem += "-" + hashlib.sha1(sample_id.encode("utf-8")).hexdigest()[:8]
+    return stem + ".png"
+
+
+def with_labels(record: MapRecord, sample: Sample) -> MapRecord:
+    """A reused record with the sample's current labels (an annotation fix must reach the manifest)."""
+    return dataclasses.replace(record, dataset=sample.dataset, subject=sample.subject, emotion=sample.emotion,
+                               aus=list(sample.aus), au_sides=dict(sample.au_sides), onset_path=sample.onset_path,
+                               apex_path=sample.apex_path)
 
 
 def input_hash(sample: Sample, pixel_hash: str) -> str:
@@ -149,8 +162,12 @@ def run_maps(
     out_dir: str | Path,
     overwrite: bool | None = None,
     progress: bool = True,
+    address: str | None = None,
 ) -> MapsSummary:
-    """Compute (or reuse) the MMC-map of every sample on the Ray cluster; write the manifest in input order."""
+    """Compute (or reuse) the MMC-map of every sample on the Ray cluster; write the manifest in input order.
+
+    Ray is started (or joined at ``address``) only when some map has to be computed.
+    """
     import ray
     from tqdm import tqdm
 
@@ -172,17 +189,18 @@ def run_maps(
         old = previous.get(sample.sample_id)
         if (old is not None and old.ok and old.map_path and Path(old.map_path).is_file()
                 and old.settings_hash == input_hash(sample, pixel_hash)):
-            done[sample.sample_id] = old
+            done[sample.sample_id] = with_labels(old, sample)
         else:
             todo.append(sample)
     skipped = len(done)
 
     wall, first_start, last_end = 0.0, None, None
     if todo:
-        init_ray()
+        init_ray(address)
         actors = cfg.actors or max(1, int(cluster_cpus() // max(cfg.cpus_per_actor, 1e-6)))
-        actors = min(actors, len(todo))
-        blocks = min(MAX_BLOCKS, -(-len(todo) // cfg.batch_size))
+        # One block per batch (at least one per actor, at most MAX_BLOCKS), and no more actors than blocks.
+        blocks = min(MAX_BLOCKS, max(-(-len(todo) // cfg.batch_size), min(actors, len(todo))))
+        actors = min(actors, blocks)
         ds = ray.data.from_items([{"sample": s.to_json()} for s in todo], override_num_blocks=blocks)
         ds = ds.map_batches(
             MapActor,
@@ -227,11 +245,10 @@ def _plain(cfg: MapsConfig) -> dict:
 
 def run_recipe_maps(recipe: Any, progress: bool = True) -> MapsSummary:
     """The maps of a recipe's dataset under ``output_dir/maps`` (generating SynthME data first when needed)."""
-    from mellm_core.stages.cluster import init_ray
     from mellm_core.stages.data import recipe_samples
 
     loaded = recipe_samples(recipe, progress)
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    init_ray(recipe.ray.address)
-    return run_maps(loaded.samples, recipe.maps, Path(recipe.output_dir) / "maps", progress=progress)
+    return run_maps(loaded.samples, recipe.maps, Path(recipe.output_dir) / "maps", progress=progress,
+                    address=recipe.ray.address)

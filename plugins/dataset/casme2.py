@@ -24,6 +24,7 @@ from mellm_core.annotations import (
     clip_rows,
     find_annotation,
     read_table,
+    samples_of_rows,
 )
 from mellm_core.frameindex import APEX_FILLS, ClipFrames, resolve_dir
 from mellm_core.records import Sample
@@ -78,7 +79,7 @@ class Casme2:
         self.warnings = []
         table = read_table(find_annotation(root, self.params.coding_file, "CASME II"))
         rows = clip_rows(table, table.columns(COLUMNS))
-        return check_unique([self._sample(root, row) for row in rows], table.path)
+        return check_unique(samples_of_rows(rows, lambda row: self._sample(root, row), self.warnings), table.path)
 
 
 @hookimpl

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mellm_core import PluginSpec, hookimpl
-from mellm_core.annotations import ClipRow, build_sample, check_unique, clip_rows, read_table
+from mellm_core.annotations import ClipRow, build_sample, check_unique, clip_rows, read_table, samples_of_rows
 from mellm_core.errors import InputError
 from mellm_core.frameindex import APEX_FILLS, ClipFrames, resolve_dir
 from mellm_core.records import Sample
@@ -79,7 +79,7 @@ class Casme3a:
             raise InputError(f"CAS(ME)^3 annotation file {path} does not exist (set coding_file to its name)")
         table = read_table(path, sheet=self.params.sheet)
         rows = clip_rows(table, table.columns(COLUMNS, optional=("objective_class",)))
-        return check_unique([self._sample(root, row) for row in rows], table.path)
+        return check_unique(samples_of_rows(rows, lambda row: self._sample(root, row), self.warnings), table.path)
 
 
 @hookimpl

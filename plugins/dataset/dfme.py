@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mellm_core import PluginSpec, hookimpl
-from mellm_core.annotations import ClipRow, build_sample, check_unique, clip_rows, find_annotation, read_table
+from mellm_core.annotations import (
+    ClipRow,
+    build_sample,
+    check_unique,
+    clip_rows,
+    find_annotation,
+    read_table,
+    samples_of_rows,
+)
 from mellm_core.errors import InputError
 from mellm_core.frameindex import APEX_FILLS, ClipFrames
 from mellm_core.records import Sample
@@ -85,7 +93,7 @@ class Dfme:
     def _read_list(self, root: Path, name: str, pattern: str) -> list[Sample]:
         table = read_table(find_annotation(root, pattern, f"DFME {name}"), sheet=self.params.sheet)
         rows = clip_rows(table, table.columns(self.params.columns(), optional=OPTIONAL))
-        samples = [self._sample(root, name, row) for row in rows]
+        samples = samples_of_rows(rows, lambda row: self._sample(root, name, row), self.warnings)
         self.lists[name] = [s.sample_id for s in samples]
         return samples
 

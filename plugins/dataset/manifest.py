@@ -7,6 +7,7 @@ relative to the CSV file's folder.
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ class Manifest:
 
     def __init__(self, params: ManifestParams):
         self.params = params
+        self.warnings: list[str] = []
 
     def samples(self, root: str | Path) -> list[Sample]:
         path = Path(root)
@@ -35,40 +37,50 @@ class Manifest:
             path = path / self.params.file_name
         if not path.is_file():
             raise InputError(f"manifest {path} does not exist")
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            columns = [c.strip() for c in reader.fieldnames or []]
-            missing = [c for c in REQUIRED if c not in columns]
-            if missing:
-                raise InputError(
-                    f"manifest {path} lacks column '{missing[0]}' (found: {', '.join(columns) or 'no header'})"
-                )
-            samples, seen = [], set()
-            for line, row in enumerate(reader, start=2):
-                row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
-                sample_id = row["sample_id"]
-                if not sample_id:
-                    raise InputError(f"manifest {path} line {line}: empty sample_id")
-                if sample_id in seen:
-                    raise InputError(f"manifest {path} line {line}: duplicate sample_id '{sample_id}'")
-                seen.add(sample_id)
-                aus, sides = parse_aus(row.get("aus"))
-                base = path.resolve().parent
-                samples.append(
-                    Sample(
-                        sample_id=sample_id,
-                        onset_path=str(base / row["onset_path"]),
-                        apex_path=str(base / row["apex_path"]),
-                        dataset="manifest",
-                        subject=row.get("subject", ""),
-                        aus=aus,
-                        au_sides=sides,
-                        aus_raw=row.get("aus", ""),
-                        emotion=normalize_emotion(row.get("emotion")),
-                        emotion_raw=row.get("emotion", ""),
-                    )
-                )
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            raise InputError(f"manifest {path} is not UTF-8 text (save the CSV as UTF-8)") from None
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        columns = [c.strip() for c in reader.fieldnames or []]
+        missing = [c for c in REQUIRED if c not in columns]
+        if missing:
+            found = ", ".join(columns) or "no header"
+            raise InputError(f"manifest {path} lacks column '{missing[0]}' (found: {found})")
+        self.warnings = []
+        samples, seen = [], set()
+        for line, row in enumerate(reader, start=2):
+            cells = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+            samples.append(self._sample(path, line, cells, seen))
         return samples
+
+    def _sample(self, path: Path, line: int, row: dict[str, str], seen: set[str]) -> Sample:
+        where = f"manifest {path} line {line}"
+        sample_id = row["sample_id"]
+        if not sample_id:
+            raise InputError(f"{where}: empty sample_id")
+        if sample_id in seen:
+            raise InputError(f"{where}: duplicate sample_id '{sample_id}'")
+        seen.add(sample_id)
+        for key in ("onset_path", "apex_path"):
+            if not row[key]:
+                raise InputError(f"{where}: empty {key} for sample '{sample_id}'")
+        aus, sides = parse_aus(row.get("aus"))
+        if row.get("aus") and not aus:
+            self.warnings.append(f"{where}: aus '{row['aus']}' holds no action-unit code; read as none")
+        base = path.resolve().parent
+        return Sample(
+            sample_id=sample_id,
+            onset_path=str(base / row["onset_path"]),
+            apex_path=str(base / row["apex_path"]),
+            dataset="manifest",
+            subject=row.get("subject", ""),
+            aus=aus,
+            au_sides=sides,
+            aus_raw=row.get("aus", ""),
+            emotion=normalize_emotion(row.get("emotion")),
+            emotion_raw=row.get("emotion", ""),
+        )
 
 
 @hookimpl
