@@ -115,6 +115,12 @@ def middle_frame(frames: ClipFrames, onset: int, offset: int | None = None) -> i
 APEX_FILLS = {"flow": peak_motion_frame, "middle": middle_frame}
 
 
+def check_apex_fill(method: str) -> None:
+    """A dataset plugin's ``apex_fill`` parameter must name one of ``APEX_FILLS``."""
+    if method not in APEX_FILLS:
+        raise ValueError(f"apex_fill must be one of: {', '.join(APEX_FILLS)}, got '{method}'")
+
+
 def fill_apex(frames: ClipFrames, onset: int, offset: int | None, method: str) -> int:
     """An apex for a clip whose annotation has none: ``flow`` (peak motion) or ``middle``."""
     if method not in APEX_FILLS:

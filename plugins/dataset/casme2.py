@@ -26,7 +26,7 @@ from mellm_core.annotations import (
     read_table,
     samples_of_rows,
 )
-from mellm_core.frameindex import APEX_FILLS, ClipFrames, resolve_dir
+from mellm_core.frameindex import ClipFrames, check_apex_fill, resolve_dir
 from mellm_core.records import Sample
 
 COLUMNS = {
@@ -51,8 +51,7 @@ class Casme2Params:
     apex_fill: str = "flow"  # for ApexFrame "/": flow (peak motion from onset) or middle
 
     def __post_init__(self) -> None:
-        if self.apex_fill not in APEX_FILLS:
-            raise ValueError(f"apex_fill must be one of: {', '.join(APEX_FILLS)}, got '{self.apex_fill}'")
+        check_apex_fill(self.apex_fill)
 
 
 def subject_folder(subject: str) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from mellm_core import PluginSpec, hookimpl
 from mellm_core.annotations import ClipRow, build_sample, check_unique, clip_rows, read_table, samples_of_rows
 from mellm_core.errors import InputError
-from mellm_core.frameindex import APEX_FILLS, ClipFrames, resolve_dir
+from mellm_core.frameindex import ClipFrames, check_apex_fill, resolve_dir
 from mellm_core.records import Sample
 
 COLUMNS = {
@@ -44,8 +44,7 @@ class Casme3aParams:
     apex_fill: str = "flow"  # for a missing apex: flow (peak motion from onset) or middle
 
     def __post_init__(self) -> None:
-        if self.apex_fill not in APEX_FILLS:
-            raise ValueError(f"apex_fill must be one of: {', '.join(APEX_FILLS)}, got '{self.apex_fill}'")
+        check_apex_fill(self.apex_fill)
 
 
 class Casme3a:

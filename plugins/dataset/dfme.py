@@ -27,7 +27,7 @@ from mellm_core.annotations import (
     samples_of_rows,
 )
 from mellm_core.errors import InputError
-from mellm_core.frameindex import APEX_FILLS, ClipFrames
+from mellm_core.frameindex import ClipFrames, check_apex_fill
 from mellm_core.records import Sample
 
 OPTIONAL = ("subject", "apex", "offset", "aus", "emotion")
@@ -52,8 +52,7 @@ class DfmeParams:
     apex_fill: str = "flow"  # for a missing apex: flow (peak motion from onset) or middle
 
     def __post_init__(self) -> None:
-        if self.apex_fill not in APEX_FILLS:
-            raise ValueError(f"apex_fill must be one of: {', '.join(APEX_FILLS)}, got '{self.apex_fill}'")
+        check_apex_fill(self.apex_fill)
 
     def columns(self) -> dict[str, str]:
         """Standard row keys -> the column names configured above."""
