@@ -1,4 +1,4 @@
-"""Flow-guided micro-expression understanding (FGMU): the facts an instruction target states, language-free.
+"""Flow-guided micro-expression understanding (FGMU, paper III-D/E): what an instruction target states.
 
 From a sample's region motions, its annotated AUs and its emotion, ``analyze`` decides which regions the
 visual inspection reports and which annotated AU each one's motion supports; prompt plugins put it in words.

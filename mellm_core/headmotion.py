@@ -1,4 +1,4 @@
-"""Head-motion compensation: estimate the rigid head movement in a flow field and remove it.
+"""Head-motion compensation (paper III-C): estimate the rigid head movement in a flow field and remove it.
 
 Modes:
 - ``nose``: the reference; mean flow in a (2w+1)-pixel square window at the nose tip (landmark 30).

@@ -1,4 +1,4 @@
-"""MMC-map colour maths: flow direction as hue, magnitude as brightness, laid over the gray onset frame.
+"""MMC-map colour maths (paper III-C): flow direction as hue, magnitude as brightness, over the gray onset.
 
 The colour table (image coordinates, y down) is the one prompts rely on; ``DIRECTIONS`` lists it.
 """
