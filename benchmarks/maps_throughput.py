@@ -43,8 +43,8 @@ from cpumeter import CpuMeter, CpuUse
 from synthetic import crop_pairs
 from table import print_table
 
-from mellm_core.config import MapsConfig, settings_hash
-from mellm_core.mapper import Mapper, pixel_settings
+from mellm_core.config import MapsConfig
+from mellm_core.mapper import Mapper
 from mellm_core.plugins import create
 from mellm_core.records import Sample
 from mellm_core.stages.maps import map_one, read_records
@@ -97,8 +97,8 @@ class Run:
 
 
 def new_mapper() -> tuple[Mapper, str]:
-    cfg = MapsConfig()
-    return Mapper(cfg), settings_hash(pixel_settings(cfg))
+    mapper = Mapper(MapsConfig())
+    return mapper, mapper.settings_hash
 
 
 def serial_run(label: str, samples: list[Sample], out: Path, threads: int) -> Run:

@@ -130,8 +130,6 @@ class TemplatePrompt:
         return self.word(emotion)
 
     def _au(self, au: int) -> str:
-        from mellm_core.facs import ACTION_UNITS
-
         unit = ACTION_UNITS.get(au)
         name = self.p.au_names.get(au) or au_name(au)
         muscle = self.p.muscles.get(au) or (unit.muscle if unit else "")

@@ -58,7 +58,7 @@ class Mapper:
         self.flow = registry.create("flow", cfg.flow, **cfg.flow_params)
         self.landmarker = registry.create("landmarker", cfg.landmarker, **cfg.landmarker_params)
         self.colorizer = registry.create("colorizer", cfg.colorizer, **cfg.colorizer_params)
-        self.settings_hash = settings_hash(pixel_settings(cfg))
+        self.settings_hash = maps_settings_hash(cfg)
 
     def _geometry(self, onset: np.ndarray, apex: np.ndarray, landmarks: np.ndarray):
         cfg = self.cfg
@@ -98,6 +98,6 @@ class Mapper:
 RUNTIME_KEYS = ("cpus_per_actor", "actors", "batch_size", "overwrite")
 
 
-def pixel_settings(cfg: MapsConfig) -> dict:
-    """The settings that change a map's pixels (scheduling knobs do not)."""
-    return {k: v for k, v in asdict(cfg).items() if k not in RUNTIME_KEYS}
+def maps_settings_hash(cfg: MapsConfig) -> str:
+    """Hash of the settings that change a map or its manifest line (scheduling knobs do not)."""
+    return settings_hash({k: v for k, v in asdict(cfg).items() if k not in RUNTIME_KEYS})

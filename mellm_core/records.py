@@ -90,11 +90,3 @@ class Instruction(JsonRecord):
     sample_id: str
     dataset: str = ""
     subject: str = ""
-
-    @property
-    def prompt(self) -> str:
-        return self.messages[0]["content"]
-
-    @property
-    def target(self) -> str:
-        return self.messages[1]["content"]

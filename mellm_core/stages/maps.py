@@ -113,12 +113,12 @@ class MapActor:
         import cv2
         import ray
 
-        from mellm_core.mapper import Mapper, pixel_settings
+        from mellm_core.mapper import Mapper
 
         maps_cfg = MapsConfig(**cfg)
         cv2.setNumThreads(max(1, int(maps_cfg.cpus_per_actor)))  # OpenCV uses exactly the CPUs Ray reserved
         self.mapper = Mapper(maps_cfg)
-        self.pixel_hash = settings_hash(pixel_settings(maps_cfg))
+        self.pixel_hash = self.mapper.settings_hash
         self.out_dir = Path(out_dir)
         self.node_id = ray.get_runtime_context().get_node_id()
 
@@ -171,7 +171,7 @@ def run_maps(
     import ray
     from tqdm import tqdm
 
-    from mellm_core.mapper import pixel_settings
+    from mellm_core.mapper import maps_settings_hash
     from mellm_core.stages.cluster import cluster_cpus, init_ray
 
     if not samples:
@@ -180,7 +180,7 @@ def run_maps(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     overwrite = cfg.overwrite if overwrite is None else overwrite
-    pixel_hash = settings_hash(pixel_settings(cfg))
+    pixel_hash = maps_settings_hash(cfg)
     previous = {} if overwrite else {**read_records(out / MANIFEST), **read_records(out / PARTIAL)}
 
     done: dict[str, MapRecord] = {}
