@@ -83,11 +83,24 @@ class BackboneConfig:
 class TrainConfig:
     lora_rank: int = 64  # LoRA rank
     lora_alpha: int = 64  # LoRA alpha
-    lr: float = 1e-4  # AdamW learning rate (cosine schedule)
+    lora_dropout: float = 0.05  # dropout on the LoRA input
+    lr: float = 1e-4  # AdamW learning rate (peak of the cosine schedule)
+    weight_decay: float = 0.0  # AdamW weight decay
+    warmup_steps: int = 0  # linear warm-up steps before the cosine decay
     max_steps: int = 1200  # optimizer steps
-    num_workers: int = 2  # Ray Train workers
+    batch_size: int = 8  # global batch: samples per optimizer step over all workers
+    grad_accum: int = 1  # micro-batches per optimizer step on each worker (batch_size / num_workers / grad_accum each)
+    max_grad_norm: float = 1.0  # gradient clipping (0 = off)
+    num_workers: int = 2  # Ray Train workers (data-parallel)
     use_gpu: bool = False  # one GPU per worker
-    resume: bool = False  # continue from the latest checkpoint under output_dir/train
+    cpus_per_worker: float = 1.0  # CPUs reserved by each worker
+    resources_per_worker: dict[str, float] = field(default_factory=dict)  # extra Ray resources, e.g. {"A100": 1}
+    checkpoint_every: int = 100  # steps between checkpoints (and always at the end)
+    keep_checkpoints: int = 2  # checkpoints kept in storage
+    max_failures: int = 2  # worker-group restarts from the last checkpoint before the run fails
+    log_every: int = 10  # steps between lines of train/metrics.jsonl
+    storage_path: str | None = None  # checkpoints: local folder, shared path or cloud URI (null = output_dir/train)
+    resume: bool = False  # continue from the latest checkpoint instead of starting over
 
 
 @dataclass
@@ -250,6 +263,22 @@ def check_recipe(recipe: Recipe, registry: Registry) -> list[str]:
             problems.append(f"maps.{key} must be at least 1, got {getattr(recipe.maps, key)}")
     if recipe.maps.max_side < 0 or recipe.maps.actors < 0 or recipe.maps.crop_margin < 0:
         problems.append("maps.max_side, maps.actors and maps.crop_margin must not be negative")
+    problems.extend(_check_train(recipe.train))
+    return problems
+
+
+def _check_train(cfg: TrainConfig) -> list[str]:
+    problems = []
+    for key in ("lora_rank", "max_steps", "batch_size", "grad_accum", "num_workers", "checkpoint_every",
+                "keep_checkpoints", "log_every"):
+        if getattr(cfg, key) < 1:
+            problems.append(f"train.{key} must be at least 1, got {getattr(cfg, key)}")
+    per_step = cfg.num_workers * cfg.grad_accum
+    if per_step >= 1 and cfg.batch_size % per_step:
+        problems.append(f"train.batch_size={cfg.batch_size} must be a multiple of train.num_workers x "
+                        f"train.grad_accum = {per_step}, so every worker gets equal micro-batches")
+    if cfg.lr <= 0 or cfg.warmup_steps < 0 or cfg.max_failures < -1 or cfg.max_grad_norm < 0:
+        problems.append("train.lr must be positive; warmup_steps and max_grad_norm not negative; max_failures >= -1")
     return problems
 
 

@@ -32,12 +32,24 @@ def read_gray(path: str | Path) -> np.ndarray:
 
 def decode_gray(data: bytes, name: str = "image") -> np.ndarray:
     """Decode image bytes (PNG, JPEG, BMP, ...) to gray uint8, or raise naming what is wrong."""
+    return to_gray(_decode_bgr(data, name))
+
+
+def _decode_bgr(data: bytes, name: str) -> np.ndarray:
     if not data:
         raise InputError(f"{name} is empty")
     bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise InputError(f"{name} is not a readable image (corrupt, truncated or an unsupported format)")
-    return to_gray(bgr)
+    return bgr
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """An image file (an MMC-map) as RGB uint8 HxWx3, or raise naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"image {path} does not exist")
+    return cv2.cvtColor(_decode_bgr(np.fromfile(str(path), dtype=np.uint8).tobytes(), str(path)), cv2.COLOR_BGR2RGB)
 
 
 def check_pair(onset: np.ndarray, apex: np.ndarray) -> None:

@@ -90,7 +90,26 @@ class Hooks:
 
     @hookspec
     def mellm_backbone(self) -> Iterable[PluginSpec]:
-        """Model backbones: load/build model and processor, LoRA wrapping, collation and generation."""
+        """Model backbones: the trainable or inference model, batch collation, loss, saving and generation.
+
+        Instance (``torch`` modules; the train, eval and serve stages call only these):
+
+        - ``load(model, device="cpu", adapter=None, train=None, labels=()) -> module``: ``model`` is the recipe's
+          ``backbone.model`` (a local folder, a hub id, or a name the plugin builds itself); ``adapter`` a folder
+          ``save`` wrote; ``train`` the recipe's ``TrainConfig`` for a trainable module (adapters added, only
+          trainable weights require grad) or None for inference (eval mode); ``labels`` the protocol's classes.
+        - ``collate(rows) -> batch``: a dict of tensors from instruction rows (``Instruction.to_dict()``: the user
+          prompt with ``<image>``, the assistant target, the image path); raises ``InputError`` naming the sample.
+        - ``loss(module, batch) -> (loss, tokens)``: the mean over samples of each sample's mean target loss (so
+          that data-parallel workers average to the same gradient as one worker), and the tokens in the batch.
+        - ``save(module, out_dir)``: the trained weights (an adapter, or all weights for a small model) in a
+          folder ``load(adapter=...)`` reads.
+        - ``generate(module, prompts, images, max_new_tokens=None) -> texts``: batched greedy answers; prompts
+          begin with ``<image>``; images are RGB uint8 arrays.
+        - ``merge(module, out_dir)``: a full model with the adapter merged in (``mellm export --merge``).
+
+        Example: ``bb = create("backbone", "qwen2_5_vl"); m = bb.load("tiny-random"); bb.generate(m, [p], [img])``
+        """
 
     @hookspec
     def mellm_metric(self) -> Iterable[PluginSpec]:

@@ -1,0 +1,135 @@
+"""The train stage: the per-worker loop on Ray Train (``TorchTrainer``), data from Ray Data, checkpoints in storage.
+
+Checkpoints (adapter, optimizer, scheduler, step, metrics) go to ``train.storage_path`` (a local folder, a shared
+path or a cloud URI); a failed worker group restarts from the latest one (``train.max_failures``) and
+``train.resume=true`` continues a stopped run. The final adapter and metrics are copied into ``output_dir/train``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs
+import ray
+import ray.train
+from ray.train import Checkpoint, CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchConfig, TorchTrainer
+from ray.util.queue import Queue
+from tqdm import tqdm
+
+from mellm_core.config import Recipe
+from mellm_core.errors import MellmError
+from mellm_core.stages.cluster import init_ray
+from mellm_core.training import RUN, canonical, finished, plan, publish
+from mellm_core.trainloop import World, checkpoint_name, train_worker
+
+
+class RaySession:
+    """Checkpoints through ``ray.train``; progress lines to the driver through a queue."""
+
+    def __init__(self, queue: Queue):
+        self.queue = queue
+
+    def restore(self) -> Path | None:
+        checkpoint = ray.train.get_checkpoint()
+        return Path(checkpoint.to_directory()) if checkpoint else None
+
+    def report(self, metrics: dict[str, Any], checkpoint: Path | None) -> None:
+        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(str(checkpoint)) if checkpoint else None,
+                         checkpoint_dir_name=checkpoint_name(metrics["step"]))
+
+    def progress(self, metrics: dict[str, Any]) -> None:
+        self.queue.put(metrics)
+
+
+def _worker(config: dict[str, Any]) -> None:
+    """Ray Train's per-worker entry: rows from this worker's Ray Data shard, then the plain loop."""
+    import cv2
+    import ray.train.torch
+
+    cv2.setNumThreads(1)
+    context = ray.train.get_context()
+    world = World(context.get_world_rank(), context.get_world_size(), str(ray.train.torch.get_device()))
+    shard = ray.train.get_dataset_shard("train")
+    rows = canonical([json.loads(row["text"]) for row in shard.iter_rows()])
+    train_worker(config["settings"], rows, world, RaySession(config["queue"]))
+
+
+def _storage(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    if "://" in uri:
+        return pyarrow.fs.FileSystem.from_uri(uri)
+    return pyarrow.fs.LocalFileSystem(), str(Path(uri).resolve())
+
+
+def _start_over(storage: str) -> None:
+    """Remove the previous run's checkpoints so that Ray Train does not restore from them."""
+    fs, root = _storage(storage)
+    run = f"{root.rstrip('/')}/{RUN}"
+    if fs.get_file_info(run).type != pyarrow.fs.FileType.NotFound:
+        fs.delete_dir(run)
+
+
+def _follow(queue: Queue, total: int, stop: threading.Event, show: bool) -> None:
+    """Driver thread: move the progress bar as rank 0 reports metrics lines."""
+    bar = tqdm(total=total, desc="train", unit="step", disable=not show)
+    while not stop.is_set() or not queue.empty():
+        try:
+            line = queue.get(timeout=0.5)
+        except Exception:  # queue.Empty, or the queue actor gone at shutdown
+            continue
+        bar.update(line["step"] - bar.n)
+        bar.set_postfix(loss=line["loss"], samples_s=line["samples_per_s"])
+    bar.close()
+
+
+def run_train(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
+    """Fine-tune the recipe's backbone on its instructions (building them first when absent or stale)."""
+    from mellm_core.stages.instructions import run_instructions
+    from mellm_core.stages.maps import run_recipe_maps
+
+    run_recipe_maps(recipe, progress=progress)
+    run_instructions(recipe)
+    p = plan(recipe)
+    done = finished(p)
+    if done:
+        return {**done, "skipped": True}
+    cfg = recipe.train
+    init_ray(recipe.ray.address)
+    if not cfg.resume:
+        _start_over(p.storage)
+    queue = Queue(maxsize=1000)
+    resources = {"CPU": cfg.cpus_per_worker, **cfg.resources_per_worker}
+    trainer = TorchTrainer(
+        _worker,
+        train_loop_config={"settings": p.settings, "queue": queue},
+        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
+                                     resources_per_worker=resources),
+        torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
+        run_config=RunConfig(name=RUN, storage_path=p.storage,
+                             failure_config=FailureConfig(max_failures=cfg.max_failures),
+                             checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints)),
+        # read before the workers take every CPU; rows are small (text and an image path)
+        datasets={"train": ray.data.read_text(str(p.rows_path.resolve())).materialize()},
+        dataset_config=DataConfig(datasets_to_split=[]),  # every worker reads all rows, then takes its slice
+    )
+    stop = threading.Event()
+    follower = threading.Thread(target=_follow, args=(queue, cfg.max_steps, stop, progress), daemon=True)
+    follower.start()
+    started = time.perf_counter()
+    try:
+        result = trainer.fit()
+    except Exception as exc:  # Ray wraps worker errors; name the cause in one line
+        raise MellmError(f"training failed: {getattr(exc, 'cause', None) or exc}") from exc
+    finally:
+        stop.set()
+        follower.join(timeout=5)
+    if result.checkpoint is None:
+        raise MellmError(f"training ended without a checkpoint: {result.error}")
+    with result.checkpoint.as_directory() as folder:
+        summary = publish(Path(folder), p, {"workers": cfg.num_workers, "ray": True,
+                                            "seconds": round(time.perf_counter() - started, 1)})
+    return {**summary, "skipped": False}

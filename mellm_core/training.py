@@ -1,0 +1,149 @@
+"""What a training run reads and leaves, without Ray: its settings digest, skip check, and the in-process run.
+
+``run_local`` trains in this process (or under ``torchrun``) on instructions already built, for debugging and
+for GPU machines that lack Ray; ``mellm_core.stages.train`` runs the same loop on Ray Train.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mellm_core.adapters import anchor_adapter
+from mellm_core.atomic import write_bytes_atomic
+from mellm_core.config import Recipe, settings_hash
+from mellm_core.errors import InputError
+from mellm_core.trainloop import ADAPTER, METRICS, PROGRESS, LocalSession, World, train_worker
+
+RUN = "run"  # the run's folder name under the checkpoint storage
+SUMMARY = "summary.json"
+# Settings that change where or how fast training runs, not what it computes.
+RUNTIME_KEYS = ("resume", "num_workers", "use_gpu", "cpus_per_worker", "resources_per_worker", "max_failures",
+                "storage_path", "keep_checkpoints", "log_every")
+
+
+@dataclass
+class Plan:
+    """A training run's inputs: instruction rows file, label order, settings for the workers, digest, folders."""
+
+    rows_path: Path
+    labels: list[str]
+    settings: dict[str, Any]
+    digest: str
+    train_dir: Path
+    storage: str
+
+
+def canonical(rows: list[dict]) -> list[dict]:
+    """Rows in one order however they were read (the seeded batch order is applied to this)."""
+    return sorted(rows, key=lambda r: (str(r.get("sample_id")), str(r.get("task"))))
+
+
+def read_rows(path: Path) -> list[dict]:
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path} line {n} is not JSON: {exc}") from None
+    return canonical(rows)
+
+
+def plan(recipe: Recipe) -> Plan:
+    """The run for ``recipe`` from its instructions folder (which must exist)."""
+    inst = Path(recipe.output_dir) / "instructions"
+    rows_path = inst / "train.jsonl"
+    if not rows_path.is_file():
+        raise InputError(f"{rows_path} does not exist; run `mellm instructions` (or `mellm train`) first")
+    summary = json.loads((inst / "summary.json").read_text()) if (inst / "summary.json").is_file() else {}
+    labels = list(summary.get("labels", []))
+    train = {k: v for k, v in asdict(recipe.train).items() if k not in RUNTIME_KEYS}
+    digest = settings_hash(hashlib.sha256(rows_path.read_bytes()).hexdigest(), asdict(recipe.backbone), train,
+                           recipe.seed, labels)
+    settings = {"backbone": asdict(recipe.backbone), "train": asdict(recipe.train), "seed": recipe.seed,
+                "labels": labels}
+    train_dir = Path(recipe.output_dir) / "train"
+    storage = recipe.train.storage_path or str((train_dir / "checkpoints").resolve())
+    return Plan(rows_path, labels, settings, digest, train_dir, storage)
+
+
+def finished(p: Plan) -> dict[str, Any] | None:
+    """The summary of a finished run with the same digest (its adapter present), else None."""
+    path = p.train_dir / SUMMARY
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    done = summary.get("settings_hash") == p.digest and Path(summary.get("adapter", ""), "adapter_config.json")
+    return summary if done and Path(summary["adapter"]).is_dir() else None
+
+
+def publish(checkpoint: Path, p: Plan, extra: dict[str, Any]) -> dict[str, Any]:
+    """Copy the final checkpoint's adapter and metrics into ``train/`` and write ``summary.json``."""
+    progress = json.loads((checkpoint / PROGRESS).read_text())
+    lines = [json.loads(x) for x in (checkpoint / METRICS).read_text().splitlines() if x.strip()]
+    done = [x for x in lines if x["step"] > progress["start_step"]]
+    speed = sum(x["samples_per_s"] for x in done) / len(done) if done else 0.0
+    summary = {"start_step": progress["start_step"], "end_step": progress["step"],
+               "final_loss": lines[-1]["loss"] if lines else None, "samples_per_s": round(speed, 3),
+               "settings_hash": p.digest, **extra}
+    adapter, staging = p.train_dir / ADAPTER, p.train_dir / f".{ADAPTER}.new"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(checkpoint / ADAPTER, staging)
+    shutil.rmtree(adapter, ignore_errors=True)
+    os.replace(staging, adapter)
+    anchor_adapter(adapter)
+    write_bytes_atomic(p.train_dir / METRICS, (checkpoint / METRICS).read_bytes())
+    summary["adapter"] = str(adapter.resolve())
+    write_bytes_atomic(p.train_dir / SUMMARY, json.dumps(summary, indent=2).encode())
+    return summary
+
+
+def _world(use_gpu: bool) -> World:
+    """One process, or one rank of a ``torchrun`` launch (RANK / WORLD_SIZE / LOCAL_RANK set)."""
+    import torch
+    import torch.distributed as dist
+
+    cuda = use_gpu and torch.cuda.is_available()
+    if use_gpu and not cuda:
+        raise InputError("train.use_gpu is true but torch sees no GPU; set train.use_gpu=false to train on CPU")
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = f"cuda:{local}" if cuda else "cpu"
+    if size > 1 and not dist.is_initialized():
+        if cuda:
+            torch.cuda.set_device(local)
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return World(int(os.environ.get("RANK", "0")), size, device)
+
+
+def run_local(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
+    """Train in this process with the same loop Ray Train runs; instructions must already exist."""
+    from tqdm import tqdm
+
+    p = plan(recipe)
+    done = finished(p)
+    if done:
+        return {**done, "skipped": True}
+    world = _world(recipe.train.use_gpu)
+    storage = Path(p.storage) / RUN
+    if not recipe.train.resume and world.rank == 0:
+        shutil.rmtree(storage, ignore_errors=True)
+    storage.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=recipe.train.max_steps, desc="train", unit="step", disable=not progress or world.rank != 0)
+
+    def show(line: dict) -> None:
+        bar.update(line["step"] - bar.n)
+        bar.set_postfix(loss=line["loss"])
+
+    session = LocalSession(storage, recipe.train.keep_checkpoints, show)
+    train_worker(p.settings, read_rows(p.rows_path), world, session)
+    bar.close()
+    if world.rank != 0:
+        return {}
+    return {**publish(session.latest(), p, {"workers": world.size, "ray": False}), "skipped": False}

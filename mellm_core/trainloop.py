@@ -1,0 +1,219 @@
+"""The per-worker training loop in plain PyTorch: Ray Train workers run it, and it runs alone without Ray.
+
+Every worker sees all training rows and takes its slice of each global batch from one seeded order of the data
+(an endless chain of per-epoch permutations), so the data position is the step number: a run resumes at the
+exact sample, and N workers train on the same batches as one worker with the same global batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from mellm_core.config import BackboneConfig, TrainConfig
+from mellm_core.errors import InputError
+from mellm_core.plugins import get_registry
+
+STATE = "trainer_state.pt"
+METRICS = "metrics.jsonl"
+ADAPTER = "adapter"
+PROGRESS = "progress.json"  # {"step", "start_step"}: where the run that wrote a checkpoint began
+
+
+@dataclass
+class World:
+    """This worker's place: rank, number of workers and torch device."""
+
+    rank: int = 0
+    size: int = 1
+    device: str = "cpu"
+
+
+class Session(Protocol):
+    """Where checkpoints come from and go to (Ray Train's, or a local folder's)."""
+
+    def restore(self) -> Path | None:
+        """The latest checkpoint folder to continue from, or None."""
+
+    def report(self, metrics: dict[str, Any], checkpoint: Path | None) -> None:
+        """Record a checkpoint folder (rank 0 passes one, the others None); every worker calls this."""
+
+    def progress(self, metrics: dict[str, Any]) -> None:
+        """Show a metrics line (rank 0 only)."""
+
+
+def order(n: int, seed: int, start: int, count: int) -> list[int]:
+    """Row indices at stream positions ``[start, start + count)``: epoch ``e`` is a permutation seeded by (seed, e)."""
+    if n < 1:
+        raise InputError("the training set is empty")
+    out, perms = [], {}
+    for pos in range(start, start + count):
+        epoch = pos // n
+        if epoch not in perms:
+            perms[epoch] = np.random.default_rng([seed, epoch]).permutation(n)
+        out.append(int(perms[epoch][pos % n]))
+    return out
+
+
+def micro_batches(rows: list[dict], cfg: TrainConfig, seed: int, step: int, world: World) -> Iterator[list[dict]]:
+    """This worker's micro-batches for optimizer step ``step`` (0-based)."""
+    per_worker = cfg.batch_size // world.size
+    micro = per_worker // cfg.grad_accum
+    mine = order(len(rows), seed, step * cfg.batch_size, cfg.batch_size)[world.rank * per_worker:][:per_worker]
+    for a in range(cfg.grad_accum):
+        yield [rows[i] for i in mine[a * micro:(a + 1) * micro]]
+
+
+def cosine(cfg: TrainConfig) -> Callable[[int], float]:
+    """Learning-rate factor: linear warm-up, then cosine decay to zero at ``max_steps``."""
+    def factor(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / (cfg.warmup_steps + 1)
+        progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return factor
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _reduce(values: list[float], world: World) -> list[float]:
+    """Sums over workers."""
+    if world.size == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=world.device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def train_worker(settings: dict[str, Any], rows: list[dict], world: World, session: Session) -> None:
+    """Train ``settings`` (backbone, train, seed, labels) on ``rows``; checkpoint through ``session``."""
+    cfg = TrainConfig(**settings["train"])
+    bcfg = BackboneConfig(**settings["backbone"])
+    seed_everything(settings["seed"])
+    backbone = get_registry().create("backbone", bcfg.name, **bcfg.params)
+    start = session.restore()
+    adapter = str(start / ADAPTER) if start else None
+    module = backbone.load(bcfg.model, device=world.device, adapter=adapter, train=cfg, labels=settings["labels"])
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine(cfg))
+    step, history = 0, []
+    if start:
+        state = torch.load(start / STATE, map_location=world.device, weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step = state["step"]
+        torch.set_rng_state(state["rng"])  # dropout continues exactly where the run stopped
+        if "cuda_rng" in state and world.device.startswith("cuda"):
+            torch.cuda.set_rng_state(state["cuda_rng"], world.device)
+        history = [json.loads(line) for line in (start / METRICS).read_text().splitlines() if line.strip()]
+    start_step = step
+    model = torch.nn.parallel.DistributedDataParallel(module) if world.size > 1 else module
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if world.device.startswith("cuda")
+                else contextlib.nullcontext())
+    window = {"loss": 0.0, "tokens": 0.0, "steps": 0, "seconds": 0.0}
+    while step < cfg.max_steps:
+        tick = time.perf_counter()
+        lr = scheduler.get_last_lr()[0]
+        for a, chunk in enumerate(micro_batches(rows, cfg, settings["seed"], step, world)):
+            batch = {k: v.to(world.device) if torch.is_tensor(v) else v for k, v in backbone.collate(chunk).items()}
+            last = a == cfg.grad_accum - 1
+            sync = contextlib.nullcontext() if last or world.size == 1 else model.no_sync()
+            with sync, autocast:
+                loss, tokens = backbone.loss(model, batch)
+                (loss / cfg.grad_accum).backward()
+            window["loss"] += loss.detach().item() / cfg.grad_accum
+            window["tokens"] += tokens
+        if cfg.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        window["steps"] += 1
+        window["seconds"] += time.perf_counter() - tick
+        checkpoint_now = step % cfg.checkpoint_every == 0 or step == cfg.max_steps
+        if step % cfg.log_every == 0 or checkpoint_now:
+            loss_sum, tokens, seconds = _reduce([window["loss"], window["tokens"], window["seconds"]], world)
+            n, secs = window["steps"], seconds / world.size
+            line = {"step": step, "loss": round(loss_sum / world.size / n, 6), "lr": lr,
+                    "samples_per_s": round(n * cfg.batch_size / secs, 3), "tokens_per_s": round(tokens / secs, 1)}
+            history.append(line)
+            window = {"loss": 0.0, "tokens": 0.0, "steps": 0, "seconds": 0.0}
+            if world.rank == 0:
+                session.progress(line)
+        if checkpoint_now:
+            _checkpoint(backbone, module, optimizer, scheduler, step, start_step, history, world, session)
+
+
+def _checkpoint(backbone: Any, module: torch.nn.Module, optimizer: Any, scheduler: Any, step: int,
+                start_step: int, history: list[dict], world: World, session: Session) -> None:
+    """Rank 0 writes adapter, optimizer, scheduler, step and metrics to a folder; every worker reports."""
+    if world.rank != 0:
+        session.report({"step": step}, None)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="mellm-ckpt-"))
+    try:
+        backbone.save(module, folder / ADAPTER)
+        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
+                 "rng": torch.get_rng_state()}
+        if torch.cuda.is_available() and str(next(module.parameters()).device).startswith("cuda"):
+            state["cuda_rng"] = torch.cuda.get_rng_state(next(module.parameters()).device)
+        torch.save(state, folder / STATE)
+        (folder / PROGRESS).write_text(json.dumps({"step": step, "start_step": start_step}))
+        (folder / METRICS).write_text("".join(json.dumps(h) + "\n" for h in history))
+        session.report({"step": step, "loss": history[-1]["loss"] if history else None}, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def checkpoint_name(step: int) -> str:
+    return f"checkpoint_{step:07d}"
+
+
+class LocalSession:
+    """Checkpoints in a local folder (``checkpoint_0000100``, ...), keeping the newest ``keep``."""
+
+    def __init__(self, storage: Path, keep: int, progress: Callable[[dict], None] | None = None):
+        self.storage, self.keep, self._progress = storage, keep, progress
+
+    def latest(self) -> Path | None:
+        found = sorted(p for p in self.storage.glob("checkpoint_*") if (p / STATE).is_file())
+        return found[-1] if found else None
+
+    def restore(self) -> Path | None:
+        return self.latest()
+
+    def report(self, metrics: dict[str, Any], checkpoint: Path | None) -> None:
+        if checkpoint is None:
+            return
+        target = self.storage / checkpoint_name(metrics["step"])
+        staging = self.storage / f".{target.name}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(checkpoint, staging)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(staging, target)
+        for old in sorted(self.storage.glob("checkpoint_*"))[: -self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def progress(self, metrics: dict[str, Any]) -> None:
+        if self._progress:
+            self._progress(metrics)

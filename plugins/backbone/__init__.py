@@ -1,0 +1,1 @@
+"""Backbone plugins: the multimodal models MELLM fine-tunes and serves."""

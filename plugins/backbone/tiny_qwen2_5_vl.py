@@ -1,0 +1,142 @@
+"""A tiny random Qwen2.5-VL, built locally once and cached, so the real loading code runs without any download.
+
+The model is the real ``Qwen2_5_VLForConditionalGeneration`` with a small config; the tokenizer is a byte-level
+BPE trained here on the installed prompt plugins' texts, carrying Qwen's special tokens and chat template. Both
+are written with ``save_pretrained`` and then loaded through ``from_pretrained`` like any downloaded model.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import torch
+
+from mellm_core.config import settings_hash
+from mellm_core.facs import PROTOTYPES
+from mellm_core.fgmu import Analysis, Observation
+from mellm_core.labels import PROTOCOLS
+from mellm_core.mmc import DIRECTIONS
+from mellm_core.plugins import get_registry
+from mellm_core.regions import REGIONS
+
+TINY_VERSION = 1  # bump when the construction below changes
+CACHE_ENV = "MELLM_CACHE"
+SPECIAL_TOKENS = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
+    "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
+    "<|image_pad|>", "<|video_pad|>",
+]
+# Qwen2.5-VL's chat template (images and text parts in user turns), so tools that apply it see the real format.
+CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}"
+    "<|im_end|>\n{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def cache_root() -> Path:
+    """Where built models live: ``$MELLM_CACHE`` or ``~/.cache/mellm``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "mellm").expanduser()
+
+
+def corpus() -> list[str]:
+    """Texts the tokenizer learns from: every installed prompt plugin's prompts and targets, for every protocol."""
+    registry = get_registry()
+    label_sets = [list(p.classes) for p in PROTOCOLS.values() if p.classes]
+    emotions = sorted({label for labels in label_sets for label in labels} | set(PROTOTYPES))
+    regions, analyses = list(REGIONS), []
+    for i, (emotion, proto) in enumerate(sorted(PROTOTYPES.items())):
+        observations = [
+            Observation(regions[(i + k) % len(regions)], DIRECTIONS[(i + k) % 8][2], DIRECTIONS[(i + k) % 8][0],
+                        ("weak", "medium", "strong")[k % 3], [au])
+            for k, au in enumerate(proto)
+        ]
+        analyses.append(Analysis(observations, list(proto), {}, emotion, proto))
+        analyses.append(Analysis([], list(proto[:1]), {str(proto[0]): "R"}, emotion, proto))
+    texts = []
+    for name in sorted(registry.names("prompt")):
+        prompt = registry.create("prompt", name)
+        texts += [prompt.user_prompt(task, labels) for task in ("meu", "mer") for labels in label_sets]
+        texts += [prompt.mer_target(e) for e in emotions] + [prompt.meu_target(a) for a in analyses]
+    return texts
+
+
+def tiny_key(hidden: int, layers: int, vision_depth: int, vocab: int) -> str:
+    return settings_hash(TINY_VERSION, hidden, layers, vision_depth, vocab, corpus())
+
+
+def build_tiny(image_processor: type, hidden: int = 128, layers: int = 2, vision_depth: int = 2, vocab: int = 2048
+               ) -> Path:
+    """The folder of the tiny model with these sizes, building it on first use (atomic: safe across workers)."""
+    path = cache_root() / f"tiny-random-qwen2_5_vl-{tiny_key(hidden, layers, vision_depth, vocab)}"
+    if (path / "config.json").is_file():
+        return path
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    tmp.mkdir(parents=True)
+    try:
+        _write_tiny(tmp, image_processor, hidden, layers, vision_depth, vocab)
+        try:
+            os.replace(tmp, path)
+        except OSError:  # another worker finished first; its copy is identical
+            if not (path / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def _tokenizer(vocab: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=SPECIAL_TOKENS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(corpus(), trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   additional_special_tokens=SPECIAL_TOKENS[1:], chat_template=CHAT_TEMPLATE,
+                                   model_max_length=32768)
+
+
+def _write_tiny(out: Path, image_processor: type, hidden: int, layers: int, vision_depth: int, vocab: int) -> None:
+    from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    tokenizer = _tokenizer(vocab)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    heads = 4
+    head_dim = hidden // heads
+    unit = head_dim // 16  # mrope sections (temporal, height, width) 2:3:3 add up to half the head dimension
+    config = Qwen2_5_VLConfig(
+        text_config=dict(
+            hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=heads,
+            num_key_value_heads=2, vocab_size=len(tokenizer), max_position_embeddings=4096, rope_theta=10000.0,
+            rope_scaling={"type": "mrope", "mrope_section": [2 * unit, 3 * unit, 3 * unit]},
+            bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+        ),
+        vision_config=dict(
+            depth=vision_depth, hidden_size=hidden, intermediate_size=2 * hidden, num_heads=heads,
+            out_hidden_size=hidden, patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
+            fullatt_block_indexes=[vision_depth - 1],
+        ),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]], pad_token_id=ids["<|endoftext|>"], do_sample=False
+    )
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    image_processor(min_pixels=56 * 56, max_pixels=112 * 112).save_pretrained(out)
