@@ -20,3 +20,19 @@ def command(sub: argparse._SubParsersAction, name: str, help: str, example: str)
     )
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return parser
+
+
+def recipe_args(parser: argparse.ArgumentParser, override_example: str) -> None:
+    """The recipe, its key=value overrides and ``--address``, for commands that run a recipe's stages."""
+    parser.add_argument("recipe", help="recipe file or shipped recipe name (e.g. quickstart)")
+    parser.add_argument("overrides", nargs="*", help=f"key=value overrides, e.g. {override_example}")
+    parser.add_argument("--address", help="Ray cluster to attach to (default: the recipe's ray.address, "
+                                          "else RAY_ADDRESS, else a local instance)")
+
+
+def load_recipe_args(args: argparse.Namespace) -> Any:
+    """The validated recipe of a command made with ``recipe_args`` (``--address`` wins over ``ray.address``)."""
+    from mellm_core.config import load_recipe
+
+    extra = [f"ray.address={args.address}"] if args.address else []
+    return load_recipe(args.recipe, [*args.overrides, *extra])

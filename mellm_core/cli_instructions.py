@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from mellm_core.cli_common import command, print_json
+from mellm_core.cli_common import command, load_recipe_args, print_json, recipe_args
 
 
 def cmd_instructions(args: argparse.Namespace) -> int:
-    from mellm_core.config import load_recipe
     from mellm_core.stages.instructions import run_instructions
     from mellm_core.stages.maps import run_recipe_maps
 
-    recipe = load_recipe(args.recipe, args.overrides)
+    recipe = load_recipe_args(args)
     run_recipe_maps(recipe, progress=not args.json)  # makes only the maps that are missing or out of date
     summary = run_instructions(recipe)
     if args.json:
@@ -28,7 +27,6 @@ def cmd_instructions(args: argparse.Namespace) -> int:
 def register_instructions(sub: argparse._SubParsersAction) -> None:
     p = command(sub, "instructions", "build FGMU instruction data (MEU + MER) from a recipe's MMC-maps",
                 "mellm instructions recipes/quickstart.yaml instructions.prompt=fgmu-zh --json")
-    p.add_argument("recipe", help="recipe file or shipped recipe name")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. instructions.mer_ratio=0.5")
+    recipe_args(p, "instructions.mer_ratio=0.5")
     p.add_argument("--json", action="store_true", help="print a JSON summary line")
     p.set_defaults(func=cmd_instructions)

@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mellm_core.cli_common import command, print_json
+from mellm_core.cli_common import command, load_recipe_args, print_json, recipe_args
 
 SUMMARY_KEYS = ("start_step", "end_step", "adapter", "final_loss", "samples_per_s")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mellm_core.config import load_recipe
-
-    recipe = load_recipe(args.recipe, args.overrides)
+    recipe = load_recipe_args(args)
     if args.local:
         from mellm_core.training import run_local
 
@@ -56,8 +54,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def register_train(sub: argparse._SubParsersAction) -> None:
     p = command(sub, "train", "fine-tune the recipe's backbone with LoRA on Ray Train (builds missing data first)",
                 "mellm train recipes/quickstart.yaml train.max_steps=200 --json")
-    p.add_argument("recipe", help="recipe file or shipped recipe name")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.num_workers=1 train.resume=true")
+    recipe_args(p, "train.num_workers=1 train.resume=true")
     p.add_argument("--local", action="store_true",
                    help="run the training loop in this process without Ray (instructions must exist; "
                         "works under torchrun)")

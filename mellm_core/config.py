@@ -112,7 +112,17 @@ class EvalConfig:
 class ServeConfig:
     host: str = "127.0.0.1"  # address the HTTP server binds
     port: int = 8000  # HTTP port
-    adapter: str | None = None  # trained adapter folder; null serves the base model
+    adapter: str | None = None  # trained adapter folder (null = output_dir/train/adapter when it exists, else base)
+    model_replicas: int = 1  # model deployment replicas (ignored when autoscaling is on)
+    map_replicas: int = 1  # map deployment replicas (CPU: landmarks + flow + colorizer)
+    autoscaling: bool = False  # let Serve scale both deployments between 1 and *_replicas by load
+    model_gpus: float = 0.0  # GPUs per model replica (0 = CPU)
+    map_cpus: float = 1.0  # CPUs per map replica
+    max_batch_size: int = 8  # requests the model answers together (@serve.batch)
+    batch_wait_s: float = 0.05  # longest wait for a batch to fill, seconds
+    max_new_tokens: int | None = None  # generation cap (null = the backbone's)
+    max_body_bytes: int = 20_000_000  # largest request body; larger ones get 413
+    max_pixels: int = 16_777_216  # largest image (width x height), read from the header before decoding
 
 
 @dataclass

@@ -1,0 +1,76 @@
+"""The model side of inference: a recipe's backbone with its adapter, its prompt, and parsed answers.
+
+Evaluation, ``mellm analyze`` and the HTTP service all answer through ``Predictor``, so they ask the model the
+same question and read its answer the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mellm_core.config import Recipe
+from mellm_core.errors import InputError
+from mellm_core.labels import get_protocol
+from mellm_core.parse import parse_output
+from mellm_core.plugins import get_registry
+
+
+@dataclass
+class Answer:
+    """The model's text and what the parser read from it."""
+
+    text: str
+    emotion: str | None
+    aus: list[int] = field(default_factory=list)
+
+
+def recipe_labels(recipe: Recipe) -> list[str]:
+    """The emotion classes the model is asked to choose from: the evaluation protocol's, else the training data's."""
+    for name in (recipe.eval.protocol, recipe.instructions.protocol):
+        classes = get_protocol(name).classes
+        if classes:
+            return list(classes)
+    summary = Path(recipe.output_dir) / "instructions" / "summary.json"
+    if summary.is_file():
+        return list(json.loads(summary.read_text()).get("labels", []))
+    raise InputError("no emotion classes known: set eval.protocol (see `mellm data protocols`) or build instructions")
+
+
+def default_adapter(recipe: Recipe) -> str | None:
+    """``serve.adapter`` when set, else the recipe's trained adapter when one exists, else None (the base model)."""
+    if recipe.serve.adapter:
+        return recipe.serve.adapter
+    trained = Path(recipe.output_dir) / "train" / "adapter"
+    return str(trained) if (trained / "adapter_config.json").is_file() else None
+
+
+class Predictor:
+    """Loads the backbone once; answers batches of MMC-maps with the recipe's user prompt."""
+
+    def __init__(self, recipe: Recipe, adapter: str | None = None, device: str = "cpu", task: str = "meu",
+                 labels: list[str] | None = None):
+        registry = get_registry()
+        if adapter and not Path(adapter, "adapter_config.json").is_file():
+            raise InputError(f"adapter {adapter} is not a trained adapter folder (no adapter_config.json)")
+        self.labels = labels or recipe_labels(recipe)
+        self.prompt = registry.create("prompt", recipe.instructions.prompt).user_prompt(task, self.labels)
+        self.backbone = registry.create("backbone", recipe.backbone.name, **recipe.backbone.params)
+        self.module = self.backbone.load(recipe.backbone.model, device=device, adapter=adapter,
+                                         labels=self.labels)
+        self.adapter = adapter
+
+    def texts(self, prompts: list[str], images: list[np.ndarray], max_new_tokens: int | None = None) -> list[str]:
+        """Raw answers to explicit prompts (each beginning with ``<image>``)."""
+        return self.backbone.generate(self.module, prompts, images, max_new_tokens)
+
+    def __call__(self, images: list[np.ndarray], max_new_tokens: int | None = None) -> list[Answer]:
+        texts = self.texts([self.prompt] * len(images), images, max_new_tokens)
+        answers = []
+        for text in texts:
+            parsed = parse_output(text, self.labels)
+            answers.append(Answer(text, parsed.emotion, list(parsed.aus)))
+        return answers
