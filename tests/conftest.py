@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import cv2
 import numpy as np
 import pytest
 
 from mellm_core.warp import similarity_flow, warp_forward
+
+# Built models (the tiny Qwen2.5-VL) go to a folder of this test session unless the caller chose one; set before
+# any Ray instance starts so that its workers see it too.
+os.environ.setdefault("MELLM_CACHE", tempfile.mkdtemp(prefix="mellm-cache-"))
 
 
 def _bgr(rgb: np.ndarray) -> np.ndarray:
@@ -64,3 +71,36 @@ def fresh_registry(monkeypatch):
     plugins.reset_registry()
     yield plugins
     plugins.reset_registry()
+
+
+CLASSES = ["happiness", "surprise", "disgust"]
+
+
+def write_instructions(out_dir, n: int = 12, prompt: str = "fgmu-en", task: str = "mer"):
+    """Instruction rows over class-coloured 64x64 maps (one colour block per class), as the instructions stage
+    writes them: ``out_dir/instructions/{train,test}.jsonl`` and ``summary.json``. Returns the train rows."""
+    import json
+    from pathlib import Path
+
+    from mellm_core import create
+    from mellm_core.records import Instruction
+
+    out = Path(out_dir)
+    (out / "maps").mkdir(parents=True, exist_ok=True)
+    (out / "instructions").mkdir(parents=True, exist_ok=True)
+    words = create("prompt", prompt)
+    rows = []
+    for i in range(n):
+        label = CLASSES[i % len(CLASSES)]
+        image = np.full((64, 64, 3), 90, np.uint8)
+        k = CLASSES.index(label)
+        image[8 + 16 * k: 24 + 16 * k, 8:56] = [(255, 0, 0), (0, 255, 0), (0, 0, 255)][k]
+        path = out / "maps" / f"m{i}.png"
+        cv2.imwrite(str(path), image)
+        messages = [{"role": "user", "content": words.user_prompt(task, CLASSES)},
+                    {"role": "assistant", "content": words.mer_target(label)}]
+        rows.append(Instruction(messages, [str(path)], task, label, [], f"s{i:02d}", "toy", f"sub{i % 4}"))
+    for name in ("train", "test"):
+        (out / "instructions" / f"{name}.jsonl").write_text("".join(r.to_json() + "\n" for r in rows))
+    (out / "instructions" / "summary.json").write_text(json.dumps({"labels": CLASSES}))
+    return [r.to_dict() for r in rows]

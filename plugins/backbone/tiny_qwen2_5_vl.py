@@ -7,6 +7,7 @@ are written with ``save_pretrained`` and then loaded through ``from_pretrained``
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import uuid
@@ -75,22 +76,27 @@ def tiny_key(hidden: int, layers: int, vision_depth: int, vocab: int) -> str:
 
 def build_tiny(image_processor: type, hidden: int = 128, layers: int = 2, vision_depth: int = 2, vocab: int = 2048
                ) -> Path:
-    """The folder of the tiny model with these sizes, building it on first use (atomic: safe across workers)."""
+    """The folder of the tiny model with these sizes, building it on first use (one builder at a time per host)."""
     path = cache_root() / f"tiny-random-qwen2_5_vl-{tiny_key(hidden, layers, vision_depth, vocab)}"
-    if (path / "config.json").is_file():
+    if _complete(path):
         return path
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    tmp.mkdir(parents=True)
-    try:
-        _write_tiny(tmp, image_processor, hidden, layers, vision_depth, vocab)
-        try:
-            os.replace(tmp, path)
-        except OSError:  # another worker finished first; its copy is identical
-            if not (path / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # other workers wait here, then find the finished folder
+        if not _complete(path):
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+            try:
+                tmp.mkdir()
+                _write_tiny(tmp, image_processor, hidden, layers, vision_depth, vocab)
+                shutil.rmtree(path, ignore_errors=True)  # an interrupted earlier build
+                os.replace(tmp, path)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _complete(path: Path) -> bool:
+    return (path / "config.json").is_file() and (path / "model.safetensors").is_file()
 
 
 def _tokenizer(vocab: int):

@@ -1,0 +1,160 @@
+"""The qwen2_5_vl backbone on its tiny random model: loading, collation, loss, saving, generation (no Ray)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import write_instructions
+
+from mellm_core import create
+from mellm_core.config import TrainConfig
+from mellm_core.errors import InputError
+from mellm_core.frames import read_rgb
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory):
+    return write_instructions(tmp_path_factory.mktemp("bb"), n=6)
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return create("backbone", "qwen2_5_vl")
+
+
+def test_tiny_model_is_real_qwen_saved_and_reloaded(backbone):
+    """tiny-random is a saved folder (safetensors, tokenizer, image processor) loaded through from_pretrained."""
+    from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
+
+    folder = Path(backbone.resolve("tiny-random"))
+    assert (folder / "model.safetensors").is_file() and (folder / "preprocessor_config.json").is_file()
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert model.config.image_token_id == tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert backbone.resolve("tiny-random") == str(folder)  # built once, then reused
+    # The tokenizer's chat template renders exactly the format the plugin builds.
+    backbone.load("tiny-random")
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "what moved?"}]}]
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert rendered == backbone._prompt("<image>what moved?").replace(
+        "<image>", "<|vision_start|><|image_pad|><|vision_end|>")
+
+
+def test_collate_masks_all_but_the_answer_and_matches_image_tokens(backbone, rows):
+    backbone.load("tiny-random")
+    batch = backbone.collate(rows[:3])
+    tok = backbone.tokenizer
+    pad = tok.convert_tokens_to_ids("<|image_pad|>")
+    for i, row in enumerate(rows[:3]):
+        ids, labels = batch["input_ids"][i], batch["labels"][i]
+        features = int(batch["image_grid_thw"][i].prod()) // 4
+        assert int((ids == pad).sum()) == features  # one placeholder per merged image feature
+        answer = tok.decode(labels[labels != -100])
+        assert answer == row["messages"][1]["content"] + "<|im_end|>"
+    assert bool((batch["labels"][batch["attention_mask"] == 0] == -100).all())  # padding is never a target
+
+
+def test_long_examples_are_cut_in_the_answer_never_in_the_image(rows):
+    short = create("backbone", "qwen2_5_vl", max_length=40)
+    short.load("tiny-random")
+    with pytest.raises(InputError, match=r"sample s00: its prompt and image take \d+ tokens.*max_length=40"):
+        short.collate(rows[:1])
+    roomy = create("backbone", "qwen2_5_vl")
+    roomy.load("tiny-random")
+    prompt_len = int((roomy.collate(rows[:1])["labels"][0] == -100).sum())
+    cut = create("backbone", "qwen2_5_vl", max_length=prompt_len + 1)
+    cut.load("tiny-random")
+    batch = cut.collate(rows[:1])
+    assert batch["input_ids"].shape[1] == prompt_len + 1 and int((batch["labels"] != -100).sum()) == 1
+
+
+def test_bad_rows_name_the_sample(backbone, rows):
+    backbone.load("tiny-random")
+    broken = {**rows[0], "sample_id": "bad1", "images": []}
+    with pytest.raises(InputError, match="sample bad1: expected one image"):
+        backbone.collate([broken])
+    two = {**rows[0], "sample_id": "bad2", "messages": [{"role": "user", "content": "<image><image>x"},
+                                                        rows[0]["messages"][1]]}
+    with pytest.raises(InputError, match="sample bad2: .*exactly one <image>"):
+        backbone.collate([two])
+
+
+def test_batched_generation_matches_one_at_a_time(backbone, rows):
+    module = backbone.load("tiny-random")
+    images = [read_rgb(r["images"][0]) for r in rows[:3]]
+    prompts = [r["messages"][0]["content"] for r in rows[:3]]
+    prompts[1] = prompts[1] + " Answer briefly."  # a longer prompt: the others are left-padded
+    together = backbone.generate(module, prompts, images, max_new_tokens=8)
+    alone = [backbone.generate(module, [p], [im], max_new_tokens=8)[0] for p, im in zip(prompts, images, strict=True)]
+    assert together == alone and len(together) == 3
+
+
+def test_adapter_holds_only_lora_weights_and_loads_with_plain_peft(backbone, rows, tmp_path):
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    torch.manual_seed(0)
+    module = backbone.load("tiny-random", train=TrainConfig(lora_rank=4, lora_alpha=8, lora_dropout=0.0))
+    trainable = [n for n, p in module.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    assert any(".visual.blocks." in n for n in trainable) and any(".language_model.layers." in n for n in trainable)
+    assert not any("merger" in n for n in trainable)  # merger frozen by default
+    with torch.no_grad():
+        for n, p in module.named_parameters():
+            if "lora_B" in n:
+                p.add_(0.05)  # a non-trivial adapter
+    backbone.save(module, tmp_path / "adapter")
+    weights = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    assert weights and all("lora_" in k for k in weights)
+    base_size = (Path(backbone.resolve("tiny-random")) / "model.safetensors").stat().st_size
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").stat().st_size < base_size / 4
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    plain = PeftModel.from_pretrained(
+        Qwen2_5_VLForConditionalGeneration.from_pretrained(config["base_model_name_or_path"]), tmp_path / "adapter")
+    batch = backbone.collate(rows[:2])
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    ours = backbone.load("tiny-random", adapter=str(tmp_path / "adapter"))
+    with torch.no_grad():
+        expected = plain.eval()(**inputs).logits
+        got = ours(**inputs).logits
+        base = create("backbone", "qwen2_5_vl").load("tiny-random")(**inputs).logits
+    assert torch.allclose(got, expected, atol=1e-4)
+    assert not torch.allclose(got, base, atol=1e-3)  # the adapter changes the answers
+
+
+def test_train_base_saves_a_loadable_base_and_export_merges(rows, tmp_path):
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    from mellm_core.cli import main
+
+    full = create("backbone", "qwen2_5_vl", train_base=True)
+    module = full.load("tiny-random", train=TrainConfig(lora_rank=4, lora_alpha=8, lora_dropout=0.0))
+    assert all(p.requires_grad for p in module.parameters())
+    with torch.no_grad():
+        module.get_base_model().model.language_model.embed_tokens.weight.mul_(1.5)
+    run = tmp_path / "run"
+    full.save(module, run / "train" / "adapter")
+    config = json.loads((run / "train" / "adapter" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str((run / "train" / "adapter" / "base").resolve())
+    reloaded = full.load("tiny-random", adapter=str(run / "train" / "adapter"))
+    batch = full.collate(rows[:2])
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    assert main(["export", "quickstart", f"output_dir={run}", "backbone.params={train_base: true}", "--merge"]) == 0
+    merged = Qwen2_5_VLForConditionalGeneration.from_pretrained(run / "train" / "merged")
+    with torch.no_grad():
+        assert torch.allclose(merged(**inputs).logits, reloaded(**inputs).logits, atol=1e-4)
+        fresh = create("backbone", "qwen2_5_vl").load("tiny-random")(**inputs).logits
+        assert not torch.allclose(merged(**inputs).logits, fresh, atol=1e-3)
+
+
+def test_bad_model_and_params_are_clear_errors(tmp_path):
+    with pytest.raises(InputError, match=f"backbone.model '{tmp_path}' could not be loaded"):
+        create("backbone", "qwen2_5_vl").load(str(tmp_path))
+    from mellm_core.errors import PluginError
+
+    with pytest.raises(PluginError, match="dtype"):
+        create("backbone", "qwen2_5_vl", dtype="float8")

@@ -1,0 +1,90 @@
+"""The train stage on a local Ray cluster: data-parallel workers, a killed worker, `mellm train` from frames."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import threading
+import time
+
+import cv2
+import psutil
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mellm_core.cli import main
+from mellm_core.config import load_recipe
+from mellm_core.training import run_local
+
+EMOTIONS = ["happiness", "surprise", "disgust"]
+SMALL = ["train.lora_rank=4", "train.lora_alpha=8", "train.lr=2e-3", "train.batch_size=4", "train.log_every=1",
+         "train.cpus_per_worker=0.5", "instructions.mer_ratio=1.0", "backbone.params={max_new_tokens: 4}"]
+
+
+@pytest.fixture(scope="module")
+def frames_run(ray_local, motion_pair, tmp_path_factory):
+    """A recipe over 8 clips of real frames, with maps and instructions built by `mellm instructions`."""
+    root = tmp_path_factory.mktemp("train")
+    frames = root / "frames"
+    frames.mkdir()
+    for name in ("onset", "apex"):
+        cv2.imwrite(str(frames / f"{name}.png"), cv2.resize(motion_pair[name], (112, 112)))
+    rows = [f"c{i},frames/onset.png,frames/apex.png,s{i % 4},{EMOTIONS[i % 3]},6+12" for i in range(8)]
+    (root / "pairs.csv").write_text("sample_id,onset_path,apex_path,subject,emotion,aus\n" + "\n".join(rows))
+    args = [f"output_dir={root / 'run'}", "data.dataset=manifest", f"data.root={root / 'pairs.csv'}",
+            "maps.landmarker=none", "maps.flow=dis", *SMALL]
+    assert main(["instructions", "quickstart", *args]) == 0
+    return root, args
+
+
+def _copy(frames_run, name):
+    root, args = frames_run
+    target = root / name
+    shutil.copytree(root / "run", target)
+    return [a if not a.startswith("output_dir=") else f"output_dir={target}" for a in args], target
+
+
+def test_two_ray_workers_reach_the_weights_of_one_process(frames_run, capsys):
+    args, ray_dir = _copy(frames_run, "two")
+    local_args, local_dir = _copy(frames_run, "one")
+    steps = ["train.max_steps=3", "train.lora_dropout=0.0"]
+    assert main(["train", "quickstart", *args, *steps, "train.num_workers=2", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["start_step"] == 0 and summary["end_step"] == 3
+    run_local(load_recipe("quickstart", [*local_args, *steps, "train.num_workers=1"]), progress=False)
+    two = load_file(ray_dir / "train" / "adapter" / "adapter_model.safetensors")
+    one = load_file(local_dir / "train" / "adapter" / "adapter_model.safetensors")
+    start = load_file(local_dir / "train" / "adapter" / "adapter_model.safetensors")
+    assert two.keys() == one.keys() and start
+    assert all(torch.allclose(two[k], one[k], atol=1e-5) for k in one)
+    moved = [k for k in one if "lora_B" in k]
+    assert moved and all(float(one[k].abs().max()) > 0 for k in moved)  # lora_B starts at zero: it trained
+
+
+def _kill_a_worker_after_first_checkpoint(storage, killed: list[int], deadline: float) -> None:
+    while time.time() < deadline and not killed:
+        if any(storage.glob("run/checkpoint_0000004")):  # step 2's checkpoint is registered by now
+            for proc in psutil.process_iter(["pid", "cmdline"]):
+                if "RayTrainWorker" in " ".join(proc.info["cmdline"] or []):
+                    proc.send_signal(signal.SIGKILL)
+                    killed.append(proc.info["pid"])
+                    return
+        time.sleep(0.02)
+
+
+def test_a_killed_worker_is_restarted_from_its_checkpoint(frames_run, capsys):
+    args, run = _copy(frames_run, "killed")
+    killed: list[int] = []
+    killer = threading.Thread(target=_kill_a_worker_after_first_checkpoint,
+                              args=(run / "train" / "checkpoints", killed, time.time() + 240), daemon=True)
+    killer.start()
+    assert main(["train", "quickstart", *args, "train.max_steps=12", "train.checkpoint_every=2",
+                 "train.num_workers=2", "train.max_failures=1", "--json"]) == 0
+    killer.join(timeout=1)
+    assert killed, "no training worker was found to kill"
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["end_step"] == 12 and summary["start_step"] >= 2  # the last attempt began at a checkpoint
+    steps = [json.loads(x)["step"] for x in (run / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 13))

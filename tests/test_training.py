@@ -1,0 +1,100 @@
+"""The training loop without Ray: data order, schedule, learning, exact resume, and `mellm train --local`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import write_instructions
+from safetensors.torch import load_file
+
+from mellm_core.cli import main
+from mellm_core.config import TrainConfig, load_recipe
+from mellm_core.errors import ConfigError
+from mellm_core.training import run_local
+from mellm_core.trainloop import World, cosine, micro_batches, order
+
+FAST = ["train.lora_rank=4", "train.lora_alpha=8", "train.lora_dropout=0.1", "train.lr=2e-3", "train.batch_size=4",
+        "train.num_workers=1", "train.log_every=1", "backbone.params={max_new_tokens: 4}"]
+
+
+def recipe(tmp_path, *overrides):
+    return load_recipe("quickstart", [f"output_dir={tmp_path}", *FAST, *overrides])
+
+
+def test_order_is_a_seeded_permutation_per_epoch():
+    first = order(10, 3, 0, 10)
+    assert sorted(first) == list(range(10)) and sorted(order(10, 3, 10, 10)) == list(range(10))
+    assert order(10, 3, 0, 25) == first + order(10, 3, 10, 15)  # positions, not calls, decide
+    assert order(10, 4, 0, 10) != first
+
+
+def test_workers_split_each_global_batch_of_one_worker():
+    rows = [{"i": i} for i in range(13)]
+    cfg = TrainConfig(batch_size=8, grad_accum=2, num_workers=2)
+    for step in range(4):
+        one = [r for chunk in micro_batches(rows, TrainConfig(batch_size=8), 5, step, World(0, 1)) for r in chunk]
+        two = [r for rank in (0, 1) for chunk in micro_batches(rows, cfg, 5, step, World(rank, 2)) for r in chunk]
+        assert one == two and len(one) == 8
+        assert [len(c) for c in micro_batches(rows, cfg, 5, step, World(1, 2))] == [2, 2]
+
+
+def test_cosine_schedule_warms_up_and_decays_to_zero():
+    f = cosine(TrainConfig(warmup_steps=4, max_steps=14))
+    assert [round(f(s), 3) for s in range(4)] == [0.2, 0.4, 0.6, 0.8]
+    assert f(4) == 1.0 and f(9) == pytest.approx(0.5) and f(14) == pytest.approx(0.0)
+
+
+def test_batch_size_must_split_evenly():
+    with pytest.raises(ConfigError, match="batch_size=6 must be a multiple of .* = 4"):
+        load_recipe("quickstart", ["train.batch_size=6", "train.num_workers=2", "train.grad_accum=2"])
+
+
+def test_loss_falls_and_the_run_is_written(tmp_path):
+    write_instructions(tmp_path, n=12)
+    summary = run_local(recipe(tmp_path, "train.max_steps=30", "train.checkpoint_every=10"), progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == list(range(1, 31))
+    assert set(lines[0]) == {"step", "loss", "lr", "samples_per_s", "tokens_per_s"}
+    first, last = sum(x["loss"] for x in lines[:5]) / 5, sum(x["loss"] for x in lines[-5:]) / 5
+    assert last < 0.85 * first, (first, last)
+    assert summary["start_step"] == 0 and summary["end_step"] == 30 and summary["final_loss"] == lines[-1]["loss"]
+    assert (tmp_path / "train" / "adapter" / "adapter_config.json").is_file()
+    kept = sorted(p.name for p in (tmp_path / "train" / "checkpoints" / "run").iterdir())
+    assert kept == ["checkpoint_0000020", "checkpoint_0000030"]  # keep_checkpoints=2
+
+
+def test_resume_continues_exactly_where_the_run_stopped(tmp_path):
+    """A run stopped at step 4 of 8 and resumed ends with the very weights of the uninterrupted run (dropout on)."""
+    import shutil
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder in (a, b):
+        write_instructions(folder, n=12)
+    run_local(recipe(a, "train.max_steps=8", "train.checkpoint_every=4"), progress=False)
+    stopped = b / "train" / "checkpoints" / "run"
+    stopped.mkdir(parents=True)
+    shutil.copytree(a / "train" / "checkpoints" / "run" / "checkpoint_0000004", stopped / "checkpoint_0000004")
+    summary = run_local(recipe(b, "train.max_steps=8", "train.checkpoint_every=4", "train.resume=true"),
+                        progress=False)
+    assert summary["start_step"] == 4 and summary["end_step"] == 8
+    steps = [json.loads(x)["step"] for x in (b / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 9))
+    wa = load_file(a / "train" / "adapter" / "adapter_model.safetensors")
+    wb = load_file(b / "train" / "adapter" / "adapter_model.safetensors")
+    assert wa.keys() == wb.keys()
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+
+
+def test_cli_local_train_reports_and_skips_when_unchanged(tmp_path, capsys):
+    write_instructions(tmp_path, n=6)
+    args = ["train", "quickstart", f"output_dir={tmp_path}", *FAST, "train.max_steps=2", "--local", "--json"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(summary) == {"start_step", "end_step", "adapter", "final_loss", "samples_per_s"}
+    assert summary["end_step"] == 2 and summary["samples_per_s"] > 0
+    assert main(args[:-1]) == 0
+    assert "train unchanged" in capsys.readouterr().out
+    assert main(["train", "quickstart", f"output_dir={tmp_path / 'none'}", "--local"]) == 1
+    assert "instructions/train.jsonl does not exist" in capsys.readouterr().err
