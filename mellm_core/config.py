@@ -106,6 +106,14 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     protocol: str = "all"  # label protocol of the test set (e.g. casme2-5, dfme-7)
+    adapter: str | None = None  # adapter folder (null = output_dir/train/adapter when trained, else the base model)
+    base_model: bool = False  # evaluate the base model even when a trained adapter exists (zero-shot baselines)
+    batch_size: int = 8  # test samples per generation batch
+    actors: int = 1  # model replicas (Ray Data actor pool); each loads the model once
+    cpus_per_actor: float = 1.0  # CPUs reserved by each replica
+    gpus_per_actor: float = 0.0  # GPUs per replica (0 = CPU)
+    max_new_tokens: int | None = None  # generation cap (null = the backbone's)
+    gallery: int = 12  # sample MMC-maps shown in report.html (right and wrong cases)
 
 
 @dataclass
@@ -274,6 +282,13 @@ def check_recipe(recipe: Recipe, registry: Registry) -> list[str]:
     if recipe.maps.max_side < 0 or recipe.maps.actors < 0 or recipe.maps.crop_margin < 0:
         problems.append("maps.max_side, maps.actors and maps.crop_margin must not be negative")
     problems.extend(_check_train(recipe.train))
+    from mellm_core.labels import PROTOCOLS
+
+    if recipe.eval.protocol not in PROTOCOLS:
+        problems.append(f"eval.protocol: unknown protocol '{recipe.eval.protocol}' (choose one of: "
+                        f"{', '.join(PROTOCOLS)})")
+    if recipe.eval.batch_size < 1 or recipe.eval.actors < 1 or recipe.eval.gallery < 0:
+        problems.append("eval.batch_size and eval.actors must be at least 1 and eval.gallery not negative")
     return problems
 
 

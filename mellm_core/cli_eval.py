@@ -1,0 +1,78 @@
+"""``mellm eval`` and ``mellm analyze``: scoring a recipe's model on its test set, and one pair end to end."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mellm_core.cli_common import command, load_recipe_args, print_json, recipe_args
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from mellm_core.stages.eval import run_eval
+
+    recipe = load_recipe_args(args)
+    result = run_eval(recipe, progress=not args.json)
+    out = Path(recipe.output_dir) / "eval"
+    tasks = {task: {k: block["overall"].get(k) for k in ("acc", "uf1", "uar", "au_f1", "n", "unparsed")}
+             | {"chance_acc": block["chance"]["uniform"]["acc"]} for task, block in result["tasks"].items()}
+    if args.json:
+        print_json({"protocol": result["protocol"], "tasks": tasks, "adapter": result["adapter"],
+                    "report": str(out / "report.html"), "skipped": result["skipped"]})
+        return 0
+    state = "unchanged" if result["skipped"] else "written"
+    print(f"evaluation {state} in {out} (protocol {result['protocol']}, adapter {result['adapter']})")
+    for task, m in tasks.items():
+        scores = "  ".join(f"{k.upper()} {m[k]:.4f}" for k in ("acc", "uf1", "uar", "au_f1") if m.get(k) is not None)
+        print(f"  {task}: {scores}  (n {m['n']}, unparsed {m['unparsed']}; chance ACC {m['chance_acc']:.4f})")
+    print(f"report: {out / 'report.html'}")
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from mellm_core.atomic import write_png_atomic
+    from mellm_core.config import load_recipe
+    from mellm_core.frames import read_gray
+    from mellm_core.mapper import Mapper
+    from mellm_core.predictor import Predictor, default_adapter
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    if args.model:
+        recipe = replace(recipe, backbone=replace(recipe.backbone, model=args.model))
+    adapter = args.adapter or (None if args.model else default_adapter(recipe))
+    result = Mapper(recipe.maps)(read_gray(args.onset), read_gray(args.apex))
+    write_png_atomic(args.map, result.rgb)
+    answer = Predictor(recipe, adapter)([result.rgb], args.max_new_tokens)[0]
+    if args.json:
+        print_json({"emotion": answer.emotion, "aus": answer.aus, "analysis": answer.text, "map": str(args.map),
+                    "adapter": adapter})
+    else:
+        print(answer.text)
+        print(f"\nemotion: {answer.emotion or '(none found)'}; AUs: {', '.join(map(str, answer.aus)) or 'none'}")
+        print(f"MMC-map: {args.map}; model {recipe.backbone.model}, adapter {adapter or 'none (base model)'}")
+    return 0
+
+
+def register_eval(sub: argparse._SubParsersAction) -> None:
+    p = command(sub, "eval", "evaluate the recipe's model on its test instructions (Ray Data), write a report",
+                "mellm eval recipes/quickstart.yaml eval.protocol=dfme-7 --json")
+    recipe_args(p, "eval.actors=2 eval.base_model=true")
+    p.add_argument("--json", action="store_true", help="print a JSON summary line")
+    p.set_defaults(func=cmd_eval)
+
+
+def register_analyze(sub: argparse._SubParsersAction) -> None:
+    p = command(sub, "analyze", "one onset/apex pair: MMC-map, the model's analysis and the parsed result",
+                "mellm analyze onset.jpg apex.jpg --recipe quickstart --json")
+    p.add_argument("onset", help="onset frame (image file)")
+    p.add_argument("apex", help="apex frame (image file)")
+    p.add_argument("--recipe", default="quickstart", help="recipe whose maps, prompt, backbone and adapter are used")
+    p.add_argument("--model", help="backbone model instead of the recipe's (folder or hub id; no adapter)")
+    p.add_argument("--adapter", help="adapter folder (default: the recipe's trained adapter when present)")
+    p.add_argument("--map", default="mmc_map.png", help="where to write the MMC-map (default: mmc_map.png)")
+    p.add_argument("--max-new-tokens", type=int, help="generation cap (default: the backbone's)")
+    p.add_argument("--json", action="store_true", help="print {emotion, aus, analysis, map} as JSON")
+    p.add_argument("overrides", nargs="*", help="recipe key=value overrides")
+    p.set_defaults(func=cmd_analyze)

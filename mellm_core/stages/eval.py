@@ -1,0 +1,146 @@
+"""The eval stage: batch inference over the test instructions on a Ray Data actor pool of model replicas.
+
+Each replica loads the backbone (and adapter) once and answers batches with greedy generation; every answer is
+parsed with the project's parser. Answers stream into a partial file, so a stopped run resumes where it was;
+``eval/predictions.jsonl``, ``metrics.json`` and ``report.html`` are written at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+from tqdm import tqdm
+
+from mellm_core.atomic import write_bytes_atomic
+from mellm_core.config import Recipe
+from mellm_core.errors import InputError, MellmError
+from mellm_core.evaluation import METRICS, PREDICTIONS, REPORT, eval_adapter, eval_digest, metrics_of
+from mellm_core.frames import read_rgb
+from mellm_core.parse import parse_output
+from mellm_core.predictor import Predictor
+from mellm_core.stages.cluster import init_ray
+
+PARTIAL = "predictions.partial.jsonl"
+
+
+class EvalActor:
+    """One model replica: loads the predictor once, answers batches of test rows (JSON lines)."""
+
+    def __init__(self, recipe: Recipe, adapter: str | None, device: str):
+        import cv2
+        import torch
+
+        cv2.setNumThreads(1)
+        torch.set_num_threads(max(1, int(recipe.eval.cpus_per_actor)))
+        self.predictor = Predictor(recipe, adapter, device)
+        self.max_new_tokens = recipe.eval.max_new_tokens
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
+        return {"line": [json.dumps(p, ensure_ascii=False) for p in self.answer([json.loads(t) for t in batch["row"]])]}
+
+    def answer(self, rows: list[dict]) -> list[dict]:
+        out, ready, images = [], [], []
+        for row in rows:
+            pred = {"sample_id": row["sample_id"], "dataset": row.get("dataset", ""), "subject": row.get("subject", ""),
+                    "task": row["task"], "label": row["label"], "aus_gold": row.get("aus", []), "text": "",
+                    "emotion": None, "aus": [], "error": None, "map_path": (row.get("images") or [""])[0]}
+            try:
+                images.append(read_rgb(pred["map_path"]))
+                ready.append((pred, row["messages"][0]["content"]))
+            except InputError as exc:  # recorded, scored as unparsed; the run goes on
+                pred["error"] = str(exc)
+            out.append(pred)
+        if ready:
+            texts = self.predictor.texts([p for _, p in ready], images, self.max_new_tokens)
+            for (pred, _), text in zip(ready, texts, strict=True):
+                parsed = parse_output(text, self.predictor.labels)
+                pred.update(text=text, emotion=parsed.emotion, aus=list(parsed.aus))
+        return out
+
+
+def _read_partial(path: Path, digest: str) -> dict[tuple[str, str], dict]:
+    """Answers of an earlier run with the same settings (its first line holds the digest)."""
+    if not path.is_file():
+        return {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines or json.loads(lines[0]).get("settings_hash") != digest:
+        return {}
+    done = {}
+    for line in lines[1:]:
+        try:
+            pred = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short when the run stopped
+            continue
+        done[(pred["sample_id"], pred["task"])] = pred
+    return done
+
+
+def run_eval(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
+    """Evaluate the recipe's model on its test instructions; skip when predictions are up to date."""
+    test = Path(recipe.output_dir) / "instructions" / "test.jsonl"
+    if not test.is_file():
+        raise InputError(f"{test} does not exist; run `mellm instructions` (or `mellm train`) first")
+    out = Path(recipe.output_dir) / "eval"
+    data = test.read_bytes()
+    adapter = eval_adapter(recipe)
+    if adapter and not (Path(adapter) / "adapter_config.json").is_file():
+        raise InputError(f"eval.adapter {adapter} is not a trained adapter folder (no adapter_config.json)")
+    digest = eval_digest(recipe, data, adapter)
+    metrics_path = out / METRICS
+    if metrics_path.is_file() and (out / PREDICTIONS).is_file():
+        old = json.loads(metrics_path.read_text())
+        if old.get("settings_hash") == digest:
+            return {**old, "skipped": True}
+    rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    if not rows:
+        raise InputError(f"{test} holds no test instructions")
+    out.mkdir(parents=True, exist_ok=True)
+    partial = out / PARTIAL
+    done = _read_partial(partial, digest)
+    todo = [r for r in rows if (r["sample_id"], r["task"]) not in done]
+    if not done:
+        partial.write_text(json.dumps({"settings_hash": digest}) + "\n")
+    if todo:
+        _answer(recipe, adapter, todo, partial, done, progress)
+    preds = sorted(done.values(), key=lambda p: (p["sample_id"], p["task"]))
+    write_bytes_atomic(out / PREDICTIONS, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in preds).encode())
+    metrics = {**metrics_of(preds, recipe.eval.protocol), "settings_hash": digest, "adapter": adapter,
+               "model": recipe.backbone.model, "backbone": recipe.backbone.name,
+               "test_sha256": hashlib.sha256(data).hexdigest()}
+    write_bytes_atomic(metrics_path, json.dumps(metrics, indent=2, ensure_ascii=False).encode())
+    from mellm_core.report import write_report
+
+    write_report(out / REPORT, preds, metrics, recipe.eval.gallery, title=f"{recipe.output_dir} — evaluation")
+    partial.unlink(missing_ok=True)
+    return {**metrics, "skipped": False, "out_dir": str(out)}
+
+
+def _answer(recipe: Recipe, adapter: str | None, todo: list[dict], partial: Path, done: dict, progress: bool
+            ) -> None:
+    """Stream answers from the actor pool into the partial file (flushed per batch) and ``done``."""
+    cfg = recipe.eval
+    init_ray(recipe.ray.address)
+    device = "cuda" if cfg.gpus_per_actor > 0 else "cpu"
+    ds = ray.data.from_items([{"row": json.dumps(r, ensure_ascii=False)} for r in todo])
+    answers = ds.map_batches(EvalActor, fn_constructor_args=(recipe, adapter, device), batch_size=cfg.batch_size,
+                             compute=ray.data.ActorPoolStrategy(size=cfg.actors), num_cpus=cfg.cpus_per_actor,
+                             num_gpus=cfg.gpus_per_actor)
+    bar = tqdm(total=len(todo), desc="eval", unit="sample", disable=not progress)
+    try:
+        with partial.open("a", encoding="utf-8") as sink:
+            for batch in answers.iter_batches(batch_size=None, batch_format="numpy"):
+                for line in batch["line"]:
+                    pred = json.loads(line)
+                    done[(pred["sample_id"], pred["task"])] = pred
+                    sink.write(line + "\n")
+                sink.flush()
+                bar.update(len(batch["line"]))
+    except ray.exceptions.RayError as exc:
+        raise MellmError(f"evaluation failed: {exc}") from exc
+    finally:
+        bar.close()
