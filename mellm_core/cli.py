@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from mellm_core.cli_common import command, print_json
 from mellm_core.cli_data import register_data, register_synth
+from mellm_core.cli_demo import register_demo
 from mellm_core.cli_eval import register_analyze, register_eval
 from mellm_core.cli_instructions import register_instructions
 from mellm_core.cli_maps import register_map, register_maps
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Each entry adds one subcommand: register(subparsers) -> None.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     register_data, register_synth, register_map, register_maps, register_instructions, register_score,
-    register_train, register_export, register_eval, register_analyze,
+    register_train, register_export, register_eval, register_analyze, register_demo,
 ]
 
 

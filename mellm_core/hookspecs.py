@@ -103,7 +103,8 @@ class Hooks:
         - ``loss(module, batch) -> (loss, tokens)``: the mean over samples of each sample's mean target loss (so
           that data-parallel workers average to the same gradient as one worker), and the tokens in the batch.
         - ``save(module, out_dir)``: the trained weights (an adapter, or all weights for a small model) in a
-          folder ``load(adapter=...)`` reads.
+          folder ``load(adapter=...)`` reads, with an ``adapter_config.json`` (PEFT's, or the plugin's own
+          description of the folder): the stages recognise a trained folder by that file.
         - ``generate(module, prompts, images, max_new_tokens=None) -> texts``: batched greedy answers; prompts
           begin with ``<image>``; images are RGB uint8 arrays.
         - ``merge(module, out_dir)``: a full model with the adapter merged in (``mellm export --merge``).

@@ -1,5 +1,7 @@
 """Score predictions against gold labels on a label protocol with every installed metric plugin (pure, no Ray).
 
+Lines of ``eval/predictions.jsonl`` score as they are (gold AUs in ``aus_gold``, predicted ones in ``aus``).
+
 A record is a mapping with ``label`` (the gold emotion), ``text`` (the model's output, parsed with
 ``parse_output``) or an already parsed ``emotion``, and optionally ``id``, ``aus`` (gold AUs: a list of numbers or
 a FACS string such as "6+12"), ``pred_aus`` (predicted AUs, for records given as ``emotion`` without ``text``) and
@@ -115,7 +117,7 @@ def record_problem(record: object) -> str | None:
     for key, allowed in (("text", (str,)), ("emotion", (str, type(None))), ("dataset", (str,))):
         if key in record and not isinstance(record[key], allowed):
             return f"field '{key}' must be a string, got {_kind(record[key])}"
-    return _aus_problem(record, "aus") or _aus_problem(record, "pred_aus")
+    return _aus_problem(record, "aus") or _aus_problem(record, "pred_aus") or _aus_problem(record, "aus_gold")
 
 
 def _au_list(value: list[int] | str) -> list[int]:
@@ -127,7 +129,10 @@ def _scored(record: Mapping[str, Any], index: int, vocabulary: Sequence[str]) ->
     emotion = normalize_emotion(record["emotion"]) if "emotion" in record else parsed.emotion
     aus = parsed.aus if parsed is not None else _au_list(record.get("pred_aus", []))
     gold_aus = _au_list(record["aus"]) if "aus" in record else None
-    return Scored(record.get("id", index), record["label"], emotion, aus, gold_aus, record.get("dataset", ""))
+    if "aus_gold" in record:  # a line of eval/predictions.jsonl: gold AUs in aus_gold, predicted ones in aus
+        gold_aus, aus = _au_list(record["aus_gold"]), _au_list(record.get("aus", []))
+    ident = record.get("id", record.get("sample_id", index))
+    return Scored(ident, record["label"], emotion, aus, gold_aus, record.get("dataset", ""))
 
 
 def predict(records: Iterable[Mapping[str, Any]], protocol: str | Protocol = "all") -> list[Scored]:

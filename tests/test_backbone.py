@@ -158,3 +158,18 @@ def test_bad_model_and_params_are_clear_errors(tmp_path):
 
     with pytest.raises(PluginError, match="dtype"):
         create("backbone", "qwen2_5_vl", dtype="float8")
+
+
+def test_patch_embedding_as_matmul_is_the_convolution(backbone, rows):
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    from mellm_plugins.backbone.qwen2_5_vl import patch_embed_as_matmul
+
+    backbone.load("tiny-random")
+    batch = backbone.collate(rows[:2])
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(backbone.resolve("tiny-random")).eval()
+    with torch.no_grad():
+        expected = model(**inputs).logits
+        patch_embed_as_matmul(model)
+        assert torch.allclose(model(**inputs).logits, expected, atol=1e-5)

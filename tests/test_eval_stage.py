@@ -15,6 +15,7 @@ from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 from mellm_core.cli import main
 from mellm_core.config import load_recipe
+from mellm_core.scoring import score
 from mellm_core.stages.eval import run_eval
 from mellm_core.training import run_local
 
@@ -66,6 +67,8 @@ def test_metrics_match_scikit_learn_and_pool_over_actors(ray_local, trained):
     assert overall["uar"] == pytest.approx(recall_score(gold, guess, labels=labels, average="macro", zero_division=0))
     assert overall["n"] == 12 and overall["unparsed"] == sum(p["emotion"] is None for p in preds)
     assert result["tasks"]["mer"]["chance"]["uniform"]["acc"] == pytest.approx(1 / 3)
+    rescored = score(preds, "all")  # what `mellm score eval/predictions.jsonl` reports
+    assert all(rescored[k] == pytest.approx(overall[k]) for k in ("acc", "uf1", "uar", "n", "unparsed"))
     assert run_eval(recipe, progress=False)["skipped"]
 
     pooled, out2 = _run(trained, "two", "eval.actors=2")

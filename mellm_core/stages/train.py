@@ -54,6 +54,7 @@ def _worker(config: dict[str, Any]) -> None:
     cv2.setNumThreads(1)
     context = ray.train.get_context()
     world = World(context.get_world_rank(), context.get_world_size(), str(ray.train.torch.get_device()))
+    config["queue"].put({"rank": world.rank, "node": ray.get_runtime_context().get_node_id()})
     shard = ray.train.get_dataset_shard("train")
     rows = canonical([json.loads(row["text"]) for row in shard.iter_rows()])
     train_worker(config["settings"], rows, world, RaySession(config["queue"]))
@@ -73,13 +74,16 @@ def _start_over(storage: str) -> None:
         fs.delete_dir(run)
 
 
-def _follow(queue: Queue, total: int, stop: threading.Event, show: bool) -> None:
-    """Driver thread: move the progress bar as rank 0 reports metrics lines."""
+def _follow(queue: Queue, total: int, stop: threading.Event, show: bool, nodes: set[str]) -> None:
+    """Driver thread: move the progress bar as rank 0 reports metrics lines; note the nodes workers run on."""
     bar = tqdm(total=total, desc="train", unit="step", disable=not show)
     while not stop.is_set() or not queue.empty():
         try:
             line = queue.get(timeout=0.5)
         except Exception:  # queue.Empty, or the queue actor gone at shutdown
+            continue
+        if "node" in line:
+            nodes.add(line["node"])
             continue
         bar.update(line["step"] - bar.n)
         bar.set_postfix(loss=line["loss"], samples_s=line["samples_per_s"])
@@ -116,8 +120,8 @@ def run_train(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
         datasets={"train": ray.data.read_text(str(p.rows_path.resolve())).materialize()},
         dataset_config=DataConfig(datasets_to_split=[]),  # every worker reads all rows, then takes its slice
     )
-    stop = threading.Event()
-    follower = threading.Thread(target=_follow, args=(queue, cfg.max_steps, stop, progress), daemon=True)
+    stop, nodes = threading.Event(), set()
+    follower = threading.Thread(target=_follow, args=(queue, cfg.max_steps, stop, progress, nodes), daemon=True)
     follower.start()
     started = time.perf_counter()
     try:
@@ -130,6 +134,6 @@ def run_train(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
     if result.checkpoint is None:
         raise MellmError(f"training ended without a checkpoint: {result.error}")
     with result.checkpoint.as_directory() as folder:
-        summary = publish(Path(folder), p, {"workers": cfg.num_workers, "ray": True,
+        summary = publish(Path(folder), p, {"workers": cfg.num_workers, "ray": True, "nodes": sorted(nodes),
                                             "seconds": round(time.perf_counter() - started, 1)})
     return {**summary, "skipped": False}

@@ -70,6 +70,23 @@ def image_processor_class() -> type:
     return getattr(transformers, "Qwen2VLImageProcessorPil", None) or transformers.Qwen2VLImageProcessor
 
 
+def patch_embed_as_matmul(model: torch.nn.Module) -> None:
+    """Compute the vision patch embedding as the matrix product it is, with the same weights.
+
+    Its Conv3d kernel covers each flattened patch exactly, so the convolution is one matrix multiply; oneDNN's
+    conv3d takes about a third of a CPU training step of the tiny model for that product.
+    """
+    for module in model.modules():
+        if type(module).__name__ == "Qwen2_5_VisionPatchEmbed":
+            proj = module.proj
+
+            def forward(hidden_states: torch.Tensor, proj: torch.nn.Conv3d = proj) -> torch.Tensor:
+                weight = proj.weight.reshape(proj.weight.shape[0], -1)
+                return F.linear(hidden_states.to(weight.dtype).reshape(-1, weight.shape[1]), weight, proj.bias)
+
+            module.forward = forward
+
+
 def _targets(names: list[str], blocks: str) -> str | None:
     return rf"{blocks}\.(?:{'|'.join(re.escape(n) for n in names)})" if names else None
 
@@ -127,6 +144,8 @@ class Qwen25VL:
             raise InputError(f"backbone.model '{model}' could not be loaded from {base_path}: {exc}") from None
         base.config._name_or_path = self.model_path  # adapters name the model the user asked for
         base.to(device)
+        if device == "cpu":
+            patch_embed_as_matmul(base)
         if train is None:
             module = PeftModel.from_pretrained(base, adapter).merge_and_unload() if adapter else base
             return module.eval()

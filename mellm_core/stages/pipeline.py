@@ -1,0 +1,36 @@
+"""Every stage of a recipe in order: data -> MMC-maps -> instructions -> training -> evaluation -> report.
+
+Each stage skips work whose inputs and settings are unchanged, so running the pipeline again is fast and a
+changed setting redoes only what depends on it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from mellm_core.config import Recipe
+
+STAGES = ("maps", "instructions", "train", "eval")
+
+
+def run_pipeline(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
+    """Run every stage; returns each stage's summary and seconds."""
+    from mellm_core.stages.eval import run_eval
+    from mellm_core.stages.instructions import run_instructions
+    from mellm_core.stages.maps import run_recipe_maps
+    from mellm_core.stages.train import run_train
+
+    steps = {"maps": lambda: run_recipe_maps(recipe, progress=progress),
+             "instructions": lambda: run_instructions(recipe),
+             "train": lambda: run_train(recipe, progress=progress),
+             "eval": lambda: run_eval(recipe, progress=progress)}
+    out: dict[str, Any] = {"seconds": {}}
+    for number, name in enumerate(STAGES, 1):
+        if progress:
+            print(f"[{number}/{len(STAGES)}] {name}", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        out[name] = steps[name]()
+        out["seconds"][name] = round(time.perf_counter() - started, 1)
+    return out
