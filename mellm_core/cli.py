@@ -13,6 +13,7 @@ from mellm_core.cli_eval import register_analyze, register_eval
 from mellm_core.cli_instructions import register_instructions
 from mellm_core.cli_maps import register_map, register_maps
 from mellm_core.cli_score import register_score
+from mellm_core.cli_serve import register_serve
 from mellm_core.cli_train import register_export, register_train
 from mellm_core.errors import ConfigError, MellmError
 
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Each entry adds one subcommand: register(subparsers) -> None.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     register_data, register_synth, register_map, register_maps, register_instructions, register_score,
-    register_train, register_export, register_eval, register_analyze, register_demo,
+    register_train, register_export, register_eval, register_analyze, register_demo, register_serve,
 ]
 
 

@@ -1,0 +1,299 @@
+"""The serve stage: MELLM behind HTTP on Ray Serve.
+
+Three deployments that scale apart: ``Gateway`` (FastAPI ingress: limits, auth, the form, the web page),
+``MapWorker`` (CPU: decode, landmarks, flow, colorizer) and ``ModelWorker`` (the backbone with its adapter, GPU where
+present, answering batches with ``@serve.batch``). Every client mistake is a 4xx ``{"error": ...}``; see
+``mellm_core.upload`` for the checks made before any pixel is decoded. (No ``from __future__ import annotations``
+here: FastAPI reads the handlers' annotations at run time.)
+"""
+
+import asyncio
+import base64
+import logging
+import math
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from importlib.resources import files
+from typing import Any
+
+import cv2
+import numpy as np
+import ray
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from ray import serve
+from ray.serve import Application
+from ray.serve.handle import DeploymentHandle
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+from mellm_core.config import MapsConfig, Recipe, load_recipe
+from mellm_core.errors import InputError, MellmError
+from mellm_core.frames import decode_gray
+from mellm_core.mapper import Mapper
+from mellm_core.predictor import Predictor, default_adapter, recipe_labels
+from mellm_core.stages.cluster import init_ray
+from mellm_core.upload import (
+    API_KEY_ENV,
+    RequestError,
+    authorized,
+    check_content_length,
+    check_same_size,
+    form_boundary,
+    form_fields,
+    image_size,
+    key_digest,
+    read_body,
+    require_files,
+)
+
+APP_NAME = "mellm"
+RECIPE_ENV = "MELLM_RECIPE"
+SERVE_SHUTDOWN_S = 20.0  # longest wait for Serve to stop; Ray's own shutdown follows within the 30 s promised
+FRAMES = ("onset", "apex")
+ROUTES = "GET /, GET /healthz, POST /v1/analyze"
+
+api = FastAPI(title="mellm", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The one shape of every error answer: ``{"error": message}``."""
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+@api.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Routing errors (404, 405) in the API's error shape."""
+    if exc.status_code == 404:
+        message = f"no such path {request.url.path}; the API has {ROUTES}"
+    elif exc.status_code == 405:
+        message = f"method {request.method} is not allowed on {request.url.path}; the API has {ROUTES}"
+    else:
+        message = str(exc.detail)
+    return error(exc.status_code, message, dict(exc.headers or {}))
+
+
+@api.exception_handler(Exception)
+async def _server_error(request: Request, exc: Exception) -> JSONResponse:
+    """A fault of the server (never of the request) in the API's error shape; the traceback goes to the log."""
+    logging.getLogger("ray.serve").exception("request %s %s failed", request.method, request.url.path)
+    return error(500, f"internal error: {type(exc).__name__}")
+
+
+@serve.deployment
+class MapWorker:
+    """Decodes an onset/apex pair and draws its MMC-map, ``slots`` pairs at a time (CPU-bound work)."""
+
+    def __init__(self, maps: MapsConfig, slots: int):
+        cv2.setNumThreads(slots)
+        self.mapper = Mapper(maps)
+        self.slots = asyncio.Semaphore(slots)
+
+    def _map(self, onset: bytes, apex: bytes) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        try:
+            grays = [decode_gray(data, name) for data, name in zip((onset, apex), FRAMES, strict=True)]
+        except InputError as exc:
+            return {"status": 400, "error": str(exc)}
+        t1 = time.perf_counter()
+        try:
+            result = self.mapper(*grays)
+        except InputError as exc:  # no face, frames of two sizes
+            return {"status": 422, "error": str(exc)}
+        except cv2.error as exc:  # e.g. frames too small for the flow's pyramid
+            return {"status": 422, "error": f"the frames could not be mapped: {exc.err}"}
+        png = cv2.imencode(".png", cv2.cvtColor(result.rgb, cv2.COLOR_RGB2BGR))[1]
+        t2 = time.perf_counter()
+        timings = {"decode_s": t1 - t0, **{k: v for k, v in result.timings.items() if k != "total_s"},
+                   "map_s": t2 - t0}
+        return {"rgb": result.rgb, "png": png.tobytes(), "head_motion": result.head_motion, "timings": timings}
+
+    async def __call__(self, onset: bytes, apex: bytes) -> dict[str, Any]:
+        """The map (RGB and PNG), head motion and timings, or ``{"status", "error"}`` for a bad pair."""
+        async with self.slots:
+            return await asyncio.to_thread(self._map, onset, apex)
+
+
+@serve.deployment
+class ModelWorker:
+    """The recipe's backbone and adapter, answering the MMC-maps that arrive together in one batch."""
+
+    def __init__(self, recipe: Recipe, adapter: str | None, labels: list[str], device: str):
+        self.predictor = Predictor(recipe, adapter, device, labels=labels)
+        self.max_new_tokens = recipe.serve.max_new_tokens
+        self.analyze.set_max_batch_size(recipe.serve.max_batch_size)
+        self.analyze.set_batch_wait_timeout_s(recipe.serve.batch_wait_s)
+
+    @serve.batch
+    async def analyze(self, maps: list[np.ndarray]) -> list[dict[str, Any]]:
+        """One answer per map: text, parsed emotion and AUs, the batch's generation time and size."""
+        t0 = time.perf_counter()
+        answers = await asyncio.to_thread(self.predictor, maps, self.max_new_tokens)
+        seconds = time.perf_counter() - t0
+        return [{"analysis": a.text, "emotion": a.emotion, "aus": a.aus, "model_s": seconds, "batch_size": len(maps)}
+                for a in answers]
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0})  # waits on the other two; its own work is small
+@serve.ingress(api)
+class Gateway:
+    """HTTP ingress: the web page, health, and ``POST /v1/analyze`` with limits and auth checked first."""
+
+    def __init__(self, mapper: DeploymentHandle, model: DeploymentHandle, max_body_bytes: int, max_pixels: int,
+                 key: bytes | None):
+        self.mapper = mapper
+        self.model = model
+        self.max_body_bytes = max_body_bytes
+        self.max_pixels = max_pixels
+        self.key = key
+        self.page_html = (files("mellm_core") / "web" / "index.html").read_text(encoding="utf-8")
+
+    @api.get("/", response_class=HTMLResponse)
+    async def page(self) -> HTMLResponse:
+        """The upload page (static; it sends the API key the user types with each request)."""
+        return HTMLResponse(self.page_html)
+
+    @api.get("/healthz")
+    async def healthz(self) -> dict[str, str]:
+        """Liveness, open without a key."""
+        return {"status": "ok"}
+
+    @api.post("/v1/analyze")
+    async def analyze(self, request: Request) -> JSONResponse:
+        """Onset and apex frames (multipart files) -> emotion, AUs, analysis text, MMC-map, head motion, timings."""
+        t0 = time.perf_counter()
+        if not authorized(request.headers.get("authorization"), self.key):
+            return error(401, "missing or wrong API key: send the header Authorization: Bearer <key>",
+                         {"WWW-Authenticate": "Bearer"})
+        try:
+            content_type = request.headers.get("content-type")
+            form_boundary(content_type)
+            check_content_length(request.headers.get("content-length"), self.max_body_bytes)
+            body = await read_body(request.stream(), self.max_body_bytes)
+            frames = require_files(form_fields(body, content_type), FRAMES)
+            check_same_size([image_size(data, name, self.max_pixels) for data, name in zip(frames, FRAMES,
+                                                                                          strict=True)], FRAMES)
+        except RequestError as exc:
+            return error(exc.status, str(exc))
+        except ClientDisconnect:
+            return error(400, "the client closed the connection before sending the whole body")
+        mapped = await self.mapper.remote(*frames)
+        if "error" in mapped:
+            return error(mapped["status"], mapped["error"])
+        answer = await self.model.analyze.remote(mapped["rgb"])
+        timings = {**mapped["timings"], "model_s": answer["model_s"], "batch_size": answer["batch_size"],
+                   "total_s": time.perf_counter() - t0}
+        return JSONResponse({
+            "emotion": answer["emotion"],
+            "aus": answer["aus"],
+            "analysis": answer["analysis"],
+            "mmc_map_png_base64": base64.b64encode(mapped["png"]).decode("ascii"),
+            "head_motion": [round(v, 4) for v in mapped["head_motion"]],
+            "timings": {k: v if isinstance(v, int) else round(v, 4) for k, v in timings.items()},
+        })
+
+
+def _replicas(count: int, autoscaling: bool, target: int) -> dict[str, Any]:
+    """Fixed replicas, or Serve autoscaling between 1 and ``count`` aiming at ``target`` requests per replica."""
+    if autoscaling:
+        return {"autoscaling_config": {"min_replicas": 1, "max_replicas": count, "target_ongoing_requests": target}}
+    return {"num_replicas": count}
+
+
+def build_app(recipe: Recipe, api_key: str | None = None) -> Application:
+    """The Serve application for a recipe; fails here, before any replica starts, on a missing adapter or labels."""
+    cfg = recipe.serve
+    if api_key == "":
+        raise InputError(f"{API_KEY_ENV} is set but empty: give it a key, or unset it to serve without one")
+    adapter = default_adapter(recipe)
+    if adapter and not os.path.isfile(os.path.join(adapter, "adapter_config.json")):
+        raise InputError(f"serve.adapter {adapter} is not a trained adapter folder (no adapter_config.json)")
+    labels = recipe_labels(recipe)
+    slots = max(1, math.ceil(cfg.map_cpus))
+    # Requests each replica holds: the work it is doing and as much again waiting, so that it never idles
+    # between requests; the rest wait in the gateway (and beyond it in Serve's proxy).
+    map_in_flight, model_in_flight = 2 * slots, 2 * cfg.max_batch_size
+    mapper = MapWorker.options(
+        **_replicas(cfg.map_replicas, cfg.autoscaling, slots), max_ongoing_requests=map_in_flight,
+        ray_actor_options={"num_cpus": cfg.map_cpus},
+    ).bind(recipe.maps, slots)
+    model = ModelWorker.options(
+        **_replicas(cfg.model_replicas, cfg.autoscaling, cfg.max_batch_size), max_ongoing_requests=model_in_flight,
+        ray_actor_options={"num_gpus": cfg.model_gpus} if cfg.model_gpus > 0 else {},
+    ).bind(recipe, adapter, labels, "cuda" if cfg.model_gpus > 0 else "cpu")
+    gateway_in_flight = map_in_flight * cfg.map_replicas + model_in_flight * cfg.model_replicas
+    return Gateway.options(max_ongoing_requests=gateway_in_flight).bind(
+        mapper, model, cfg.max_body_bytes, cfg.max_pixels, key_digest(api_key) if api_key is not None else None)
+
+
+def app_from_env(args: dict[str, Any]) -> Application:
+    """Application builder for Serve config files (KubeRay): the recipe at $MELLM_RECIPE, ``args`` as overrides."""
+    path = os.environ.get(RECIPE_ENV)
+    if not path:
+        raise InputError(f"{RECIPE_ENV} is not set: point it at the recipe to serve")
+    recipe = load_recipe(path, [f"{k}={v}" for k, v in (args or {}).items()])
+    return build_app(recipe, os.environ.get(API_KEY_ENV))
+
+
+def url_of(host: str, port: int) -> str:
+    """The base URL of a host and port (IPv6 hosts in brackets)."""
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail in one line, before Ray starts, when the local HTTP port is taken (Serve's proxy would only log it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise InputError(f"serve.port {port} on {host} cannot be used ({exc.strerror}); "
+                             "choose another with serve.port=...") from None
+
+
+def _start_failure() -> str:
+    """The last line (the exception) of each failed deployment's message."""
+    app = serve.status().applications.get(APP_NAME)
+    causes = [f"{name}: {[ln for ln in d.message.splitlines() if ln.strip()][-1].strip()}"
+              for name, d in (app.deployments.items() if app else []) if d.message.strip()]
+    return "; ".join(causes) or (app.message if app else "unknown cause")
+
+
+def run_serve(recipe: Recipe, on_ready: Callable[[str], None]) -> None:
+    """Deploy the recipe's application, call ``on_ready(url)``, and serve until SIGTERM or SIGINT.
+
+    Then the application goes down cleanly: on a Ray instance this call started, Serve and Ray are shut down;
+    on a cluster it attached to, only this application is deleted.
+    """
+    cfg = recipe.serve
+    app = build_app(recipe, os.environ.get(API_KEY_ENV))
+    local = not ray.is_initialized() and not (recipe.ray.address or os.environ.get("RAY_ADDRESS"))
+    if local:
+        check_port_free(cfg.host, cfg.port)
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    init_ray(recipe.ray.address)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        serve.start(http_options={"host": cfg.host, "port": cfg.port})
+        try:
+            serve.run(app, name=APP_NAME, route_prefix="/")
+        except RuntimeError:  # a replica's constructor failed (its retries spent)
+            raise MellmError(f"the application did not start: {_start_failure()}") from None
+        on_ready(url_of(cfg.host, cfg.port))
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        # Bounded: when Ray's own processes were signalled too (a process-group kill), Serve's controller cannot
+        # answer and serve.shutdown() would wait for it; stopping the local Ray instance ends it regardless.
+        stopper = threading.Thread(target=serve.shutdown if local else lambda: serve.delete(APP_NAME), daemon=True)
+        stopper.start()
+        stopper.join(SERVE_SHUTDOWN_S)
+        ray.shutdown()

@@ -1,0 +1,422 @@
+"""`mellm serve` on the tiny backbone over real HTTP: answers, every kind of bad request, batching, auth, the web
+page in headless Chromium, and a clean stop on SIGTERM. One server (a `mellm serve` process) serves the module.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import os
+import queue
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import psutil
+import pytest
+import requests
+
+from mellm_core.upload import (
+    RequestError,
+    authorized,
+    check_content_length,
+    form_fields,
+    image_size,
+    key_digest,
+)
+
+KEY = "s3cret-key-for-tests"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+BODY_LIMIT = 2_000_000
+PIXEL_LIMIT = 1_000_000
+CHROMIUM = "/usr/bin/chromium"
+OVERRIDES = ["eval.protocol=casme2-5", "maps.flow=dis", "serve.max_new_tokens=16", "serve.batch_wait_s=0.5",
+             f"serve.max_body_bytes={BODY_LIMIT}", f"serve.max_pixels={PIXEL_LIMIT}"]
+START_TIMEOUT_S = 300
+
+
+# ---------------------------------------------------------------- request checks, without a server
+
+
+def _form(parts: list[tuple[str, bytes]], boundary: str = "b0undary") -> bytes:
+    body = b""
+    for name, data in parts:
+        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.png\"\r\n"
+                 "Content-Type: image/png\r\n\r\n").encode() + data + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode()
+
+
+def _png(image: np.ndarray) -> bytes:
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+def _forged_png(width: int, height: int) -> bytes:
+    """A PNG whose header claims a size its (absent) pixel data never had."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IEND", b""))
+
+
+def test_form_fields_reads_named_parts_and_refuses_malformed_bodies():
+    body = b"preamble\r\n" + _form([("onset", b"\x00\r\n--b0und"), ("apex", b"")])
+    assert form_fields(body, 'multipart/form-data; boundary="b0undary"') == {"onset": b"\x00\r\n--b0und", "apex": b""}
+    for content_type, status in [("application/json", 415), (None, 415), ("multipart/form-data", 400)]:
+        with pytest.raises(RequestError) as info:
+            form_fields(body, content_type)
+        assert info.value.status == status
+    with pytest.raises(RequestError, match="no closing boundary"):
+        form_fields(body[:-20], "multipart/form-data; boundary=b0undary")
+    with pytest.raises(RequestError, match="given twice"):
+        form_fields(_form([("onset", b"a"), ("onset", b"b")]), "multipart/form-data; boundary=b0undary")
+
+
+def test_image_size_reads_the_header_only():
+    assert image_size(_png(np.zeros((30, 40, 3), np.uint8)), "onset", 10_000) == (40, 30)
+    for width, height, words in [(5000, 4000, "5000x4000 = 20000000 pixels"), (60_000, 50_000, "pixel limit")]:
+        with pytest.raises(RequestError, match=words) as info:
+            image_size(_forged_png(width, height), "onset", PIXEL_LIMIT)
+        assert info.value.status == 413
+    with pytest.raises(RequestError, match="truncated PNG"):
+        image_size(_png(np.zeros((30, 40, 3), np.uint8))[:-12], "onset", PIXEL_LIMIT)
+
+
+def test_content_length_and_api_key_checks():
+    check_content_length(None, 10)
+    check_content_length("10", 10)
+    for header, status in [("11", 413), ("ten", 400), ("-1", 400)]:
+        with pytest.raises(RequestError) as info:
+            check_content_length(header, 10)
+        assert info.value.status == status
+    digest = key_digest(KEY)
+    assert authorized(None, None) and authorized("Bearer anything", None)
+    assert authorized(f"Bearer {KEY}", digest) and authorized(f"bearer  {KEY} ", digest)
+    assert not any(authorized(h, digest) for h in (None, "", KEY, f"Basic {KEY}", f"Bearer {KEY}x", "Bearer"))
+
+
+def test_an_empty_key_a_missing_adapter_and_unknown_classes_fail_before_anything_starts(tmp_path):
+    from mellm_core.config import load_recipe
+    from mellm_core.errors import InputError
+    from mellm_core.stages.serve import build_app
+
+    recipe = load_recipe("quickstart", [f"output_dir={tmp_path}", *OVERRIDES])
+    with pytest.raises(InputError, match="MELLM_API_KEY is set but empty"):
+        build_app(recipe, "")
+    recipe.serve.adapter = str(tmp_path / "nowhere")
+    with pytest.raises(InputError, match=f"serve.adapter {tmp_path / 'nowhere'} is not a trained adapter folder"):
+        build_app(recipe, KEY)
+    recipe = load_recipe("quickstart", [f"output_dir={tmp_path}"])  # protocols `all` and no instructions built
+    with pytest.raises(InputError, match="no emotion classes known"):
+        build_app(recipe, None)
+
+
+def test_app_from_env_builds_the_recipe_at_mellm_recipe_with_args_as_overrides(tmp_path, monkeypatch):
+    from ray.serve import Application
+
+    from mellm_core.errors import InputError
+    from mellm_core.stages.serve import app_from_env
+
+    monkeypatch.delenv("MELLM_RECIPE", raising=False)
+    with pytest.raises(InputError, match="MELLM_RECIPE is not set"):
+        app_from_env({})
+    recipe = tmp_path / "serve.yaml"
+    recipe.write_text(f"output_dir: {tmp_path}\nbackbone: {{name: qwen2_5_vl, model: tiny-random}}\n")
+    monkeypatch.setenv("MELLM_RECIPE", str(recipe))
+    with pytest.raises(InputError, match="no emotion classes known"):
+        app_from_env({})
+    assert isinstance(app_from_env({"eval.protocol": "casme2-5", "serve.max_batch_size": 4}), Application)
+
+
+def test_a_busy_port_is_refused_before_ray_starts():
+    from mellm_core.errors import InputError
+    from mellm_core.stages.serve import check_port_free
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(InputError, match=f"serve.port {port} on 127.0.0.1 cannot be used"):
+            check_port_free("127.0.0.1", port)
+    check_port_free("127.0.0.1", port)
+
+
+# ---------------------------------------------------------------- one server for the module
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    url: str
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _first_line(proc: subprocess.Popen, timeout: float) -> str | None:
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout) or None
+    except queue.Empty:
+        return None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Server:
+    """`mellm serve` on the quickstart recipe (tiny backbone, no adapter), with an API key set."""
+    import json
+
+    root = tmp_path_factory.mktemp("serve")
+    log = root / "serve.log"
+    env = {**os.environ, "MELLM_API_KEY": KEY}
+    env.pop("RAY_ADDRESS", None)
+    args = [sys.executable, "-m", "mellm_core", "serve", "quickstart", f"output_dir={root / 'run'}", *OVERRIDES,
+            f"serve.port={_free_port()}", "--json"]
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
+    line = _first_line(proc, START_TIMEOUT_S)
+    if line is None:
+        _stop(proc)
+        pytest.fail(f"mellm serve did not become ready:\n{log.read_text()[-3000:]}")
+    yield Server(proc, json.loads(line)["url"], log)
+    _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then kill what is left of the process tree (the server and the Ray processes it started)."""
+    if proc.poll() is not None:
+        return
+    tree = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    for child in psutil.wait_procs(tree, timeout=5)[1]:
+        child.kill()
+
+
+@pytest.fixture(scope="module")
+def frames(motion_pair) -> dict[str, np.ndarray]:
+    """The astronaut pair at 256x256 (BGR)."""
+    return {k: cv2.resize(motion_pair[k], (256, 256), interpolation=cv2.INTER_AREA) for k in ("onset", "apex")}
+
+
+def _post(server: Server, files: dict[str, bytes] | None = None, headers: dict[str, str] | None = None,
+          **kwargs) -> requests.Response:
+    files = {k: (f"{k}.png", v) for k, v in (files or {}).items()}
+    return requests.post(server.url + "v1/analyze", files=files or None, headers={**AUTH, **(headers or {})},
+                         timeout=120, **kwargs)
+
+
+def test_healthz_is_open(server):
+    answer = requests.get(server.url + "healthz", timeout=30)
+    assert answer.status_code == 200 and answer.json() == {"status": "ok"}
+
+
+def test_a_good_request_returns_the_map_the_mapper_draws(server, frames):
+    from mellm_core.config import load_recipe
+    from mellm_core.frames import to_gray
+    from mellm_core.labels import get_protocol
+    from mellm_core.mapper import Mapper
+
+    answer = _post(server, {"onset": _png(frames["onset"]), "apex": _png(frames["apex"])})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert set(body) == {"emotion", "aus", "analysis", "mmc_map_png_base64", "head_motion", "timings"}
+    assert body["emotion"] is None or body["emotion"] in get_protocol("casme2-5").classes
+    assert isinstance(body["analysis"], str) and all(isinstance(au, int) for au in body["aus"])
+    served = cv2.imdecode(np.frombuffer(base64.b64decode(body["mmc_map_png_base64"]), np.uint8), cv2.IMREAD_COLOR)
+    expected = Mapper(load_recipe("quickstart", OVERRIDES).maps)(to_gray(frames["onset"]), to_gray(frames["apex"]))
+    assert np.array_equal(cv2.cvtColor(served, cv2.COLOR_BGR2RGB), expected.rgb)
+    assert body["head_motion"] == pytest.approx(expected.head_motion, abs=1e-4)
+    timings = body["timings"]
+    assert {"decode_s", "landmarks_s", "flow_s", "colorize_s", "map_s", "model_s", "total_s"} <= set(timings)
+    assert timings["batch_size"] >= 1 and timings["total_s"] >= timings["map_s"] > 0
+    jpeg = {k: cv2.imencode(".jpg", frames[k])[1].tobytes() for k in ("onset", "apex")}
+    assert _post(server, jpeg).status_code == 200
+
+
+def _raw(server: Server, method: str, path: str, headers: dict[str, str], chunks: list[bytes],
+         chunked: bool = False) -> tuple[int, dict]:
+    """A request sent by hand: declared lengths that the body does not match, bodies sent in chunks."""
+    import json
+
+    host, port = server.url.split("//")[1].strip("/").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        conn.putrequest(method, path)
+        for key, value in {**AUTH, **headers}.items():
+            conn.putheader(key, value)
+        if chunked:
+            conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        for chunk in chunks:
+            conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+            if select.select([conn.sock], [], [], 0.05)[0]:  # answered early: stop sending, read the answer
+                break
+        else:
+            if chunked:
+                conn.send(b"0\r\n\r\n")
+        answer = conn.getresponse()
+        return answer.status, json.loads(answer.read())
+    finally:
+        conn.close()
+
+
+def _bad_requests(frames: dict[str, np.ndarray]) -> dict[str, tuple[Callable[[Server], tuple[int, dict]], int, str]]:
+    """name -> (send, expected status, words the error must hold)."""
+    onset, apex = _png(frames["onset"]), _png(frames["apex"])
+    jpeg = cv2.imencode(".jpg", frames["apex"])[1].tobytes()
+    idat = apex.index(b"IDAT")
+    corrupt = apex[:idat + 100] + bytes(b ^ 0x5A for b in apex[idat + 100:idat + 400]) + apex[idat + 400:]
+    blank = _png(np.full((256, 256, 3), 127, np.uint8))
+    large = _png(np.zeros((1001, 1000, 3), np.uint8))
+    gif = bytes.fromhex("474946383961010001000000002c00000000010001000002024401003b")
+    form = _form([("onset", onset), ("apex", apex)])
+    multipart = {"Content-Type": "multipart/form-data; boundary=b0undary"}
+
+    def post(**files: bytes) -> Callable[[Server], tuple[int, dict]]:
+        def send(server: Server) -> tuple[int, dict]:
+            answer = _post(server, files)
+            return answer.status_code, answer.json()
+        return send
+
+    def call(method: str, path: str = "/v1/analyze") -> Callable[[Server], tuple[int, dict]]:
+        def send(server: Server) -> tuple[int, dict]:
+            answer = requests.request(method, server.url + path.lstrip("/"), headers=AUTH, timeout=60)
+            return answer.status_code, answer.json()
+        return send
+
+    def raw(headers: dict[str, str], chunks: list[bytes], chunked: bool = False) -> Callable:
+        return lambda server: _raw(server, "POST", "/v1/analyze", headers, chunks, chunked)
+
+    return {
+        "missing field": (post(onset=onset), 400, "missing field apex"),
+        "not an image": (post(onset=onset, apex=b"hello, these are not pixels"), 400, "apex is not a readable image"),
+        "a path instead of bytes": (post(onset=b"/etc/passwd", apex=apex), 400, "onset is not a readable image"),
+        "empty file": (post(onset=onset, apex=b""), 400, "apex is empty"),
+        "truncated PNG": (post(onset=onset, apex=apex[: len(apex) // 2]), 400, "apex is a truncated PNG"),
+        "truncated JPEG": (post(onset=onset, apex=jpeg[: len(jpeg) * 2 // 3]), 400, "apex is a truncated JPEG"),
+        "corrupt pixel data": (post(onset=onset, apex=corrupt), 400, "apex is not a readable image"),
+        "other image format": (post(onset=gif, apex=gif), 415, "onset is a GIF image"),
+        "size mismatch": (post(onset=onset, apex=_png(frames["apex"][:200])), 422, "differ in size"),
+        "no face": (post(onset=blank, apex=blank), 422, "face"),
+        "over the pixel limit": (post(onset=large, apex=large), 413, "serve.max_pixels"),
+        "forged header over the pixel limit": (post(onset=_forged_png(5000, 4000), apex=apex), 413, "5000x4000"),
+        "declared body over the byte limit": (raw({**multipart, "Content-Length": str(BODY_LIMIT + 1)}, []), 413,
+                                              "serve.max_body_bytes"),
+        "streamed body over the byte limit": (raw(multipart, [b"x" * 100_000] * (BODY_LIMIT // 100_000 + 2), True),
+                                              413, "serve.max_body_bytes"),
+        "malformed multipart": (raw({**multipart, "Content-Length": str(len(form) - 30)}, [form[:-30]]), 400,
+                                "no closing boundary"),
+        "wrong content type": (raw({"Content-Type": "application/json", "Content-Length": "2"}, [b"{}"]), 415,
+                               "Content-Type 'application/json' is not accepted"),
+        "no content type": (raw({"Content-Length": "0"}, []), 415, "Content-Type '(none)'"),
+        "wrong method": (call("GET"), 405, "method GET is not allowed on /v1/analyze"),
+        "wrong method PUT": (call("PUT"), 405, "method PUT is not allowed"),
+        "unknown path": (call("GET", "/v1/nothing"), 404, "no such path /v1/nothing"),
+    }
+
+
+@pytest.fixture(scope="module")
+def bad_requests(frames) -> dict[str, tuple[Callable[[Server], tuple[int, dict]], int, str]]:
+    return _bad_requests(frames)
+
+
+BAD = list(_bad_requests(dict.fromkeys(("onset", "apex"), np.zeros((8, 8, 3), np.uint8))))  # the table's names
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_requests_get_their_4xx_with_a_json_error(server, bad_requests, case):
+    send, status, words = bad_requests[case]
+    got, body = send(server)
+    assert (got, set(body)) == (status, {"error"}), body
+    assert words in body["error"]
+
+
+def test_the_server_keeps_serving_after_bad_requests(server, frames):
+    assert requests.get(server.url + "healthz", timeout=30).status_code == 200
+    assert _post(server, {"onset": _png(frames["onset"]), "apex": _png(frames["apex"])}).status_code == 200
+
+
+def test_32_concurrent_requests_all_succeed_in_batches(server, frames):
+    files = {"onset": _png(frames["onset"]), "apex": _png(frames["apex"])}
+    with ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(lambda _: _post(server, files), range(32)))
+    assert [a.status_code for a in answers] == [200] * 32
+    sizes = [a.json()["timings"]["batch_size"] for a in answers]
+    assert max(sizes) > 1, sizes
+
+
+def test_requests_need_the_api_key_but_healthz_does_not(server, frames):
+    files = {"onset": ("onset.png", _png(frames["onset"])), "apex": ("apex.png", _png(frames["apex"]))}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}, {"Authorization": f"Basic {KEY}"}):
+        answer = requests.post(server.url + "v1/analyze", files=files, headers=headers, timeout=60)
+        assert answer.status_code == 401 and "API key" in answer.json()["error"]
+        assert answer.headers["WWW-Authenticate"] == "Bearer"
+    assert requests.get(server.url + "healthz", timeout=30).status_code == 200
+
+
+def test_the_web_page_uploads_two_frames_and_shows_the_map_and_the_result(server, frames, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"Debian's chromium is not installed at {CHROMIUM}; .ci/run installs it (apt-get install chromium)")
+    for name in ("onset", "apex"):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), frames[name])
+    cv2.imwrite(str(tmp_path / "blank.png"), np.full((256, 256, 3), 127, np.uint8))
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(server.url)
+            page.set_input_files("#onset", str(tmp_path / "onset.png"))
+            page.set_input_files("#apex", str(tmp_path / "apex.png"))
+            page.fill("#key", KEY)
+            page.click("#submit")
+            page.wait_for_selector("#output:not([hidden])", timeout=60_000)
+            assert page.evaluate("() => { const m = document.getElementById('map');"
+                                 " return m.complete ? [m.naturalWidth, m.naturalHeight] : null; }") == [256, 256]
+            assert page.is_hidden("#error")
+            assert page.text_content("#emotion").strip() and page.text_content("#aus").strip()
+            assert page.text_content("#head").startswith("dx ")
+            assert "batch_size" in page.text_content("#timings")
+            page.set_input_files("#onset", str(tmp_path / "blank.png"))
+            page.set_input_files("#apex", str(tmp_path / "blank.png"))
+            page.click("#submit")
+            page.wait_for_selector("#error:not([hidden])", timeout=60_000)
+            assert "face" in page.text_content("#error") and page.is_hidden("#output")
+        finally:
+            browser.close()
+
+
+def test_sigterm_stops_serve_and_its_ray_within_30_s(server):
+    """Runs last: the module's server goes down."""
+    ray_processes = psutil.Process(server.proc.pid).children(recursive=True)
+    assert ray_processes
+    started = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=30) == 0, server.log.read_text()[-3000:]
+    _, alive = psutil.wait_procs(ray_processes, timeout=max(0.0, 30 - (time.monotonic() - started)))
+    assert not alive, [(p.pid, p.name()) for p in alive]
+    with pytest.raises(requests.ConnectionError):
+        requests.get(server.url + "healthz", timeout=5)
