@@ -68,6 +68,7 @@ class InstructionsConfig:
     prompt: str = "fgmu-en"  # prompt plugin (fgmu-en, fgmu-zh, ...)
     protocol: str = "all"  # label protocol; samples outside it are excluded and counted
     mer_ratio: float = 1.0  # share of training samples that also get a label-only (MER) example; 0 = MEU only
+    train_tasks: list[str] = field(default_factory=lambda: ["meu", "mer"])  # tasks written for the training set
     test_tasks: list[str] = field(default_factory=lambda: ["meu"])  # tasks written for the test set
     split: SplitConfig = field(default_factory=SplitConfig)
 
@@ -321,10 +322,10 @@ def _check_instructions(cfg: InstructionsConfig) -> list[str]:
         problems.append(f"instructions.mer_ratio must be between 0 and 1, got {cfg.mer_ratio}")
     if not 0 < cfg.split.test_fraction < 1:
         problems.append(f"instructions.split.test_fraction must be between 0 and 1, got {cfg.split.test_fraction}")
-    bad = [t for t in cfg.test_tasks if t not in TASKS]
-    if bad or not cfg.test_tasks:
-        choices = ", ".join(TASKS)
-        problems.append(f"instructions.test_tasks must be a non-empty list of: {choices} (got {cfg.test_tasks})")
+    for key in ("train_tasks", "test_tasks"):
+        tasks = getattr(cfg, key)
+        if not tasks or any(t not in TASKS for t in tasks):
+            problems.append(f"instructions.{key} must be a non-empty list of: {', '.join(TASKS)} (got {tasks})")
     return problems
 
 

@@ -13,7 +13,7 @@ from mellm_core.errors import ConfigError
 RECIPES = sorted(Path(__file__).resolve().parents[1].joinpath("recipes").glob("*.yaml"))
 REQUIRED_KEYS = [
     "output_dir", "maps.flow", "maps.colorizer", "maps.landmarker", "maps.head_motion", "backbone.name",
-    "backbone.model", "train.lora_rank", "train.lora_alpha", "train.lr", "train.max_steps", "train.num_workers",
+    "backbone.model", "train.lr", "train.max_steps", "train.num_workers",
     "train.use_gpu", "train.resume", "eval.protocol", "serve.host", "serve.port", "serve.adapter",
 ]
 

@@ -131,3 +131,13 @@ def test_instructions_cli_makes_missing_maps_first(ray_local, motion_pair, tmp_p
     assert not json.loads(capsys.readouterr().out.strip().splitlines()[-1])["skipped"]
     assert main([*args[:-1], "instructions.split.kind=random"]) == 2
     assert "unknown split 'random'" in capsys.readouterr().err
+
+
+def test_train_tasks_choose_what_the_training_set_holds(recipe_dir):
+    recipe = load_recipe("quickstart", [f"output_dir={recipe_dir}", "instructions.train_tasks=[mer]",
+                                        "instructions.test_tasks=[mer, meu]"])
+    summary = run_instructions(recipe)
+    assert summary["train"]["tasks"] == {"mer": summary["train"]["samples"]}
+    assert summary["test"]["tasks"] == {"mer": summary["test"]["samples"], "meu": summary["test"]["samples"]}
+    with pytest.raises(Exception, match="instructions.train_tasks must be a non-empty list of: meu, mer"):
+        load_recipe("quickstart", ["instructions.train_tasks=[]"])

@@ -103,8 +103,9 @@ def build_instructions(
         return Instruction(messages, [record.map_path], task, sample.emotion, list(sample.aus), sample.sample_id,
                            sample.dataset, sample.subject)
 
-    train_rows = [make(s, "meu") for s in train]
-    train_rows += [make(s, "mer") for s in rng.sample(train, round(cfg.mer_ratio * len(train)))]
+    train_rows = [make(s, "meu") for s in train] if "meu" in cfg.train_tasks else []
+    if "mer" in cfg.train_tasks:
+        train_rows += [make(s, "mer") for s in rng.sample(train, round(cfg.mer_ratio * len(train)))]
     rng.shuffle(train_rows)
     test_rows = [make(s, task) for s in test for task in cfg.test_tasks]
     summary = {
