@@ -255,7 +255,8 @@ def main() -> None:
         import ray
         from ray import serve
 
-        serve.shutdown()
+        for n in range(len(urls)):
+            serve.delete(f"bench{n}")
         ray.shutdown()
     report(serial, alone, runs, args)
 

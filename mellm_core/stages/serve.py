@@ -291,9 +291,10 @@ def run_serve(recipe: Recipe, on_ready: Callable[[str], None]) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        # Bounded: when Ray's own processes were signalled too (a process-group kill), Serve's controller cannot
-        # answer and serve.shutdown() would wait for it; stopping the local Ray instance ends it regardless.
-        stopper = threading.Thread(target=serve.shutdown if local else lambda: serve.delete(APP_NAME), daemon=True)
+        # The application's replicas finish what they hold and stop; on a local instance, Serve's controller and
+        # proxy then stop with Ray. Bounded: when Ray's own processes were signalled too (a process-group kill),
+        # the controller cannot answer, and stopping the local Ray instance ends everything regardless.
+        stopper = threading.Thread(target=serve.delete, args=(APP_NAME,), daemon=True)
         stopper.start()
         stopper.join(SERVE_SHUTDOWN_S)
         ray.shutdown()
