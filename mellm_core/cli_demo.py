@@ -1,4 +1,4 @@
-"""``mellm demo``: the whole pipeline on a recipe (the CPU quickstart by default) into one folder."""
+"""``mellm demo``: the whole pipeline on a recipe (recipes/demo.yaml by default) into one folder."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def register_demo(sub: argparse._SubParsersAction) -> None:
     p = command(sub, "demo", "run everything on CPU: SynthME -> MMC-maps -> instructions -> fine-tuning -> evaluation",
                 "mellm demo --out runs/demo")
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    p.add_argument("--recipe", default="quickstart", help="recipe to run (default: the CPU quickstart)")
+    p.add_argument("--recipe", default="demo", help="recipe to run (default: recipes/demo.yaml, CPU only)")
     p.add_argument("--address", help="Ray cluster to attach to (default: RAY_ADDRESS or a local instance)")
     p.add_argument("--json", action="store_true", help="print a JSON summary line")
     p.add_argument("overrides", nargs="*", help="recipe key=value overrides, e.g. train.max_steps=200")

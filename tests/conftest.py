@@ -104,3 +104,18 @@ def write_instructions(out_dir, n: int = 12, prompt: str = "fgmu-en", task: str 
         (out / "instructions" / f"{name}.jsonl").write_text("".join(r.to_json() + "\n" for r in rows))
     (out / "instructions" / "summary.json").write_text(json.dumps({"labels": CLASSES}))
     return [r.to_dict() for r in rows]
+
+
+def write_pairs(root, motion_pair: dict, n: int = 8, size: int = 112):
+    """A manifest CSV of ``n`` clips over one real onset/apex pair (resized to ``size``), over 4 subjects and the
+    emotions of ``CLASSES`` in turn, for pipeline tests that need real frames but little time. Returns its path."""
+    from pathlib import Path
+
+    root = Path(root)
+    (root / "frames").mkdir(parents=True, exist_ok=True)
+    for name in ("onset", "apex"):
+        cv2.imwrite(str(root / "frames" / f"{name}.png"), cv2.resize(motion_pair[name], (size, size)))
+    rows = [f"c{i},frames/onset.png,frames/apex.png,s{i % 4},{CLASSES[i % 3]},6+12" for i in range(n)]
+    path = root / "pairs.csv"
+    path.write_text("sample_id,onset_path,apex_path,subject,emotion,aus\n" + "\n".join(rows))
+    return path

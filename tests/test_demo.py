@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import json
 
-import cv2
+from conftest import write_pairs
 
 from mellm_core.cli import main
 
-EMOTIONS = ["happiness", "surprise", "disgust"]
-
 
 def test_demo_runs_every_stage_then_reuses_them(ray_local, motion_pair, tmp_path, capsys):
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    for name in ("onset", "apex"):
-        cv2.imwrite(str(frames / f"{name}.png"), cv2.resize(motion_pair[name], (112, 112)))
-    rows = [f"c{i},frames/onset.png,frames/apex.png,s{i % 4},{EMOTIONS[i % 3]},6+12" for i in range(8)]
-    (tmp_path / "pairs.csv").write_text("sample_id,onset_path,apex_path,subject,emotion,aus\n" + "\n".join(rows))
-    out = tmp_path / "demo"
-    args = ["demo", "--out", str(out), "--json", "data.dataset=manifest", f"data.root={tmp_path / 'pairs.csv'}",
+    out, pairs = tmp_path / "demo", write_pairs(tmp_path, motion_pair)
+    args = ["demo", "--out", str(out), "--json", "data.dataset=manifest", f"data.root={pairs}",
             "maps.landmarker=none", "maps.flow=dis", "train.max_steps=2", "train.batch_size=2",
             "train.cpus_per_worker=0.5", "backbone.params={max_new_tokens: 4}", "eval.cpus_per_actor=0.5",
             "instructions.test_tasks=[mer]"]

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import pytest
+from conftest import write_pairs
 
 from mellm_core.cli import main
-
-EMOTIONS = ["happiness", "surprise", "disgust"]
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +34,9 @@ def multinode_cluster():
 def test_multinode_maps_and_training_spread_over_nodes(multinode_cluster, motion_pair, tmp_path, capsys):
     import ray
 
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    for name in ("onset", "apex"):
-        cv2.imwrite(str(frames / f"{name}.png"), cv2.resize(motion_pair[name], (112, 112)))
-    rows = [f"c{i},frames/onset.png,frames/apex.png,s{i % 4},{EMOTIONS[i % 3]},6+12" for i in range(12)]
-    (tmp_path / "pairs.csv").write_text("sample_id,onset_path,apex_path,subject,emotion,aus\n" + "\n".join(rows))
     recipe = ["quickstart", f"output_dir={tmp_path / 'run'}", "data.dataset=manifest",
-              f"data.root={tmp_path / 'pairs.csv'}", "maps.landmarker=none", "maps.flow=dis", "maps.batch_size=1",
+              f"data.root={write_pairs(tmp_path, motion_pair, n=12)}", "maps.landmarker=none", "maps.flow=dis",
+              "maps.batch_size=1",
               "--address", multinode_cluster.address]
     assert main(["instructions", *recipe, "--json"]) == 0
     assert len(ray.nodes()) == 3

@@ -8,17 +8,16 @@ import signal
 import threading
 import time
 
-import cv2
 import psutil
 import pytest
 import torch
+from conftest import write_pairs
 from safetensors.torch import load_file
 
 from mellm_core.cli import main
 from mellm_core.config import load_recipe
 from mellm_core.training import run_local
 
-EMOTIONS = ["happiness", "surprise", "disgust"]
 SMALL = ["train.lora_rank=4", "train.lora_alpha=8", "train.lr=2e-3", "train.batch_size=4", "train.log_every=1",
          "train.cpus_per_worker=0.5", "instructions.mer_ratio=1.0", "backbone.params={max_new_tokens: 4}"]
 
@@ -27,13 +26,7 @@ SMALL = ["train.lora_rank=4", "train.lora_alpha=8", "train.lr=2e-3", "train.batc
 def frames_run(ray_local, motion_pair, tmp_path_factory):
     """A recipe over 8 clips of real frames, with maps and instructions built by `mellm instructions`."""
     root = tmp_path_factory.mktemp("train")
-    frames = root / "frames"
-    frames.mkdir()
-    for name in ("onset", "apex"):
-        cv2.imwrite(str(frames / f"{name}.png"), cv2.resize(motion_pair[name], (112, 112)))
-    rows = [f"c{i},frames/onset.png,frames/apex.png,s{i % 4},{EMOTIONS[i % 3]},6+12" for i in range(8)]
-    (root / "pairs.csv").write_text("sample_id,onset_path,apex_path,subject,emotion,aus\n" + "\n".join(rows))
-    args = [f"output_dir={root / 'run'}", "data.dataset=manifest", f"data.root={root / 'pairs.csv'}",
+    args = [f"output_dir={root / 'run'}", "data.dataset=manifest", f"data.root={write_pairs(root, motion_pair)}",
             "maps.landmarker=none", "maps.flow=dis", *SMALL]
     assert main(["instructions", "quickstart", *args]) == 0
     return root, args

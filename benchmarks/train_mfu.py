@@ -1,0 +1,92 @@
+"""Tokens/s and model FLOPs utilization (MFU) of LoRA fine-tuning, for GPU machines that hold the weights.
+
+Run:  python benchmarks/train_mfu.py --model /models/Qwen2.5-VL-7B-Instruct --peak-tflops 312   (A100 bf16)
+      options: --recipe R (default mellm_qwen2_5_vl_7b) --steps N --batch-size B --size PX --peak-tflops T
+      (dense bf16 peak of one GPU: A100 312, H100/H200 989) and any recipe key=value overrides
+
+The recipe's own training loop (``mellm train --local``: the per-worker loop without Ray, one process per GPU
+under torchrun) runs ``--steps`` steps on synthetic instruction rows of MEU length (maps of ``--size`` pixels
+with coloured patches, targets of about 200 words), so no dataset is needed. Tokens/s is the loop's own figure
+(``train/metrics.jsonl``) after the first logged window. MFU counts 4 N FLOPs per token for LoRA (forward 2 N,
+backward through the frozen weights 2 N; no base-weight gradients) and 6 N for full training, N the parameters
+of the base model, divided by ``--peak-tflops`` (one GPU, one process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from mellm_core import create
+from mellm_core.config import load_recipe
+from mellm_core.records import Instruction
+from mellm_core.training import run_local
+
+
+def write_rows(out: Path, n: int, size: int, prompt: str) -> None:
+    """Synthetic MEU-length instruction rows over maps with coloured patches."""
+    words = create("prompt", prompt)
+    labels = ["happiness", "sadness", "surprise", "disgust", "fear", "anger", "contempt"]
+    rng = np.random.default_rng(0)
+    (out / "maps").mkdir(parents=True)
+    (out / "instructions").mkdir()
+    rows = []
+    for i in range(n):
+        image = np.full((size, size, 3), 110, np.uint8)
+        x, y = rng.integers(0, size - 64, 2)
+        image[y:y + 64, x:x + 64] = rng.integers(0, 255, 3)
+        path = out / "maps" / f"m{i}.png"
+        Image.fromarray(image).save(path)
+        label = labels[i % len(labels)]
+        target = " ".join(["The left mouth corner shows a blue patch moving up-left with strong intensity."] * 16)
+        messages = [{"role": "user", "content": words.user_prompt("meu", labels)},
+                    {"role": "assistant", "content": f"{target} Micro-expression: {label}."}]
+        rows.append(Instruction(messages, [str(path)], "meu", label, [], f"s{i}", "bench", f"p{i % 4}"))
+    (out / "instructions" / "train.jsonl").write_text("".join(r.to_json() + "\n" for r in rows))
+    (out / "instructions" / "summary.json").write_text(json.dumps({"labels": labels}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="backbone.model: the weights folder")
+    parser.add_argument("--recipe", default="mellm_qwen2_5_vl_7b")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--size", type=int, default=448)
+    parser.add_argument("--peak-tflops", type=float, default=312.0)
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("train_mfu.py measures GPU training; no GPU is visible to torch here")
+    out = Path(tempfile.mkdtemp(prefix="mellm-mfu-"))
+    base = load_recipe(args.recipe, [f"backbone.model={args.model}", *args.overrides])
+    write_rows(out, 8 * args.batch_size, args.size, base.instructions.prompt)
+    recipe = load_recipe(args.recipe, [
+        f"output_dir={out}", f"backbone.model={args.model}", f"train.max_steps={args.steps}",
+        f"train.batch_size={args.batch_size}", "train.num_workers=1", "train.use_gpu=true", "train.log_every=5",
+        f"train.checkpoint_every={args.steps}", *args.overrides])
+    run_local(recipe, progress=True)
+    lines = [json.loads(x) for x in (out / "train" / "metrics.jsonl").read_text().splitlines()]
+    later = lines[1:] or lines
+    tokens = sum(x["tokens_per_s"] for x in later) / len(later)
+    from transformers import AutoConfig, Qwen2_5_VLForConditionalGeneration
+
+    with torch.device("meta"):
+        params = sum(p.numel() for p in Qwen2_5_VLForConditionalGeneration._from_config(
+            AutoConfig.from_pretrained(args.model)).parameters())
+    full = bool(recipe.backbone.params.get("train_base"))
+    per_token = (6 if full else 4) * params
+    mfu = tokens * per_token / (args.peak_tflops * 1e12)
+    print(f"model {args.model}: {params / 1e9:.2f} B parameters, {'full' if full else 'LoRA'} training")
+    print(f"tokens/s {tokens:.0f}  samples/s {sum(x['samples_per_s'] for x in later) / len(later):.2f}  "
+          f"MFU {100 * mfu:.1f}% ({per_token // params} N FLOPs per token, one GPU of {args.peak_tflops:g} TFLOPS)")
+
+
+if __name__ == "__main__":
+    main()
