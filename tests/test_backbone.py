@@ -152,6 +152,9 @@ def test_train_base_saves_a_loadable_base_and_export_merges(rows, tmp_path):
 
 
 def test_bad_model_and_params_are_clear_errors(tmp_path):
+    with pytest.raises(InputError, match=f"backbone.model '{tmp_path}': .* is not a model folder"):
+        create("backbone", "qwen2_5_vl").load(str(tmp_path))
+    (tmp_path / "config.json").write_text("{}")
     with pytest.raises(InputError, match=f"backbone.model '{tmp_path}' could not be loaded"):
         create("backbone", "qwen2_5_vl").load(str(tmp_path))
     from mellm_core.errors import PluginError

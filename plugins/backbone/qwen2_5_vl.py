@@ -134,6 +134,8 @@ class Qwen25VL:
         self.model_path = self.resolve(model)
         trained_base = Path(adapter, BASE) if adapter else None
         base_path = str(trained_base) if trained_base and trained_base.is_dir() else self.model_path
+        if Path(base_path).is_dir() and not (Path(base_path) / "config.json").is_file():
+            raise InputError(f"backbone.model '{model}': {base_path} is not a model folder (no config.json)")
         try:
             self._load_processors(base_path)
             base = transformers.Qwen2_5_VLForConditionalGeneration.from_pretrained(
