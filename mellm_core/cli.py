@@ -12,6 +12,7 @@ from mellm_core.cli_demo import register_demo
 from mellm_core.cli_eval import register_analyze, register_eval
 from mellm_core.cli_instructions import register_instructions
 from mellm_core.cli_maps import register_map, register_maps
+from mellm_core.cli_report import register_report
 from mellm_core.cli_score import register_score
 from mellm_core.cli_serve import register_serve
 from mellm_core.cli_train import register_export, register_train
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     register_data, register_synth, register_map, register_maps, register_instructions, register_score,
     register_train, register_export, register_eval, register_analyze, register_demo, register_serve,
+    register_report,
 ]
 
 

@@ -112,7 +112,10 @@ def test_resume_keeps_answers_of_a_stopped_run(ray_local, trained):
         json.dumps({"settings_hash": full["settings_hash"]}) + "\n" + "".join(json.dumps(p) + "\n" for p in kept))
     run_eval(recipe, progress=False)
     again = _lines(out / "eval" / "predictions.jsonl")
-    assert again[:5] == kept and again[5:] == preds[5:]  # the stopped run's answers were not asked again
+    asked_again = {"s03"}  # a sample that failed (here: its unreadable map) is asked again; the others are kept
+    assert [a for a in again[:5] if a["sample_id"] not in asked_again] == [
+        k for k in kept if k["sample_id"] not in asked_again]
+    assert again[3] == preds[3] and again[5:] == preds[5:]
     assert not (out / "eval" / "predictions.partial.jsonl").exists()
 
 

@@ -56,11 +56,24 @@ class EvalActor:
                 pred["error"] = str(exc)
             out.append(pred)
         if ready:
-            texts = self.predictor.texts([p for _, p in ready], images, self.max_new_tokens)
+            try:
+                texts: list[str | None] = list(self.predictor.texts([p for _, p in ready], images, self.max_new_tokens))
+            except InputError:  # one bad sample must not cost the batch: ask again one at a time
+                texts = [self._one(pred, prompt, image) for (pred, prompt), image in zip(ready, images, strict=True)]
             for (pred, _), text in zip(ready, texts, strict=True):
-                parsed = parse_output(text, self.predictor.labels)
-                pred.update(text=text, emotion=parsed.emotion, aus=list(parsed.aus))
+                if text is not None:
+                    parsed = parse_output(text, self.predictor.labels)
+                    pred.update(text=text, emotion=parsed.emotion, aus=list(parsed.aus))
         return out
+
+    def _one(self, pred: dict, prompt: str, image: np.ndarray) -> str | None:
+        """One sample's answer, or None with the reason in ``pred["error"]`` (scored as unparsed, asked again by
+        the next run)."""
+        try:
+            return self.predictor.texts([prompt], [image], self.max_new_tokens)[0]
+        except InputError as exc:
+            pred["error"] = str(exc)
+            return None
 
 
 def _read_partial(path: Path, digest: str) -> dict[tuple[str, str], dict]:
@@ -76,7 +89,8 @@ def _read_partial(path: Path, digest: str) -> dict[tuple[str, str], dict]:
             pred = json.loads(line)
         except json.JSONDecodeError:  # a line cut short when the run stopped
             continue
-        done[(pred["sample_id"], pred["task"])] = pred
+        if not pred.get("error"):  # a sample that failed is asked again
+            done[(pred["sample_id"], pred["task"])] = pred
     return done
 
 

@@ -31,6 +31,7 @@ from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from mellm_core.chat import check_json_type, completion, model_list, parse_chat
 from mellm_core.config import MapsConfig, Recipe, load_recipe
 from mellm_core.errors import InputError, MellmError
 from mellm_core.frames import decode_gray
@@ -55,7 +56,7 @@ APP_NAME = "mellm"
 RECIPE_ENV = "MELLM_RECIPE"
 SERVE_SHUTDOWN_S = 20.0  # longest wait for Serve to stop; Ray's own shutdown follows within the 30 s promised
 FRAMES = ("onset", "apex")
-ROUTES = "GET /, GET /healthz, POST /v1/analyze"
+ROUTES = "GET /, GET /healthz, POST /v1/analyze, POST /v1/chat/completions, GET /v1/models"
 
 api = FastAPI(title="mellm", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -127,6 +128,8 @@ class ModelWorker:
         self.max_new_tokens = recipe.serve.max_new_tokens
         self.analyze.set_max_batch_size(recipe.serve.max_batch_size)
         self.analyze.set_batch_wait_timeout_s(recipe.serve.batch_wait_s)
+        self.chat.set_max_batch_size(recipe.serve.max_batch_size)
+        self.chat.set_batch_wait_timeout_s(recipe.serve.batch_wait_s)
 
     @serve.batch
     async def analyze(self, maps: list[np.ndarray]) -> list[dict[str, Any]]:
@@ -137,16 +140,33 @@ class ModelWorker:
         return [{"analysis": a.text, "emotion": a.emotion, "aus": a.aus, "model_s": seconds, "batch_size": len(maps)}
                 for a in answers]
 
+    @serve.batch
+    async def chat(self, asks: list[tuple[str, np.ndarray, int | None]]) -> list[str]:
+        """One answer per (prompt, RGB image, answer cap); asks with the same cap are generated together."""
+        groups: dict[int | None, list[int]] = {}
+        for i, (_, _, cap) in enumerate(asks):
+            groups.setdefault(cap, []).append(i)
+        texts = [""] * len(asks)
+        for cap, members in groups.items():
+            answers = await asyncio.to_thread(self.predictor.texts, [asks[i][0] for i in members],
+                                              [asks[i][1] for i in members], cap)
+            for i, text in zip(members, answers, strict=True):
+                texts[i] = text
+        return texts
+
 
 @serve.deployment(ray_actor_options={"num_cpus": 0})  # waits on the other two; its own work is small
 @serve.ingress(api)
 class Gateway:
-    """HTTP ingress: the web page, health, and ``POST /v1/analyze`` with limits and auth checked first."""
+    """HTTP ingress: the web page, health, ``POST /v1/analyze`` and the OpenAI-compatible ``/v1/chat/completions``
+    and ``/v1/models``, with limits and auth checked first."""
 
     def __init__(self, mapper: DeploymentHandle, model: DeploymentHandle, max_body_bytes: int, max_pixels: int,
-                 key: bytes | None):
+                 key: bytes | None, model_name: str, max_new_tokens: int | None):
         self.mapper = mapper
         self.model = model
+        self.model_name = model_name
+        self.max_new_tokens = max_new_tokens
         self.max_body_bytes = max_body_bytes
         self.max_pixels = max_pixels
         self.key = key
@@ -162,13 +182,47 @@ class Gateway:
         """Liveness, open without a key."""
         return {"status": "ok"}
 
+    def _unauthorized(self, request: Request) -> JSONResponse | None:
+        """The 401 answer when the request lacks the API key, else None."""
+        if authorized(request.headers.get("authorization"), self.key):
+            return None
+        return error(401, "missing or wrong API key: send the header Authorization: Bearer <key>",
+                     {"WWW-Authenticate": "Bearer"})
+
+    @api.get("/v1/models")
+    async def models(self, request: Request) -> JSONResponse:
+        """The served model in the OpenAI list format (its id is the recipe's ``backbone.model``)."""
+        return self._unauthorized(request) or JSONResponse(model_list(self.model_name))
+
+    @api.post("/v1/chat/completions")
+    async def chat(self, request: Request) -> JSONResponse:
+        """An OpenAI chat-completions request (one MMC-map as a data URL and the question) -> the model's answer."""
+        refused = self._unauthorized(request)
+        if refused:
+            return refused
+        try:
+            check_json_type(request.headers.get("content-type"))
+            check_content_length(request.headers.get("content-length"), self.max_body_bytes)
+            body = await read_body(request.stream(), self.max_body_bytes)
+            ask = parse_chat(body, self.model_name, self.max_new_tokens, self.max_pixels)
+        except RequestError as exc:
+            return error(exc.status, str(exc))
+        except ClientDisconnect:
+            return error(400, "the client closed the connection before sending the whole body")
+        pixels = await asyncio.to_thread(cv2.imdecode, np.frombuffer(ask.image, np.uint8), cv2.IMREAD_COLOR)
+        if pixels is None:
+            return error(400, "image_url is not a readable image: send a PNG or JPEG file")
+        rgb = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+        text = await self.model.chat.remote((ask.prompt, rgb, ask.max_tokens))
+        return JSONResponse(completion(self.model_name, text))
+
     @api.post("/v1/analyze")
     async def analyze(self, request: Request) -> JSONResponse:
         """Onset and apex frames (multipart files) -> emotion, AUs, analysis text, MMC-map, head motion, timings."""
         t0 = time.perf_counter()
-        if not authorized(request.headers.get("authorization"), self.key):
-            return error(401, "missing or wrong API key: send the header Authorization: Bearer <key>",
-                         {"WWW-Authenticate": "Bearer"})
+        refused = self._unauthorized(request)
+        if refused:
+            return refused
         try:
             content_type = request.headers.get("content-type")
             form_boundary(content_type)
@@ -227,7 +281,8 @@ def build_app(recipe: Recipe, api_key: str | None = None) -> Application:
     ).bind(recipe, adapter, labels, "cuda" if cfg.model_gpus > 0 else "cpu")
     gateway_in_flight = map_in_flight * cfg.map_replicas + model_in_flight * cfg.model_replicas
     return Gateway.options(max_ongoing_requests=gateway_in_flight).bind(
-        mapper, model, cfg.max_body_bytes, cfg.max_pixels, key_digest(api_key) if api_key is not None else None)
+        mapper, model, cfg.max_body_bytes, cfg.max_pixels, key_digest(api_key) if api_key is not None else None,
+        recipe.backbone.model, cfg.max_new_tokens)
 
 
 def app_from_env(args: dict[str, Any]) -> Application:

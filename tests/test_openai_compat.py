@@ -1,0 +1,357 @@
+"""The OpenAI-compatible side: `mellm serve`'s /v1/chat/completions and /v1/models over real HTTP, the
+`openai-compatible` backbone against it (answers, auth, timeouts, retries), `mellm eval` through that backbone,
+the eval stage's per-sample fallback, and `mellm report --compare`. One server (a `mellm serve` process) serves
+the module.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import psutil
+import pytest
+import requests
+from conftest import write_instructions
+
+from mellm_core import create
+from mellm_core.errors import InputError
+
+KEY = "chat-key-for-tests"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+MODEL = "tiny-random"
+BODY_LIMIT = 2_000_000
+OVERRIDES = ["eval.protocol=casme2-5", "maps.flow=dis", "serve.max_new_tokens=8", "serve.batch_wait_s=0.1",
+             f"serve.max_body_bytes={BODY_LIMIT}", "serve.max_pixels=1000000"]
+PROMPT = "<image>\nWhich micro-expression does this MMC-map show?"
+START_TIMEOUT_S = 300
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    url: str
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _first_line(proc: subprocess.Popen, timeout: float) -> str | None:
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout) or None
+    except queue.Empty:
+        return None
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then kill what is left of the process tree (the server and the Ray processes it started)."""
+    if proc.poll() is not None:
+        return
+    tree = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    for child in psutil.wait_procs(tree, timeout=5)[1]:
+        child.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Server:
+    """`mellm serve` on the quickstart recipe (tiny backbone, no adapter), with an API key set."""
+    root = tmp_path_factory.mktemp("chat")
+    log = root / "serve.log"
+    env = {**os.environ, "MELLM_API_KEY": KEY}
+    env.pop("RAY_ADDRESS", None)
+    args = [sys.executable, "-m", "mellm_core", "serve", "quickstart", f"output_dir={root / 'run'}", *OVERRIDES,
+            f"serve.port={_free_port()}", "--json"]
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
+    line = _first_line(proc, START_TIMEOUT_S)
+    if line is None:
+        _stop(proc)
+        pytest.fail(f"mellm serve did not become ready:\n{log.read_text()[-3000:]}")
+    yield Server(proc, json.loads(line)["url"], log)
+    _stop(proc)
+
+
+def _map() -> np.ndarray:
+    """A small class-coloured MMC-map (RGB)."""
+    image = np.full((64, 64, 3), 90, np.uint8)
+    image[8:24, 8:56] = (255, 0, 0)
+    return image
+
+
+def _data_url(rgb: np.ndarray) -> str:
+    png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def _chat_body(url: str | None = None, text: str = PROMPT.removeprefix("<image>"), **extra) -> dict:
+    parts = [{"type": "text", "text": text}]
+    if url is not None:
+        parts.insert(0, {"type": "image_url", "image_url": {"url": url}})
+    return {"model": MODEL, "messages": [{"role": "user", "content": parts}], "max_tokens": 8, "temperature": 0,
+            **extra}
+
+
+def _chat(server: Server, body: dict | bytes, headers: dict[str, str] | None = None) -> requests.Response:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return requests.post(server.url + "v1/chat/completions", data=data, timeout=120,
+                         headers={"Content-Type": "application/json", **AUTH, **(headers or {})})
+
+
+def _backbone(server_url: str, **params):
+    return create("backbone", "openai-compatible", base_url=server_url.rstrip("/") + "/v1", **params)
+
+
+# ---------------------------------------------------------------- the endpoint
+
+
+def test_chat_completions_answers_in_the_openai_format(server):
+    answer = _chat(server, _chat_body(_data_url(_map())))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert set(body) == {"id", "object", "created", "model", "choices", "usage"}
+    assert body["object"] == "chat.completion" and body["model"] == MODEL and body["id"].startswith("chatcmpl-")
+    [choice] = body["choices"]
+    assert choice["index"] == 0 and choice["finish_reason"] == "stop" and choice["message"]["role"] == "assistant"
+    assert isinstance(choice["message"]["content"], str)
+
+
+def test_models_lists_the_served_model_behind_the_key(server):
+    answer = requests.get(server.url + "v1/models", headers=AUTH, timeout=30)
+    assert answer.status_code == 200 and [m["id"] for m in answer.json()["data"]] == [MODEL]
+    assert requests.get(server.url + "v1/models", timeout=30).status_code == 401
+
+
+class _Listener:
+    """A TCP server that counts connections, accepts them and never answers (a fetch target, a stuck endpoint)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.accepted.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        for conn in self.accepted:
+            conn.close()
+        self.sock.close()
+
+
+def test_bad_chat_requests_get_their_4xx_and_no_url_is_fetched(server):
+    listener = _Listener()
+    good = _data_url(_map())
+    cases = {
+        "not JSON": (b"{not json", 400, "not valid JSON"),
+        "no image": (_chat_body(None), 400, "holds 0 images"),
+        "two images": (_chat_body(good, text="x") | {"messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": good}}] * 2}]}, 400, "holds 2 images"),
+        "an http URL": (_chat_body(listener.url + "/map.png"), 400, "is not a data URL"),
+        "not base64": (_chat_body("data:image/png;base64,@@@"), 400, "invalid base64"),
+        "not an image": (_chat_body("data:image/png;base64," + base64.b64encode(b"hello").decode()), 400,
+                         "image_url is not a readable image"),
+        "a GIF data URL": (_chat_body("data:image/gif;base64,R0lGODlh"), 400, "not a base64 PNG or JPEG"),
+        "no model": ({k: v for k, v in _chat_body(good).items() if k != "model"}, 400, "model is missing"),
+        "another model": (_chat_body(good) | {"model": "gpt-x"}, 404, "model 'gpt-x' is not served here"),
+        "no messages": (_chat_body(good) | {"messages": []}, 400, "messages must be a non-empty list"),
+        "stream": (_chat_body(good) | {"stream": True}, 400, "stream is not supported"),
+        "bad max_tokens": (_chat_body(good) | {"max_tokens": -3}, 400, "max_tokens -3"),
+        "bad temperature": (_chat_body(good) | {"temperature": "hot"}, 400, "temperature 'hot'"),
+    }
+    try:
+        for name, (body, status, words) in cases.items():
+            answer = _chat(server, body)
+            assert (answer.status_code, set(answer.json())) == (status, {"error"}), (name, answer.text)
+            assert words in answer.json()["error"], (name, answer.json())
+        form = requests.post(server.url + "v1/chat/completions", data=b"x", timeout=60,
+                             headers={"Content-Type": "text/plain", **AUTH})
+        assert form.status_code == 415 and "application/json" in form.json()["error"]
+        big = requests.post(server.url + "v1/chat/completions", data=b"x" * (BODY_LIMIT + 1), timeout=60,
+                            headers={"Content-Type": "application/json", **AUTH})
+        assert big.status_code == 413 and "serve.max_body_bytes" in big.json()["error"]
+        for headers in ({"Authorization": "Bearer wrong"}, {"Authorization": ""}):
+            refused = _chat(server, _chat_body(good), headers)
+            assert refused.status_code == 401 and "API key" in refused.json()["error"]
+        assert not listener.accepted  # the server fetched nothing
+    finally:
+        listener.close()
+
+
+# ---------------------------------------------------------------- the backbone plugin
+
+
+def test_the_plugin_answers_what_the_endpoint_answers(server, monkeypatch):
+    monkeypatch.setenv("MELLM_API_KEY", KEY)
+    direct = _chat(server, _chat_body(_data_url(_map()))).json()["choices"][0]["message"]["content"]
+    backbone = _backbone(server.url, api_key_env="MELLM_API_KEY", concurrency=2)
+    endpoint = backbone.load(MODEL)
+    assert backbone.generate(endpoint, [PROMPT, PROMPT], [_map(), _map()], 8) == [direct, direct]
+    monkeypatch.setenv("MELLM_API_KEY", "wrong")
+    with pytest.raises(InputError, match="answered HTTP 401: missing or wrong API key"):
+        backbone.generate(backbone.load(MODEL), [PROMPT], [_map()], 8)
+    monkeypatch.delenv("MELLM_API_KEY")
+    with pytest.raises(InputError, match="environment variable MELLM_API_KEY"):
+        backbone.load(MODEL)
+    with pytest.raises(InputError, match="cannot be trained or merged"):
+        backbone.collate([])
+    with pytest.raises(InputError, match="cannot be trained or merged"):
+        backbone.load(MODEL, train=object())
+    with pytest.raises(InputError, match="adapter /runs/a cannot apply to the openai-compatible backbone"):
+        backbone.load(MODEL, adapter="/runs/a")
+
+
+def test_a_stuck_endpoint_times_out_after_its_retries():
+    listener = _Listener()
+    backbone = create("backbone", "openai-compatible", base_url=listener.url + "/v1", timeout_s=0.5, retries=1,
+                      backoff_s=0.1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(InputError, match=r"timed out after 0.5 s.*after 2 attempts"):
+            backbone.generate(backbone.load(MODEL), [PROMPT], [_map()])
+    finally:
+        listener.close()
+    assert time.monotonic() - started < 5
+    assert len(listener.accepted) == 2
+
+
+@pytest.mark.parametrize(("status", "attempts"), [(400, 1), (503, 3)])
+def test_a_4xx_is_not_retried_but_a_5xx_is(status, attempts):
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            seen.append(self.path)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps({"error": {"message": f"refused with {status}"}}).encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    backbone = create("backbone", "openai-compatible", base_url=f"http://127.0.0.1:{httpd.server_port}/v1",
+                      retries=2, backoff_s=0.05)
+    try:
+        with pytest.raises(InputError, match=f"answered HTTP {status}: refused with {status}"):
+            backbone.generate(backbone.load(MODEL), [PROMPT], [_map()])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert seen == ["/v1/chat/completions"] * attempts
+
+
+# ---------------------------------------------------------------- the eval stage
+
+
+class _FlakyPredictor:
+    """Fails every batch holding the prompt "bad"; answers the rest with a fixed conclusion."""
+
+    labels = ["happiness", "surprise", "disgust"]
+
+    def texts(self, prompts: list[str], images: list[np.ndarray], max_new_tokens: int | None) -> list[str]:
+        if "bad" in prompts:
+            raise InputError("http://endpoint/v1/chat/completions answered HTTP 500: overloaded")
+        return ["Final conclusion: the micro-expression is surprise."] * len(prompts)
+
+
+def test_a_failing_sample_does_not_cost_its_batch_and_is_asked_again(tmp_path):
+    from mellm_core.stages.eval import EvalActor, _read_partial
+
+    rows = write_instructions(tmp_path, n=3)
+    rows[1]["messages"][0]["content"] = "bad"
+    actor = EvalActor.__new__(EvalActor)
+    actor.predictor, actor.max_new_tokens = _FlakyPredictor(), 8
+    preds = actor.answer(rows)
+    assert [p["emotion"] for p in preds] == ["surprise", None, "surprise"]
+    assert [bool(p["error"]) for p in preds] == [False, True, False] and "HTTP 500" in preds[1]["error"]
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text(json.dumps({"settings_hash": "h"}) + "\n" + "".join(json.dumps(p) + "\n" for p in preds))
+    assert sorted(sid for sid, _ in _read_partial(partial, "h")) == ["s00", "s02"]
+
+
+def _metrics(tmp_path: Path, name: str, uf1: float, datasets: tuple[str, ...]) -> Path:
+    scores = {"acc": 0.5, "uf1": uf1, "uar": 0.25}
+    block = {"overall": scores, "per_dataset": dict.fromkeys(datasets, scores),
+             "chance": {"uniform": {"acc": 1 / 3, "uar": 1 / 3},
+                        "majority": {"class": "happiness", "acc": 0.4, "uf1": 0.19, "uar": 1 / 3}}}
+    out = tmp_path / name / "eval"
+    out.mkdir(parents=True)
+    (out / "metrics.json").write_text(json.dumps({"tasks": {"mer": block}, "model": "Qwen/Qwen2.5-VL-7B-Instruct",
+                                                  "backbone": "qwen2_5_vl", "adapter": f"/runs/{name}/train/adapter",
+                                                  "test_sha256": "t"}))
+    return out.parent
+
+
+def test_report_compare_lays_runs_out_like_table_ii(tmp_path, capsys):
+    from mellm_core.cli import main
+
+    first, second = _metrics(tmp_path, "mellm", 0.75, ("casme2", "samm")), _metrics(tmp_path, "other", 0.5, ())
+    assert main(["report", "--compare", str(first), str(second / "eval"), "--out", str(tmp_path / "c.md")]) == 0
+    text = capsys.readouterr().out
+    assert text == (tmp_path / "c.md").read_text()
+    lines = text.splitlines()
+    assert lines[0] == ("| run | model | adapter | MER ACC | MER UF1 | MER UAR | MER casme2 ACC | MER casme2 UF1 | "
+                        "MER casme2 UAR | MER samm ACC | MER samm UF1 | MER samm UAR |")
+    assert lines[2] == ("| mellm | Qwen/Qwen2.5-VL-7B-Instruct (qwen2_5_vl) | adapter | 0.500 | 0.750 | 0.250 | "
+                        "0.500 | 0.750 | 0.250 | 0.500 | 0.750 | 0.250 |")
+    assert lines[3].startswith("| other | ") and lines[3].endswith("| 0.500 | 0.500 | 0.250 | - | - | - | - | - | - |")
+    assert lines[4] == "| chance: uniform guess |  |  | 0.333 | - | 0.333 | - | - | - | - | - | - |"
+    assert lines[5].startswith("| chance: always the majority class |  |  | 0.400 | 0.190 | 0.333 |")
+    assert main(["report", "--compare", str(tmp_path / "nothing")]) == 1
+    assert "holds no metrics.json" in capsys.readouterr().err
+
+
+def test_mellm_eval_through_the_endpoint_then_compare(server, tmp_path, capsys):
+    from mellm_core.cli import main
+
+    write_instructions(tmp_path / "hosted", n=6)
+    env = {**os.environ, "MELLM_API_KEY": KEY}
+    env.pop("RAY_ADDRESS", None)
+    params = f"backbone.params={{base_url: '{server.url}v1', api_key_env: MELLM_API_KEY, concurrency: 2}}"
+    args = [sys.executable, "-m", "mellm_core", "eval", "quickstart", f"output_dir={tmp_path / 'hosted'}",
+            "eval.protocol=all", "eval.batch_size=3", "eval.cpus_per_actor=0.5", "eval.max_new_tokens=8",
+            "backbone.name=openai-compatible", f"backbone.model={MODEL}", params, "--json"]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    preds = [json.loads(x) for x in (tmp_path / "hosted" / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 6 and not any(p["error"] for p in preds) and all(isinstance(p["text"], str) for p in preds)
+    metrics = json.loads((tmp_path / "hosted" / "eval" / "metrics.json").read_text())
+    assert metrics["backbone"] == "openai-compatible" and metrics["tasks"]["mer"]["overall"]["n"] == 6
+    assert main(["report", "--compare", str(tmp_path / "hosted"), "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert [(r["name"], r["model"], r["adapter"]) for r in table["runs"]] == [("hosted", MODEL, None)]
