@@ -49,16 +49,19 @@ def test_two_ray_workers_reach_the_weights_of_one_process(frames_run, capsys):
     run_local(load_recipe("quickstart", [*local_args, *steps, "train.num_workers=1"]), progress=False)
     two = load_file(ray_dir / "train" / "adapter" / "adapter_model.safetensors")
     one = load_file(local_dir / "train" / "adapter" / "adapter_model.safetensors")
-    start = load_file(local_dir / "train" / "adapter" / "adapter_model.safetensors")
-    assert two.keys() == one.keys() and start
-    assert all(torch.allclose(two[k], one[k], atol=1e-5) for k in one)
-    moved = [k for k in one if "lora_B" in k]
-    assert moved and all(float(one[k].abs().max()) > 0 for k in moved)  # lora_B starts at zero: it trained
+    assert two.keys() == one.keys()
+    # AdamW moves a weight whose gradient is float noise by about lr whichever its sign, so compare the trained
+    # lora_B (zero at the start: its norm is the update) relatively, and every weight within 2 lr per step.
+    trained = [k for k in one if "lora_B" in k]
+    assert trained and all(float(one[k].norm()) > 0 for k in trained)
+    assert all(float((two[k] - one[k]).norm()) <= 0.05 * float(one[k].norm()) for k in trained)
+    assert all(torch.allclose(two[k], one[k], atol=3 * 2 * 2e-3) for k in one)
 
 
 def _kill_a_worker_after_first_checkpoint(storage, killed: list[int], deadline: float) -> None:
     while time.time() < deadline and not killed:
-        if any(storage.glob("run/checkpoint_0000004")):  # step 2's checkpoint is registered by now
+        if any(storage.glob("run/checkpoint_0000004")):
+            time.sleep(3)  # Ray Train's controller registers reported checkpoints when it polls (every 2 s)
             for proc in psutil.process_iter(["pid", "cmdline"]):
                 if "RayTrainWorker" in " ".join(proc.info["cmdline"] or []):
                     proc.send_signal(signal.SIGKILL)
@@ -73,11 +76,11 @@ def test_a_killed_worker_is_restarted_from_its_checkpoint(frames_run, capsys):
     killer = threading.Thread(target=_kill_a_worker_after_first_checkpoint,
                               args=(run / "train" / "checkpoints", killed, time.time() + 240), daemon=True)
     killer.start()
-    assert main(["train", "quickstart", *args, "train.max_steps=12", "train.checkpoint_every=2",
+    assert main(["train", "quickstart", *args, "train.max_steps=60", "train.checkpoint_every=2",
                  "train.num_workers=2", "train.max_failures=1", "--json"]) == 0
     killer.join(timeout=1)
     assert killed, "no training worker was found to kill"
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["end_step"] == 12 and summary["start_step"] >= 2  # the last attempt began at a checkpoint
+    assert summary["end_step"] == 60 and summary["start_step"] >= 2  # the last attempt began at a checkpoint
     steps = [json.loads(x)["step"] for x in (run / "train" / "metrics.jsonl").read_text().splitlines()]
-    assert steps == list(range(1, 13))
+    assert steps == list(range(1, 61))
