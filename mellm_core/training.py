@@ -79,8 +79,8 @@ def finished(p: Plan) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     summary = json.loads(path.read_text())
-    done = summary.get("settings_hash") == p.digest and Path(summary.get("adapter", ""), "adapter_config.json")
-    return summary if done and Path(summary["adapter"]).is_dir() else None
+    same = summary.get("settings_hash") == p.digest
+    return summary if same and Path(summary.get("adapter", ""), "adapter_config.json").is_file() else None
 
 
 def publish(checkpoint: Path, p: Plan, extra: dict[str, Any]) -> dict[str, Any]:
