@@ -10,22 +10,19 @@ import base64
 import http.server
 import json
 import os
-import queue
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-import psutil
 import pytest
 import requests
 from conftest import write_instructions
+from serving import Server, start_serve, stop_serve
 
 from mellm_core import create
 from mellm_core.errors import InputError
@@ -37,62 +34,14 @@ BODY_LIMIT = 2_000_000
 OVERRIDES = ["eval.protocol=casme2-5", "maps.flow=dis", "serve.max_new_tokens=8", "serve.batch_wait_s=0.1",
              f"serve.max_body_bytes={BODY_LIMIT}", "serve.max_pixels=1000000"]
 PROMPT = "<image>\nWhich micro-expression does this MMC-map show?"
-START_TIMEOUT_S = 300
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen
-    url: str
-    log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _first_line(proc: subprocess.Popen, timeout: float) -> str | None:
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
-    try:
-        return lines.get(timeout=timeout) or None
-    except queue.Empty:
-        return None
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM, then kill what is left of the process tree (the server and the Ray processes it started)."""
-    if proc.poll() is not None:
-        return
-    tree = psutil.Process(proc.pid).children(recursive=True)
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=40)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    for child in psutil.wait_procs(tree, timeout=5)[1]:
-        child.kill()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Server:
     """`mellm serve` on the quickstart recipe (tiny backbone, no adapter), with an API key set."""
-    root = tmp_path_factory.mktemp("chat")
-    log = root / "serve.log"
-    env = {**os.environ, "MELLM_API_KEY": KEY}
-    env.pop("RAY_ADDRESS", None)
-    args = [sys.executable, "-m", "mellm_core", "serve", "quickstart", f"output_dir={root / 'run'}", *OVERRIDES,
-            f"serve.port={_free_port()}", "--json"]
-    with log.open("w") as stderr:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
-    line = _first_line(proc, START_TIMEOUT_S)
-    if line is None:
-        _stop(proc)
-        pytest.fail(f"mellm serve did not become ready:\n{log.read_text()[-3000:]}")
-    yield Server(proc, json.loads(line)["url"], log)
-    _stop(proc)
+    started = start_serve(tmp_path_factory.mktemp("chat"), OVERRIDES, KEY)
+    yield started
+    stop_serve(started.proc)
 
 
 def _map() -> np.ndarray:

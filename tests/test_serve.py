@@ -6,18 +6,12 @@ from __future__ import annotations
 
 import base64
 import http.client
-import os
-import queue
 import select
 import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -25,6 +19,7 @@ import numpy as np
 import psutil
 import pytest
 import requests
+from serving import Server, start_serve, stop_serve
 
 from mellm_core.upload import (
     RequestError,
@@ -42,7 +37,6 @@ PIXEL_LIMIT = 1_000_000
 CHROMIUM = "/usr/bin/chromium"
 OVERRIDES = ["eval.protocol=casme2-5", "maps.flow=dis", "serve.max_new_tokens=16", "serve.batch_wait_s=0.5",
              f"serve.max_body_bytes={BODY_LIMIT}", f"serve.max_pixels={PIXEL_LIMIT}"]
-START_TIMEOUT_S = 300
 
 
 # ---------------------------------------------------------------- request checks, without a server
@@ -157,61 +151,12 @@ def test_a_busy_port_is_refused_before_ray_starts():
 # ---------------------------------------------------------------- one server for the module
 
 
-@dataclass
-class Server:
-    proc: subprocess.Popen
-    url: str
-    log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _first_line(proc: subprocess.Popen, timeout: float) -> str | None:
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
-    try:
-        return lines.get(timeout=timeout) or None
-    except queue.Empty:
-        return None
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Server:
     """`mellm serve` on the quickstart recipe (tiny backbone, no adapter), with an API key set."""
-    import json
-
-    root = tmp_path_factory.mktemp("serve")
-    log = root / "serve.log"
-    env = {**os.environ, "MELLM_API_KEY": KEY}
-    env.pop("RAY_ADDRESS", None)
-    args = [sys.executable, "-m", "mellm_core", "serve", "quickstart", f"output_dir={root / 'run'}", *OVERRIDES,
-            f"serve.port={_free_port()}", "--json"]
-    with log.open("w") as stderr:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
-    line = _first_line(proc, START_TIMEOUT_S)
-    if line is None:
-        _stop(proc)
-        pytest.fail(f"mellm serve did not become ready:\n{log.read_text()[-3000:]}")
-    yield Server(proc, json.loads(line)["url"], log)
-    _stop(proc)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM, then kill what is left of the process tree (the server and the Ray processes it started)."""
-    if proc.poll() is not None:
-        return
-    tree = psutil.Process(proc.pid).children(recursive=True)
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=40)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    for child in psutil.wait_procs(tree, timeout=5)[1]:
-        child.kill()
+    started = start_serve(tmp_path_factory.mktemp("serve"), OVERRIDES, KEY)
+    yield started
+    stop_serve(started.proc)
 
 
 @pytest.fixture(scope="module")

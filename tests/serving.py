@@ -1,0 +1,71 @@
+"""A real `mellm serve` process for the serving tests: start it on a free port, wait for its URL, stop it."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+START_TIMEOUT_S = 300
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    url: str
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _first_line(proc: subprocess.Popen, timeout: float) -> str | None:
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout) or None
+    except queue.Empty:
+        return None
+
+
+def start_serve(root: Path, overrides: list[str], key: str) -> Server:
+    """`mellm serve` on the quickstart recipe (tiny backbone, no adapter) under ``root``, with API key ``key``."""
+    log = root / "serve.log"
+    env = {**os.environ, "MELLM_API_KEY": key}
+    env.pop("RAY_ADDRESS", None)
+    args = [sys.executable, "-m", "mellm_core", "serve", "quickstart", f"output_dir={root / 'run'}", *overrides,
+            f"serve.port={_free_port()}", "--json"]
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
+    line = _first_line(proc, START_TIMEOUT_S)
+    if line is None:
+        stop_serve(proc)
+        pytest.fail(f"mellm serve did not become ready:\n{log.read_text()[-3000:]}")
+    return Server(proc, json.loads(line)["url"], log)
+
+
+def stop_serve(proc: subprocess.Popen) -> None:
+    """SIGTERM, then kill what is left of the process tree (the server and the Ray processes it started)."""
+    if proc.poll() is not None:
+        return
+    tree = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    for child in psutil.wait_procs(tree, timeout=5)[1]:
+        child.kill()
