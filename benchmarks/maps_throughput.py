@@ -48,6 +48,7 @@ from mellm_core.mapper import Mapper
 from mellm_core.plugins import create
 from mellm_core.records import Sample
 from mellm_core.stages.maps import map_one, read_records
+from mellm_core.storage import Location
 
 _WORKER: dict[str, Any] = {}  # per-process state of the process-pool workers of (d)
 
@@ -108,7 +109,7 @@ def serial_run(label: str, samples: list[Sample], out: Path, threads: int) -> Ru
     out.mkdir(parents=True)
     with CpuMeter() as meter:
         start = time.perf_counter()
-        records = [map_one(mapper, sample, out, pixel_hash) for sample in samples]
+        records = [map_one(mapper, sample, Location(out), pixel_hash) for sample in samples]
         seconds = time.perf_counter() - start
     ok = sum(r.ok for r in records)
     per_pair = [r.seconds for r in records]
@@ -124,7 +125,7 @@ def _pool_init() -> None:
 
 def _pool_map(sample_json: str, out_dir: str) -> tuple[float, float, bool]:
     start = time.time()
-    record = map_one(_WORKER["mapper"], Sample.from_json(sample_json), Path(out_dir), _WORKER["hash"])
+    record = map_one(_WORKER["mapper"], Sample.from_json(sample_json), Location(out_dir), _WORKER["hash"])
     return start, record.seconds, record.ok
 
 
@@ -159,7 +160,7 @@ def ray_run(
     with CpuMeter() as meter:
         summary = run_maps(samples, cfg, out, overwrite=True, progress=False)
     end = time.perf_counter()
-    per_pair = [r.seconds for r in read_records(out / MANIFEST).values()]
+    per_pair = [r.seconds for r in read_records((out / MANIFEST).read_text().splitlines()).values()]
     actors = min(cfg.actors or max(1, int(cluster_cpus() // cfg.cpus_per_actor)), len(samples))
     nice = "Ray default 15" if niceness is None else str(niceness)
     extra = f"{actors} actors, batch {cfg.batch_size}, niceness {nice}, run_maps call {end - started:.1f} s"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from mellm_core.cli_common import command, print_json
 
@@ -12,12 +11,13 @@ from mellm_core.cli_common import command, print_json
 def cmd_demo(args: argparse.Namespace) -> int:
     from mellm_core.config import load_recipe
     from mellm_core.stages.pipeline import run_pipeline
+    from mellm_core.storage import Location
 
     extra = [f"ray.address={args.address}"] if args.address else []
     recipe = load_recipe(args.recipe, [f"output_dir={args.out}", *args.overrides, *extra])
     result = run_pipeline(recipe, progress=not args.json)
     ev, inst = result["eval"], result["instructions"]
-    report = Path(recipe.output_dir) / "eval" / "report.html"
+    report = Location(recipe.output_dir) / "eval" / "report.html"
     maps = result["maps"]
     reused = {"maps": maps.skipped == maps.samples, "instructions": inst["skipped"],
               "train": result["train"]["skipped"], "eval": ev["skipped"]}

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from mellm_core.cli_common import command, load_recipe_args, print_json, recipe_args
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from mellm_core.stages.eval import run_eval
+    from mellm_core.storage import Location
 
     recipe = load_recipe_args(args)
     result = run_eval(recipe, progress=not args.json)
-    out = Path(recipe.output_dir) / "eval"
+    out = Location(recipe.output_dir) / "eval"
     tasks = {task: {k: block["overall"].get(k) for k in ("acc", "uf1", "uar", "au_f1", "n", "unparsed")}
              | {"chance_acc": block["chance"]["uniform"]["acc"]} for task, block in result["tasks"].items()}
     if args.json:

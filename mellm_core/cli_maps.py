@@ -76,6 +76,7 @@ def cmd_maps(args: argparse.Namespace) -> int:
     from mellm_core.datasets import load_samples
     from mellm_core.stages.data import recipe_samples
     from mellm_core.stages.maps import run_maps
+    from mellm_core.storage import Location
 
     recipe = _recipe(args)
     if args.manifest:
@@ -88,7 +89,7 @@ def cmd_maps(args: argparse.Namespace) -> int:
         loaded = recipe_samples(recipe, progress=not args.json)
     else:
         raise InputError("say what to map: --dataset NAME --root DIR, --manifest FILE, or --recipe RECIPE")
-    out = Path(args.out) if args.out else Path(recipe.output_dir) / "maps"
+    out = Location(args.out) if args.out else Location(recipe.output_dir) / "maps"
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     summary = run_maps(loaded.samples, recipe.maps, out, overwrite=args.overwrite or None, progress=not args.json,

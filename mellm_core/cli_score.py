@@ -14,9 +14,10 @@ from mellm_core.errors import InputError
 def read_records(path: str | Path) -> list[dict[str, Any]]:
     """The records of a JSONL file (blank lines skipped); a bad line raises InputError naming file and line."""
     from mellm_core.scoring import record_problem
+    from mellm_core.storage import Location
 
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = Location(path).read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {path}: {exc}") from None
     records = []

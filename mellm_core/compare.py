@@ -12,20 +12,21 @@ from typing import Any
 
 from mellm_core.errors import InputError
 from mellm_core.evaluation import METRICS
+from mellm_core.storage import Location
 
 COLUMNS = ("acc", "uf1", "uar")
 
 
-def metrics_file(path: str | Path) -> Path:
-    """The ``metrics.json`` of a run folder, its ``eval`` folder, or the file itself."""
-    path = Path(path)
+def metrics_file(path: str | Path) -> Location:
+    """The ``metrics.json`` of a run folder, its ``eval`` folder, or the file itself (local or a URI)."""
+    path = Location(path)
     for candidate in (path, path / METRICS, path / "eval" / METRICS):
         if candidate.is_file():
             return candidate
     raise InputError(f"{path} holds no {METRICS} (looked in {path} and {path / 'eval'}); run `mellm eval` first")
 
 
-def _run_name(metrics: Path) -> str:
+def _run_name(metrics: Location) -> str:
     """The run's output folder name (the folder above ``eval/``)."""
     folder = metrics.parent
     return (folder.parent if folder.name == "eval" else folder).resolve().name
@@ -44,7 +45,7 @@ def compare(paths: list[str | Path]) -> dict[str, Any]:
     for path in paths:
         source = metrics_file(path)
         try:
-            metrics = json.loads(source.read_text(encoding="utf-8"))
+            metrics = json.loads(source.read_text())
             tasks = metrics["tasks"]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise InputError(f"{source} is not an evaluation's metrics file ({exc})") from None
@@ -57,7 +58,7 @@ def compare(paths: list[str | Path]) -> dict[str, Any]:
             chance.setdefault(task, block["chance"])
         adapter = metrics.get("adapter")
         rows.append({"name": _run_name(source), "model": metrics.get("model"), "backbone": metrics.get("backbone"),
-                     "adapter": Path(adapter).name if adapter else None, "source": str(source), "tasks": scores})
+                     "adapter": Location(adapter).name if adapter else None, "source": str(source), "tasks": scores})
     warning = "the runs were tested on different instructions: compare with care" if len(tests) > 1 else None
     return {"runs": rows, "chance": chance, "warning": warning}
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from mellm_core.config import Recipe, settings_hash
 from mellm_core.errors import InputError
 from mellm_core.labels import get_protocol
 from mellm_core.scoring import predict, score_rows
+from mellm_core.storage import Location
 
 PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
@@ -28,7 +28,7 @@ def eval_adapter(recipe: Recipe) -> str | None:
         return None
     if recipe.eval.adapter:
         return recipe.eval.adapter
-    trained = Path(recipe.output_dir) / "train" / "adapter"
+    trained = Location(recipe.output_dir) / "train" / "adapter"
     return str(trained) if (trained / "adapter_config.json").is_file() else None
 
 
@@ -36,8 +36,7 @@ def _folder_digest(folder: str | None) -> str | None:
     """Names, sizes and modification times of an adapter's files: changes whenever it is retrained."""
     if not folder:
         return None
-    files = sorted(p for p in Path(folder).rglob("*") if p.is_file())
-    return settings_hash([(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files])
+    return settings_hash([(name, size, mtime) for name, (size, mtime) in sorted(Location(folder).files().items())])
 
 
 def eval_digest(recipe: Recipe, test_bytes: bytes, adapter: str | None) -> str:

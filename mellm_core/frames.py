@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from mellm_core.errors import InputError
+from mellm_core.storage import Location
 
 
 def to_gray(bgr: np.ndarray) -> np.ndarray:
@@ -20,14 +21,22 @@ def to_gray(bgr: np.ndarray) -> np.ndarray:
 
 
 def read_gray(path: str | Path) -> np.ndarray:
-    """Decode an image file in colour and convert it to gray (decoding straight to gray rounds differently)."""
-    path = Path(path)
-    if path.is_dir():
+    """Decode an image file (a local path or a URI) in colour and convert it to gray (decoding straight to gray
+    rounds differently)."""
+    return to_gray(_decode_bgr(_image_bytes(path), str(path)))
+
+
+def _image_bytes(path: str | Path) -> bytes:
+    """An image file's bytes, or raise naming the file."""
+    location = Location(path)
+    if location.is_dir():
         raise InputError(f"image {path} is a folder, not an image file")
-    if not path.is_file():
-        raise InputError(f"image {path} does not exist")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    return decode_gray(data.tobytes(), str(path))
+    try:
+        return location.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"image {path} does not exist") from None
+    except OSError as exc:
+        raise InputError(f"image {path} cannot be read: {exc}") from None
 
 
 def decode_gray(data: bytes, name: str = "image") -> np.ndarray:
@@ -45,11 +54,8 @@ def _decode_bgr(data: bytes, name: str) -> np.ndarray:
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """An image file (an MMC-map) as RGB uint8 HxWx3, or raise naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"image {path} does not exist")
-    return cv2.cvtColor(_decode_bgr(np.fromfile(str(path), dtype=np.uint8).tobytes(), str(path)), cv2.COLOR_BGR2RGB)
+    """An image file (an MMC-map; a local path or a URI) as RGB uint8 HxWx3, or raise naming the file."""
+    return cv2.cvtColor(_decode_bgr(_image_bytes(path), str(path)), cv2.COLOR_BGR2RGB)
 
 
 def check_pair(onset: np.ndarray, apex: np.ndarray) -> None:

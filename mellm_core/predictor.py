@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
+from mellm_core.adapters import CONFIG, anchor_adapter
 from mellm_core.config import Recipe
 from mellm_core.errors import InputError
 from mellm_core.labels import get_protocol
 from mellm_core.parse import parse_output
 from mellm_core.plugins import get_registry
+from mellm_core.storage import Location, local_folder
 
 
 @dataclass
@@ -34,7 +35,7 @@ def recipe_labels(recipe: Recipe) -> list[str]:
         classes = get_protocol(name).classes
         if classes:
             return list(classes)
-    summary = Path(recipe.output_dir) / "instructions" / "summary.json"
+    summary = Location(recipe.output_dir) / "instructions" / "summary.json"
     if summary.is_file():
         return list(json.loads(summary.read_text()).get("labels", []))
     raise InputError("no emotion classes known: set eval.protocol (see `mellm data protocols`) or build instructions")
@@ -44,22 +45,29 @@ def default_adapter(recipe: Recipe) -> str | None:
     """``serve.adapter`` when set, else the recipe's trained adapter when one exists, else None (the base model)."""
     if recipe.serve.adapter:
         return recipe.serve.adapter
-    trained = Path(recipe.output_dir) / "train" / "adapter"
+    trained = Location(recipe.output_dir) / "train" / "adapter"
     return str(trained) if (trained / "adapter_config.json").is_file() else None
 
 
 class Predictor:
-    """Loads the backbone once; answers batches of MMC-maps with the recipe's user prompt."""
+    """Loads the backbone once; answers batches of MMC-maps with the recipe's user prompt.
+
+    An adapter under a URI is fetched into the local cache first (model loaders read local folders).
+    """
 
     def __init__(self, recipe: Recipe, adapter: str | None = None, device: str = "cpu", task: str = "meu",
                  labels: list[str] | None = None):
         registry = get_registry()
-        if adapter and not Path(adapter, "adapter_config.json").is_file():
+        if adapter and not (Location(adapter) / CONFIG).is_file():
             raise InputError(f"adapter {adapter} is not a trained adapter folder (no adapter_config.json)")
+        local = None
+        if adapter:
+            local = local_folder(adapter)
+            anchor_adapter(local)
         self.labels = labels or recipe_labels(recipe)
         self.prompt = registry.create("prompt", recipe.instructions.prompt).user_prompt(task, self.labels)
         self.backbone = registry.create("backbone", recipe.backbone.name, **recipe.backbone.params)
-        self.module = self.backbone.load(recipe.backbone.model, device=device, adapter=adapter,
+        self.module = self.backbone.load(recipe.backbone.model, device=device, adapter=str(local) if local else None,
                                          labels=self.labels)
         self.adapter = adapter
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 import base64
 import html
 import io
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from mellm_core.atomic import write_bytes_atomic
+from mellm_core.errors import InputError
+from mellm_core.frames import read_rgb
 from mellm_core.labels import Protocol, get_protocol
+from mellm_core.storage import Location
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
@@ -70,8 +71,9 @@ def _plots(overall: dict[str, Any], chance_uar: float) -> tuple[str, str]:
 
 
 def _thumbnail(path: str) -> str | None:
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
+    try:
+        image = cv2.cvtColor(read_rgb(path), cv2.COLOR_RGB2BGR)
+    except InputError:
         return None
     ok, png = cv2.imencode(".png", image)
     return base64.b64encode(png.tobytes()).decode() if ok else None
@@ -115,7 +117,7 @@ def _correct(pred: dict[str, Any], protocol: Protocol) -> bool:
     return bool(pred.get("emotion")) and protocol.label(pred["emotion"], pred.get("dataset", "")) == pred["label"]
 
 
-def write_report(path: Path, preds: list[dict[str, Any]], metrics: dict[str, Any], gallery: int,
+def write_report(path: str | Location, preds: list[dict[str, Any]], metrics: dict[str, Any], gallery: int,
                  title: str = "evaluation") -> None:
     """Write the report page for predictions and their metrics (see the module docstring)."""
     protocol = get_protocol(metrics["protocol"])
@@ -138,4 +140,4 @@ def write_report(path: Path, preds: list[dict[str, Any]], metrics: dict[str, Any
             cards.append(_card(wrong[i], False) if i < len(wrong) else "<div></div>")
         parts.append(f"<h3>gallery: right (left) and wrong (right)</h3><div class='gallery'>{''.join(cards)}</div>")
     parts.append("</body></html>")
-    write_bytes_atomic(path, "".join(parts).encode("utf-8"))
+    Location(path).write_text("".join(parts))

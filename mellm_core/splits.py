@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mellm_core.errors import InputError
 from mellm_core.records import Sample
+from mellm_core.storage import Location
 
 Fold = tuple[str, list[Sample], list[Sample]]
 
@@ -88,8 +89,8 @@ def fixed_split(samples: Iterable[Sample], lists: Mapping[str, Iterable[str]]) -
 
 
 def read_id_list(path: str | Path) -> list[str]:
-    """Sample ids from a text file, one a line (blank lines and "#" comments skipped)."""
-    path = Path(path)
+    """Sample ids from a text file (a path or a URI), one a line (blank lines and "#" comments skipped)."""
+    path = Location(path)
     if not path.is_file():
         raise InputError(f"id list {path} does not exist")
     lines = (line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8-sig").splitlines())

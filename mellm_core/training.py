@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mellm_core.adapters import anchor_adapter
-from mellm_core.atomic import write_bytes_atomic
+from mellm_core.adapters import CONFIG, anchor_adapter
 from mellm_core.config import Recipe, settings_hash
 from mellm_core.errors import InputError
+from mellm_core.storage import Location, is_uri
 from mellm_core.trainloop import ADAPTER, METRICS, PROGRESS, LocalSession, World, train_worker
 
 RUN = "run"  # the run's folder name under the checkpoint storage
@@ -31,11 +31,11 @@ RUNTIME_KEYS = ("resume", "num_workers", "use_gpu", "cpus_per_worker", "resource
 class Plan:
     """A training run's inputs: instruction rows file, label order, settings for the workers, digest, folders."""
 
-    rows_path: Path
+    rows_path: Location
     labels: list[str]
     settings: dict[str, Any]
     digest: str
-    train_dir: Path
+    train_dir: Location
     storage: str
 
 
@@ -44,7 +44,7 @@ def canonical(rows: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: (str(r.get("sample_id")), str(r.get("task"))))
 
 
-def read_rows(path: Path) -> list[dict]:
+def read_rows(path: Location) -> list[dict]:
     rows = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
@@ -57,7 +57,7 @@ def read_rows(path: Path) -> list[dict]:
 
 def plan(recipe: Recipe) -> Plan:
     """The run for ``recipe`` from its instructions folder (which must exist)."""
-    inst = Path(recipe.output_dir) / "instructions"
+    inst = Location(recipe.output_dir) / "instructions"
     rows_path = inst / "train.jsonl"
     if not rows_path.is_file():
         raise InputError(f"{rows_path} does not exist; run `mellm instructions` (or `mellm train`) first")
@@ -68,7 +68,7 @@ def plan(recipe: Recipe) -> Plan:
                            recipe.seed, labels)
     settings = {"backbone": asdict(recipe.backbone), "train": asdict(recipe.train), "seed": recipe.seed,
                 "labels": labels}
-    train_dir = Path(recipe.output_dir) / "train"
+    train_dir = Location(recipe.output_dir) / "train"
     storage = recipe.train.storage_path or str((train_dir / "checkpoints").resolve())
     return Plan(rows_path, labels, settings, digest, train_dir, storage)
 
@@ -80,11 +80,12 @@ def finished(p: Plan) -> dict[str, Any] | None:
         return None
     summary = json.loads(path.read_text())
     same = summary.get("settings_hash") == p.digest
-    return summary if same and Path(summary.get("adapter", ""), "adapter_config.json").is_file() else None
+    return summary if same and (Location(summary.get("adapter") or "-") / CONFIG).is_file() else None
 
 
 def publish(checkpoint: Path, p: Plan, extra: dict[str, Any]) -> dict[str, Any]:
-    """Copy the final checkpoint's adapter and metrics into ``train/`` and write ``summary.json``."""
+    """Copy the final checkpoint's adapter and metrics into ``train/`` and write ``summary.json`` (last: a run
+    counts as finished only once its summary is there)."""
     progress = json.loads((checkpoint / PROGRESS).read_text())
     lines = [json.loads(x) for x in (checkpoint / METRICS).read_text().splitlines() if x.strip()]
     done = [x for x in lines if x["step"] > progress["start_step"]]
@@ -92,15 +93,20 @@ def publish(checkpoint: Path, p: Plan, extra: dict[str, Any]) -> dict[str, Any]:
     summary = {"start_step": progress["start_step"], "end_step": progress["step"],
                "final_loss": lines[-1]["loss"] if lines else None, "samples_per_s": round(speed, 3),
                "settings_hash": p.digest, **extra}
-    adapter, staging = p.train_dir / ADAPTER, p.train_dir / f".{ADAPTER}.new"
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(checkpoint / ADAPTER, staging)
-    shutil.rmtree(adapter, ignore_errors=True)
-    os.replace(staging, adapter)
-    anchor_adapter(adapter)
-    write_bytes_atomic(p.train_dir / METRICS, (checkpoint / METRICS).read_bytes())
+    (p.train_dir / SUMMARY).unlink()
+    adapter = p.train_dir / ADAPTER
+    if adapter.remote:
+        adapter.copy_from(Location(checkpoint / ADAPTER))  # anchored where it is fetched (``local_folder``)
+    else:
+        staging = adapter.path.with_name(f".{ADAPTER}.new")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(checkpoint / ADAPTER, staging)
+        shutil.rmtree(adapter.path, ignore_errors=True)
+        os.replace(staging, adapter.path)
+        anchor_adapter(adapter.path)
+    (p.train_dir / METRICS).write_bytes((checkpoint / METRICS).read_bytes())
     summary["adapter"] = str(adapter.resolve())
-    write_bytes_atomic(p.train_dir / SUMMARY, json.dumps(summary, indent=2).encode())
+    (p.train_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
     return summary
 
 
@@ -130,6 +136,9 @@ def run_local(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
     done = finished(p)
     if done:
         return {**done, "skipped": True}
+    if is_uri(p.storage):
+        raise InputError(f"checkpoints at {p.storage}: training without Ray keeps them in a local or shared folder; "
+                         "set train.storage_path to one")
     world = _world(recipe.train.use_gpu)
     storage = Path(p.storage) / RUN
     if not recipe.train.resume and world.rank == 0:

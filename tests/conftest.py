@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
+import socket
 import tempfile
 
 import cv2
@@ -14,6 +17,19 @@ from mellm_core.warp import similarity_flow, warp_forward
 # Built models (the tiny Qwen2.5-VL) go to a folder of this test session unless the caller chose one; set before
 # any Ray instance starts so that its workers see it too.
 os.environ.setdefault("MELLM_CACHE", tempfile.mkdtemp(prefix="mellm-cache-"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# An S3 endpoint on this machine (moto's S3 server, started by the ``s3`` fixture), named before any Ray instance
+# starts so that every worker reaches it the way a cluster's nodes reach a real bucket.
+S3_PORT = _free_port()
+os.environ.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{S3_PORT}", AWS_ACCESS_KEY_ID="mellm-test",
+                  AWS_SECRET_ACCESS_KEY="mellm-test", AWS_DEFAULT_REGION="us-east-1")
 
 
 def _bgr(rgb: np.ndarray) -> np.ndarray:
@@ -61,6 +77,31 @@ def ray_local():
     init_ray(num_cpus=2)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A local S3-compatible server (moto) at ``AWS_ENDPOINT_URL``, for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=S3_PORT, verbose=False)
+    server.start()
+    yield os.environ["AWS_ENDPOINT_URL"]
+    server.stop()
+
+
+_BUCKETS = itertools.count()
+
+
+@pytest.fixture()
+def s3(s3_server) -> str:
+    """A new empty bucket; its ``s3://`` URI."""
+    import boto3
+
+    name = f"mellm-test-{next(_BUCKETS)}"
+    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=name)
+    return f"s3://{name}"
 
 
 @pytest.fixture()

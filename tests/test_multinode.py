@@ -31,22 +31,45 @@ def multinode_cluster():
         init_ray(num_cpus=2)
 
 
-def test_multinode_maps_and_training_spread_over_nodes(multinode_cluster, motion_pair, tmp_path, capsys):
+def test_multinode_pipeline_writes_every_stage_into_a_bucket(multinode_cluster, s3, motion_pair, tmp_path, capsys,
+                                                             monkeypatch):
+    """``output_dir`` as an S3 URI on three nodes: maps made by actors on several nodes, two DDP workers on two
+    nodes; maps, instructions, checkpoints (Ray Train's storage), the adapter and the evaluation all land in the
+    bucket, and nothing is written locally."""
     import ray
 
-    recipe = ["quickstart", f"output_dir={tmp_path / 'run'}", "data.dataset=manifest",
-              f"data.root={write_pairs(tmp_path, motion_pair, n=12)}", "maps.landmarker=none", "maps.flow=dis",
-              "maps.batch_size=1",
-              "--address", multinode_cluster.address]
-    assert main(["instructions", *recipe, "--json"]) == 0
+    from mellm_core.storage import Location
+
+    monkeypatch.chdir(tmp_path)
+    run = Location(s3) / "run"
+    pairs = write_pairs(tmp_path / "input", motion_pair, n=12)
+    recipe = ["quickstart", f"output_dir={run}", "data.dataset=manifest", f"data.root={pairs}",
+              "maps.landmarker=none", "maps.flow=dis", "maps.batch_size=1", "--address", multinode_cluster.address]
+    train = ["train.num_workers=2", "train.cpus_per_worker=1", "train.max_steps=2", "train.batch_size=2",
+             "train.lora_rank=4", "train.lora_alpha=8"]
+    evaluate = ["eval.batch_size=4", "eval.cpus_per_actor=1", "backbone.params={max_new_tokens: 4}"]
+    assert main(["train", *recipe, *train, "--json"]) == 0
     assert len(ray.nodes()) == 3
-    manifest = [json.loads(x) for x in (tmp_path / "run" / "maps" / "manifest.jsonl").read_text().splitlines()]
-    assert all(r["status"] == "ok" for r in manifest)
+    manifest = [json.loads(x) for x in (run / "maps" / "manifest.jsonl").read_text().splitlines()]
+    assert all(r["status"] == "ok" and r["map_path"].startswith(f"{run}/maps/") for r in manifest)
     assert len({r["node_id"] for r in manifest}) >= 2, "the maps were all made on one node"
+    trained = json.loads((run / "train" / "summary.json").read_text())
+    assert trained["end_step"] == 2 and len(trained["nodes"]) == 2
+    assert trained["adapter"] == f"{run}/train/adapter"
+    assert (run / "train" / "adapter" / "adapter_config.json").is_file()
+    assert any(name.startswith("run/") for name in (run / "train" / "checkpoints").files())  # Ray Train's storage
 
     capsys.readouterr()
-    assert main(["train", *recipe, "train.num_workers=2", "train.cpus_per_worker=1", "train.max_steps=2",
-                 "train.batch_size=2", "train.lora_rank=4", "train.lora_alpha=8", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["end_step"] == 2
-    trained = json.loads((tmp_path / "run" / "train" / "summary.json").read_text())
-    assert len(trained["nodes"]) == 2  # one CPU per node: the two DDP workers (gloo) ran on two nodes
+    assert main(["eval", *recipe, *train, *evaluate, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["adapter"] == f"{run}/train/adapter" and result["report"] == f"{run}/eval/report.html"
+    files = (run / "eval").files()
+    assert {"predictions.jsonl", "metrics.json", "report.html"} <= set(files) and not any("partial" in f for f in files)
+    preds = [json.loads(x) for x in (run / "eval" / "predictions.jsonl").read_text().splitlines()]
+    instructions = (run / "instructions" / "test.jsonl").read_text().splitlines()
+    assert len(preds) == len(instructions) and not any(p["error"] for p in preds)
+    assert "data:image/png;base64," in (run / "eval" / "report.html").read_text()  # maps read back from the bucket
+
+    assert main(["eval", *recipe, *train, *evaluate, "--json"]) == 0  # a second run finds everything up to date
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["skipped"] is True
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["input"]  # no stage wrote to the local disk

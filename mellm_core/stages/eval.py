@@ -1,7 +1,7 @@
 """The eval stage: batch inference over the test instructions on a Ray Data actor pool of model replicas.
 
 Each replica loads the backbone (and adapter) once and answers batches with greedy generation; every answer is
-parsed with the project's parser. Answers stream into a partial file, so a stopped run resumes where it was;
+parsed with the project's parser. Answers stream into a journal, so a stopped run resumes where it was;
 ``eval/predictions.jsonl``, ``metrics.json`` and ``report.html`` are written at the end.
 """
 
@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import ray
 from tqdm import tqdm
 
-from mellm_core.atomic import write_bytes_atomic
 from mellm_core.config import Recipe
 from mellm_core.errors import InputError, MellmError
 from mellm_core.evaluation import METRICS, PREDICTIONS, REPORT, eval_adapter, eval_digest, metrics_of
@@ -24,6 +22,7 @@ from mellm_core.frames import read_rgb
 from mellm_core.parse import parse_output
 from mellm_core.predictor import Predictor
 from mellm_core.stages.cluster import init_ray
+from mellm_core.storage import Journal, Location
 
 PARTIAL = "predictions.partial.jsonl"
 
@@ -76,11 +75,9 @@ class EvalActor:
             return None
 
 
-def _read_partial(path: Path, digest: str) -> dict[tuple[str, str], dict]:
+def _read_partial(journal: Journal, digest: str) -> dict[tuple[str, str], dict]:
     """Answers of an earlier run with the same settings (its first line holds the digest)."""
-    if not path.is_file():
-        return {}
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = journal.lines()
     if not lines or json.loads(lines[0]).get("settings_hash") != digest:
         return {}
     done = {}
@@ -96,13 +93,13 @@ def _read_partial(path: Path, digest: str) -> dict[tuple[str, str], dict]:
 
 def run_eval(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
     """Evaluate the recipe's model on its test instructions; skip when predictions are up to date."""
-    test = Path(recipe.output_dir) / "instructions" / "test.jsonl"
+    test = Location(recipe.output_dir) / "instructions" / "test.jsonl"
     if not test.is_file():
         raise InputError(f"{test} does not exist; run `mellm instructions` (or `mellm train`) first")
-    out = Path(recipe.output_dir) / "eval"
+    out = Location(recipe.output_dir) / "eval"
     data = test.read_bytes()
     adapter = eval_adapter(recipe)
-    if adapter and not (Path(adapter) / "adapter_config.json").is_file():
+    if adapter and not (Location(adapter) / "adapter_config.json").is_file():
         raise InputError(f"eval.adapter {adapter} is not a trained adapter folder (no adapter_config.json)")
     digest = eval_digest(recipe, data, adapter)
     metrics_path = out / METRICS
@@ -113,30 +110,31 @@ def run_eval(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
     rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
     if not rows:
         raise InputError(f"{test} holds no test instructions")
-    out.mkdir(parents=True, exist_ok=True)
-    partial = out / PARTIAL
-    done = _read_partial(partial, digest)
+    out.mkdir()
+    journal = Journal(out / PARTIAL)
+    done = _read_partial(journal, digest)
     todo = [r for r in rows if (r["sample_id"], r["task"]) not in done]
     if not done:
-        partial.write_text(json.dumps({"settings_hash": digest}) + "\n")
+        journal.remove()
+        journal.append([json.dumps({"settings_hash": digest})])
     if todo:
-        _answer(recipe, adapter, todo, partial, done, progress)
+        _answer(recipe, adapter, todo, journal, done, progress)
     preds = sorted(done.values(), key=lambda p: (p["sample_id"], p["task"]))
-    write_bytes_atomic(out / PREDICTIONS, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in preds).encode())
+    (out / PREDICTIONS).write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in preds))
     metrics = {**metrics_of(preds, recipe.eval.protocol), "settings_hash": digest, "adapter": adapter,
                "model": recipe.backbone.model, "backbone": recipe.backbone.name,
                "test_sha256": hashlib.sha256(data).hexdigest()}
-    write_bytes_atomic(metrics_path, json.dumps(metrics, indent=2, ensure_ascii=False).encode())
+    metrics_path.write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
     from mellm_core.report import write_report
 
     write_report(out / REPORT, preds, metrics, recipe.eval.gallery, title=f"{recipe.output_dir} — evaluation")
-    partial.unlink(missing_ok=True)
+    journal.remove()
     return {**metrics, "skipped": False, "out_dir": str(out)}
 
 
-def _answer(recipe: Recipe, adapter: str | None, todo: list[dict], partial: Path, done: dict, progress: bool
+def _answer(recipe: Recipe, adapter: str | None, todo: list[dict], journal: Journal, done: dict, progress: bool
             ) -> None:
-    """Stream answers from the actor pool into the partial file (flushed per batch) and ``done``."""
+    """Stream answers from the actor pool into the journal and ``done``."""
     cfg = recipe.eval
     init_ray(recipe.ray.address)
     device = "cuda" if cfg.gpus_per_actor > 0 else "cpu"
@@ -146,15 +144,14 @@ def _answer(recipe: Recipe, adapter: str | None, todo: list[dict], partial: Path
                              num_gpus=cfg.gpus_per_actor)
     bar = tqdm(total=len(todo), desc="eval", unit="sample", disable=not progress)
     try:
-        with partial.open("a", encoding="utf-8") as sink:
-            for batch in answers.iter_batches(batch_size=None, batch_format="numpy"):
-                for line in batch["line"]:
-                    pred = json.loads(line)
-                    done[(pred["sample_id"], pred["task"])] = pred
-                    sink.write(line + "\n")
-                sink.flush()
-                bar.update(len(batch["line"]))
+        for batch in answers.iter_batches(batch_size=None, batch_format="numpy"):
+            for line in batch["line"]:
+                pred = json.loads(line)
+                done[(pred["sample_id"], pred["task"])] = pred
+            journal.append(list(batch["line"]))
+            bar.update(len(batch["line"]))
     except ray.exceptions.RayError as exc:
         raise MellmError(f"evaluation failed: {exc}") from exc
     finally:
+        journal.flush()
         bar.close()

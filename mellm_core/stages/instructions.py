@@ -11,10 +11,8 @@ import json
 import random
 from collections import Counter
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
-from mellm_core.atomic import write_bytes_atomic
 from mellm_core.config import InstructionsConfig, Recipe, settings_hash
 from mellm_core.errors import InputError
 from mellm_core.fgmu import analyze
@@ -23,6 +21,7 @@ from mellm_core.plugins import get_registry
 from mellm_core.records import Instruction, MapRecord, Sample
 from mellm_core.regions import regions_from_dict
 from mellm_core.splits import fixed_split, loso_folds, natural_key, read_id_list, subject_key, zero_shot
+from mellm_core.storage import Location
 
 SUMMARY = "summary.json"
 
@@ -122,15 +121,15 @@ def build_instructions(
     return train_rows, test_rows, summary
 
 
-def run_instructions(recipe: Recipe, manifest: str | Path | None = None, out_dir: str | Path | None = None
+def run_instructions(recipe: Recipe, manifest: str | Location | None = None, out_dir: str | Location | None = None
                      ) -> dict[str, Any]:
     """Write train/test instructions for a recipe from its maps manifest; skip when nothing changed."""
-    manifest = Path(manifest) if manifest else Path(recipe.output_dir) / "maps" / "manifest.jsonl"
-    out = Path(out_dir) if out_dir else Path(recipe.output_dir) / "instructions"
+    manifest = Location(manifest) if manifest else Location(recipe.output_dir) / "maps" / "manifest.jsonl"
+    out = Location(out_dir) if out_dir else Location(recipe.output_dir) / "instructions"
     if not manifest.is_file():
         raise InputError(f"maps manifest {manifest} does not exist; run `mellm maps` first")
     data = manifest.read_bytes()
-    lists = {k: Path(v).read_text(encoding="utf-8") if Path(v).is_file() else None
+    lists = {k: Location(v).read_text() if Location(v).is_file() else None
              for k, v in recipe.instructions.split.lists.items()}
     digest = settings_hash(hashlib.sha256(data).hexdigest(), asdict(recipe.instructions), lists, recipe.seed,
                            recipe.maps.min_motion)
@@ -141,9 +140,9 @@ def run_instructions(recipe: Recipe, manifest: str | Path | None = None, out_dir
             return {**old, "skipped": True}
     records = [MapRecord.from_json(line) for line in data.decode("utf-8").splitlines() if line.strip()]
     train, test, summary = build_instructions(records, recipe.instructions, recipe.seed, recipe.maps.min_motion)
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir()
     for name, rows in (("train.jsonl", train), ("test.jsonl", test)):
-        write_bytes_atomic(out / name, "".join(r.to_json() + "\n" for r in rows).encode("utf-8"))
+        (out / name).write_text("".join(r.to_json() + "\n" for r in rows))
     summary = {**summary, "settings_hash": digest, "out_dir": str(out)}
-    write_bytes_atomic(previous, json.dumps(summary, ensure_ascii=False, indent=2).encode("utf-8"))
+    previous.write_text(json.dumps(summary, ensure_ascii=False, indent=2))
     return {**summary, "skipped": False}

@@ -1,8 +1,9 @@
 """The maps stage: MMC-maps for many samples on a Ray Data actor pool, with skip-if-unchanged and atomic writes.
 
-Layout under the output folder: ``<sample_id>.png`` and ``manifest.jsonl`` (one ``MapRecord`` per sample, in
-input order). While running, finished records are appended to ``manifest.partial.jsonl`` so an interrupted
-run loses nothing: the next run reuses every map whose inputs and settings are unchanged.
+Layout under the output folder (a local or shared path, or a cloud URI that every actor writes into):
+``<sample_id>.png`` and ``manifest.jsonl`` (one ``MapRecord`` per sample, in input order). While running,
+finished records go to the ``manifest.partial.jsonl`` journal so an interrupted run loses nothing: the next run
+reuses every map whose inputs and settings are unchanged.
 """
 
 from __future__ import annotations
@@ -10,21 +11,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import re
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mellm_core.atomic import write_bytes_atomic, write_png_atomic
+from mellm_core.atomic import encode_png
 from mellm_core.config import MapsConfig, settings_hash
 from mellm_core.errors import InputError, MellmError
 from mellm_core.records import MapRecord, Sample
 from mellm_core.regions import regions_to_dict
+from mellm_core.storage import Journal, Location
 
 MANIFEST = "manifest.jsonl"
 PARTIAL = "manifest.partial.jsonl"
@@ -69,15 +69,12 @@ def input_hash(sample: Sample, pixel_hash: str) -> str:
     """Settings hash of one sample: the map settings plus each input file's path, size and mtime."""
     stats = []
     for path in (sample.onset_path, sample.apex_path):
-        try:
-            st = os.stat(path)
-            stats.append((path, st.st_size, st.st_mtime_ns))
-        except OSError:
-            stats.append((path, None, None))
+        size, mtime = Location(path).stat() or (None, None)
+        stats.append((path, size, mtime))
     return settings_hash(pixel_hash, stats)
 
 
-def map_one(mapper: Any, sample: Sample, out_dir: Path, pixel_hash: str) -> MapRecord:
+def map_one(mapper: Any, sample: Sample, out_dir: Location, pixel_hash: str) -> MapRecord:
     """Map one sample and write its PNG; any problem becomes a ``failed`` record naming it."""
     from mellm_core.frames import read_gray
 
@@ -92,7 +89,7 @@ def map_one(mapper: Any, sample: Sample, out_dir: Path, pixel_hash: str) -> MapR
         onset, apex = read_gray(sample.onset_path), read_gray(sample.apex_path)
         result = mapper(onset, apex)
         path = out_dir / map_file_name(sample.sample_id)
-        write_png_atomic(path, result.rgb)
+        path.write_bytes(encode_png(result.rgb))
         record.status, record.map_path = "ok", str(path)
         record.head_motion = [round(v, 5) for v in result.head_motion]
         record.nose = result.nose
@@ -119,7 +116,7 @@ class MapActor:
         cv2.setNumThreads(max(1, int(maps_cfg.cpus_per_actor)))  # OpenCV uses exactly the CPUs Ray reserved
         self.mapper = Mapper(maps_cfg)
         self.pixel_hash = self.mapper.settings_hash
-        self.out_dir = Path(out_dir)
+        self.out_dir = Location(out_dir)
         self.node_id = ray.get_runtime_context().get_node_id()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -132,16 +129,15 @@ class MapActor:
         return {"record": np.array(records, dtype=object), "started": np.array(starts)}
 
 
-def read_records(path: Path) -> dict[str, MapRecord]:
-    """Records of a manifest (later lines win); unreadable lines are ignored."""
+def read_records(lines: list[str]) -> dict[str, MapRecord]:
+    """Records of manifest lines (later lines win); unreadable lines are ignored."""
     records: dict[str, MapRecord] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = MapRecord.from_json(line)
-            except (ValueError, TypeError):
-                continue
-            records[record.sample_id] = record
+    for line in lines:
+        try:
+            record = MapRecord.from_json(line)
+        except (ValueError, TypeError):
+            continue
+        records[record.sample_id] = record
     return records
 
 
@@ -159,7 +155,7 @@ def _check_ids(samples: list[Sample]) -> None:
 def run_maps(
     samples: list[Sample],
     cfg: MapsConfig,
-    out_dir: str | Path,
+    out_dir: str | Location,
     overwrite: bool | None = None,
     progress: bool = True,
     address: str | None = None,
@@ -177,17 +173,21 @@ def run_maps(
     if not samples:
         raise InputError("no samples to map")
     _check_ids(samples)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Location(out_dir)
+    out.mkdir()
     overwrite = cfg.overwrite if overwrite is None else overwrite
     pixel_hash = maps_settings_hash(cfg)
-    previous = {} if overwrite else {**read_records(out / MANIFEST), **read_records(out / PARTIAL)}
+    journal = Journal(out / PARTIAL)
+    manifest = (out / MANIFEST).read_text().splitlines() if (out / MANIFEST).is_file() else []
+    previous = {} if overwrite else {**read_records(manifest), **read_records(journal.lines())}
+    present = set(out.files()) if previous else set()  # one listing, not one request per map
 
     done: dict[str, MapRecord] = {}
     todo: list[Sample] = []
     for sample in samples:
         old = previous.get(sample.sample_id)
-        if (old is not None and old.ok and old.map_path and Path(old.map_path).is_file()
+        name = map_file_name(sample.sample_id)
+        if (old is not None and old.ok and old.map_path == str(out.resolve() / name) and name in present
                 and old.settings_hash == input_hash(sample, pixel_hash)):
             done[sample.sample_id] = with_labels(old, sample)
         else:
@@ -211,24 +211,25 @@ def run_maps(
         )
         failed = 0
         bar = tqdm(total=len(todo), desc="maps", unit="pair", disable=not progress, file=sys.stderr)
-        with (out / PARTIAL).open("a", encoding="utf-8") as partial:
+        try:
             for row in ds.iter_rows():
                 record = MapRecord.from_json(row["record"])
                 done[record.sample_id] = record
-                partial.write(record.to_json() + "\n")
-                partial.flush()
+                journal.append([record.to_json()])
                 first_start = row["started"] if first_start is None else min(first_start, row["started"])
                 last_end = time.time()
                 bar.update(1)
                 if not record.ok:
                     failed += 1
                     bar.set_postfix(failed=failed)
-        bar.close()
+        finally:  # what was answered is kept even when the run stops here
+            journal.flush()
+            bar.close()
         wall = (last_end - first_start) if first_start is not None else 0.0
 
     lines = "".join(done[s.sample_id].to_json() + "\n" for s in samples)
-    write_bytes_atomic(out / MANIFEST, lines.encode("utf-8"))
-    (out / PARTIAL).unlink(missing_ok=True)
+    (out / MANIFEST).write_text(lines)
+    journal.remove()
     ok = sum(done[s.sample_id].ok for s in samples)
     computed = len(todo)
     return MapsSummary(
@@ -250,5 +251,5 @@ def run_recipe_maps(recipe: Any, progress: bool = True) -> MapsSummary:
     loaded = recipe_samples(recipe, progress)
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    return run_maps(loaded.samples, recipe.maps, Path(recipe.output_dir) / "maps", progress=progress,
+    return run_maps(loaded.samples, recipe.maps, Location(recipe.output_dir) / "maps", progress=progress,
                     address=recipe.ray.address)

@@ -38,6 +38,7 @@ from mellm_core.frames import decode_gray
 from mellm_core.mapper import Mapper
 from mellm_core.predictor import Predictor, default_adapter, recipe_labels
 from mellm_core.stages.cluster import init_ray
+from mellm_core.storage import Location
 from mellm_core.upload import (
     API_KEY_ENV,
     RequestError,
@@ -264,7 +265,7 @@ def build_app(recipe: Recipe, api_key: str | None = None) -> Application:
     if api_key == "":
         raise InputError(f"{API_KEY_ENV} is set but empty: give it a key, or unset it to serve without one")
     adapter = default_adapter(recipe)
-    if adapter and not os.path.isfile(os.path.join(adapter, "adapter_config.json")):
+    if adapter and not (Location(adapter) / "adapter_config.json").is_file():
         raise InputError(f"serve.adapter {adapter} is not a trained adapter folder (no adapter_config.json)")
     labels = recipe_labels(recipe)
     slots = max(1, math.ceil(cfg.map_cpus))

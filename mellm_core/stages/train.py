@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pyarrow.fs
 import ray
 import ray.train
 from ray.train import Checkpoint, CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
@@ -24,6 +23,7 @@ from tqdm import tqdm
 from mellm_core.config import Recipe
 from mellm_core.errors import MellmError
 from mellm_core.stages.cluster import init_ray
+from mellm_core.storage import Location
 from mellm_core.training import RUN, canonical, finished, plan, publish
 from mellm_core.trainloop import World, checkpoint_name, train_worker
 
@@ -60,18 +60,9 @@ def _worker(config: dict[str, Any]) -> None:
     train_worker(config["settings"], rows, world, RaySession(config["queue"]))
 
 
-def _storage(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
-    if "://" in uri:
-        return pyarrow.fs.FileSystem.from_uri(uri)
-    return pyarrow.fs.LocalFileSystem(), str(Path(uri).resolve())
-
-
 def _start_over(storage: str) -> None:
     """Remove the previous run's checkpoints so that Ray Train does not restore from them."""
-    fs, root = _storage(storage)
-    run = f"{root.rstrip('/')}/{RUN}"
-    if fs.get_file_info(run).type != pyarrow.fs.FileType.NotFound:
-        fs.delete_dir(run)
+    (Location(storage) / RUN).rmtree()
 
 
 def _follow(queue: Queue, total: int, stop: threading.Event, show: bool, nodes: set[str]) -> None:

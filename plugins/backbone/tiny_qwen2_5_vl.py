@@ -22,9 +22,9 @@ from mellm_core.labels import PROTOCOLS
 from mellm_core.mmc import DIRECTIONS
 from mellm_core.plugins import get_registry
 from mellm_core.regions import REGIONS
+from mellm_core.storage import cache_dir
 
 TINY_VERSION = 1  # bump when the construction below changes
-CACHE_ENV = "MELLM_CACHE"
 SPECIAL_TOKENS = [
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
     "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
@@ -41,11 +41,6 @@ CHAT_TEMPLATE = (
     "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-
-
-def cache_root() -> Path:
-    """Where built models live: ``$MELLM_CACHE`` or ``~/.cache/mellm``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "mellm").expanduser()
 
 
 def corpus() -> list[str]:
@@ -77,7 +72,7 @@ def tiny_key(hidden: int, layers: int, vision_depth: int, vocab: int) -> str:
 def build_tiny(image_processor: type, hidden: int = 128, layers: int = 2, vision_depth: int = 2, vocab: int = 2048
                ) -> Path:
     """The folder of the tiny model with these sizes, building it on first use (one builder at a time per host)."""
-    path = cache_root() / f"tiny-random-qwen2_5_vl-{tiny_key(hidden, layers, vision_depth, vocab)}"
+    path = cache_dir() / f"tiny-random-qwen2_5_vl-{tiny_key(hidden, layers, vision_depth, vocab)}"
     if _complete(path):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)

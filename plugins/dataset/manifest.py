@@ -1,7 +1,7 @@
 """Dataset ``manifest``: a CSV of explicit onset/apex paths, for any data that has no loader of its own.
 
 Columns: sample_id, onset_path, apex_path (required); subject, emotion, aus (optional). Relative paths are
-relative to the CSV file's folder.
+relative to the CSV file's folder; a URI (``s3://bucket/clip/onset.jpg``) is read through pyarrow.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from mellm_core import PluginSpec, hookimpl
 from mellm_core.errors import InputError
 from mellm_core.labels import normalize_emotion, parse_aus
 from mellm_core.records import Sample
+from mellm_core.storage import is_uri
 
 REQUIRED = ("sample_id", "onset_path", "apex_path")
 
@@ -68,11 +69,12 @@ class Manifest:
         aus, sides = parse_aus(row.get("aus"))
         if row.get("aus") and not aus:
             self.warnings.append(f"{where}: aus '{row['aus']}' holds no action-unit code; read as none")
-        base = path.resolve().parent
+        base = path.resolve().parent  # relative paths are relative to the CSV; URIs (s3://...) stay as they are
+        onset, apex = (row[k] if is_uri(row[k]) else str(base / row[k]) for k in ("onset_path", "apex_path"))
         return Sample(
             sample_id=sample_id,
-            onset_path=str(base / row["onset_path"]),
-            apex_path=str(base / row["apex_path"]),
+            onset_path=onset,
+            apex_path=apex,
             dataset="manifest",
             subject=row.get("subject", ""),
             aus=aus,

@@ -1,0 +1,200 @@
+"""Files under a local folder or an S3 bucket (a local S3 server) through ``Location``, ``Journal`` and
+``local_folder``, and the readers that take either."""
+
+from __future__ import annotations
+
+import json
+import types
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import pytest
+
+from mellm_core import PluginSpec, hookimpl
+from mellm_core.errors import InputError
+from mellm_core.frames import read_gray, read_rgb
+from mellm_core.plugins import get_registry
+from mellm_core.records import Sample
+from mellm_core.storage import Journal, Location, is_uri, local_folder
+
+
+@pytest.fixture(params=["local", "s3"])
+def root(request, tmp_path) -> Location:
+    """An empty folder: on the local disk, or a new bucket."""
+    if request.param == "local":
+        return Location(tmp_path / "root")
+    return Location(request.getfixturevalue("s3")) / "root"
+
+
+def test_is_uri():
+    assert is_uri("s3://bucket/x") and is_uri("gs://b") and is_uri("file:///tmp/x")
+    assert not is_uri("/tmp/x") and not is_uri("runs/demo") and not is_uri("C:\\data")
+
+
+def test_location_joins_like_a_path():
+    uri = Location("s3://bucket/run/") / "maps" / "a.png"
+    assert str(uri) == "s3://bucket/run/maps/a.png" and uri.remote
+    assert uri.name == "a.png" and str(uri.parent) == "s3://bucket/run/maps"
+    assert str(Location("s3://bucket").parent) == "s3://bucket"
+    local = Location("runs/demo") / "maps"
+    assert str(local) == "runs/demo/maps" and not local.remote and local.parent == Location("runs/demo")
+    with pytest.raises(InputError, match="s3://bucket/run/maps/a.png is a URI"):
+        _ = uri.path
+
+
+def test_files_round_trip(root):
+    f = root / "sub" / "a.json"
+    assert not f.exists() and f.stat() is None and root.files() == {}
+    f.write_text('{"x": 1}')
+    (root / "b.bin").write_bytes(b"\x00\x01")
+    assert f.is_file() and not f.is_dir() and (root / "sub").is_dir()
+    assert json.loads(f.read_text()) == {"x": 1}
+    assert f.stat()[0] == 8
+    assert sorted(root.files()) == ["b.bin", "sub/a.json"]
+    assert root.files()["b.bin"][0] == 2
+    f.write_text("replaced")
+    assert f.read_text() == "replaced"
+    with pytest.raises(FileNotFoundError):
+        (root / "missing").read_bytes()
+    f.unlink()
+    f.unlink()  # absent: nothing to do
+    assert not f.exists() and sorted(root.files()) == ["b.bin"]
+    root.rmtree()
+    assert not root.exists() and root.files() == {}
+
+
+def test_copy_between_local_and_bucket(tmp_path, s3):
+    src = tmp_path / "adapter"
+    (src / "base").mkdir(parents=True)
+    (src / "adapter_config.json").write_text("{}")
+    (src / "base" / "w.bin").write_bytes(b"12345")
+    remote = Location(s3) / "adapter"
+    (remote / "stale.txt").write_text("left from an earlier copy")
+    remote.copy_from(Location(src))
+    assert {k: v[0] for k, v in remote.files().items()} == {"adapter_config.json": 2, "base/w.bin": 5}
+    back = Location(tmp_path / "back")
+    back.copy_from(remote)
+    assert (back.path / "base" / "w.bin").read_bytes() == b"12345"
+
+
+def test_local_folder_fetches_once_per_version(s3, tmp_path, monkeypatch):
+    monkeypatch.setenv("MELLM_CACHE", str(tmp_path / "cache"))
+    remote = Location(s3) / "train" / "adapter"
+    (remote / "adapter_config.json").write_text('{"r": 1}')
+    first = local_folder(remote)
+    assert first.is_relative_to(tmp_path / "cache") and (first / "adapter_config.json").read_text() == '{"r": 1}'
+    (first / "marker").write_text("kept while the remote is unchanged")
+    assert local_folder(remote) == first and (first / "marker").is_file()
+    (remote / "adapter_config.json").write_text('{"r": 22}')  # retrained: another size
+    again = local_folder(remote)
+    assert (again / "adapter_config.json").read_text() == '{"r": 22}' and not (again / "marker").exists()
+    assert local_folder(tmp_path) == tmp_path  # a local folder is used where it is
+    with pytest.raises(InputError, match="holds no files"):
+        local_folder(Location(s3) / "nothing")
+
+
+def test_journal_keeps_lines_across_runs(root):
+    journal = Journal(root / "log.jsonl", every=3600)
+    assert journal.lines() == []
+    journal.append(["a", "b"])
+    journal.append(["c"])
+    assert journal.lines() == ["a", "b", "c"]  # pending lines count too
+    journal.flush()
+    later = Journal(root / "log.jsonl", every=0)  # a resumed run sees what the first one wrote
+    assert later.lines() == ["a", "b", "c"]
+    later.append(["d"])  # every=0: written at once
+    assert Journal(root / "log.jsonl").lines() == ["a", "b", "c", "d"]
+    later.remove()
+    assert Journal(root / "log.jsonl").lines() == [] and root.files() == {}
+
+
+def test_journal_in_a_bucket_writes_parts_not_objects_per_line(s3):
+    journal = Journal(Location(s3) / "log.jsonl", every=3600)
+    journal.append([str(i) for i in range(100)])
+    assert Location(s3).files() == {}  # held until the interval passes or the run flushes
+    journal.flush()
+    journal.append(["100"])
+    journal.flush()
+    assert sorted(Location(s3).files()) == ["log.jsonl.parts/00001", "log.jsonl.parts/00002"]
+    assert Journal(Location(s3) / "log.jsonl").lines() == [str(i) for i in range(101)]
+
+
+def test_images_read_from_a_bucket_equal_local(s3, tmp_path, face_photos):
+    bgr = face_photos["astronaut"][:64, :80]
+    ok, png = cv2.imencode(".png", bgr)
+    (tmp_path / "a.png").write_bytes(png.tobytes())
+    (Location(s3) / "a.png").write_bytes(png.tobytes())
+    np.testing.assert_array_equal(read_gray(f"{s3}/a.png"), read_gray(tmp_path / "a.png"))
+    np.testing.assert_array_equal(read_rgb(f"{s3}/a.png"), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    with pytest.raises(InputError, match=f"image {s3}/b.png does not exist"):
+        read_gray(f"{s3}/b.png")
+    (Location(s3) / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(InputError, match="bad.png is not a readable image"):
+        read_rgb(f"{s3}/bad.png")
+
+
+def test_manifest_dataset_keeps_uri_frames(tmp_path, s3):
+    from mellm_core.datasets import load_samples
+
+    (tmp_path / "manifest.csv").write_text(
+        f"sample_id,onset_path,apex_path\nc1,{s3}/c1/0.jpg,{s3}/c1/5.jpg\nc2,c2/0.jpg,c2/5.jpg\n")
+    samples = {s.sample_id: s for s in load_samples("manifest", tmp_path).samples}
+    assert (samples["c1"].onset_path, samples["c1"].apex_path) == (f"{s3}/c1/0.jpg", f"{s3}/c1/5.jpg")
+    assert samples["c2"].onset_path == str(tmp_path.resolve() / "c2" / "0.jpg")
+
+
+class Frames:
+    """A generative dataset writing two small real PNG frames per clip (``generate``) and listing them."""
+
+    def __init__(self, params):
+        self.params = params
+
+    def generate(self, out_dir, seed: int = 0, overwrite: bool = False):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for i in range(3):
+            for role in ("onset", "apex"):
+                frame = np.full((32, 32, 3), 40 * i + (role == "apex"), np.uint8)
+                cv2.imwrite(str(out_dir / f"c{i}_{role}.png"), frame)
+
+    def samples(self, root):
+        return [Sample(sample_id=f"c{i}", onset_path=str(root / f"c{i}_onset.png"),
+                       apex_path=str(root / f"c{i}_apex.png"), dataset="frames") for i in range(3)]
+
+
+@dataclass
+class FramesParams:
+    pass
+
+
+@pytest.fixture()
+def frames_plugin():
+    module = types.ModuleType("frames_dataset")
+
+    @hookimpl
+    def mellm_dataset():
+        yield PluginSpec("frames", Frames, FramesParams, "generated frames")
+
+    module.mellm_dataset = mellm_dataset
+    get_registry().register(module)
+    yield
+    get_registry().unregister(module)
+
+
+def test_generated_data_under_a_bucket_is_uploaded_once(frames_plugin, s3, tmp_path, monkeypatch, capsys):
+    from mellm_core.config import load_recipe
+    from mellm_core.stages.data import UPLOADED, recipe_samples
+
+    monkeypatch.setenv("MELLM_CACHE", str(tmp_path / "cache"))
+    recipe = load_recipe("quickstart", [f"output_dir={s3}/run", "data.dataset=frames"])
+    loaded = recipe_samples(recipe)
+    assert "uploading" in capsys.readouterr().err
+    assert [s.onset_path for s in loaded.samples] == [f"{s3}/run/data/c{i}_onset.png" for i in range(3)]
+    assert read_gray(loaded.samples[2].apex_path)[0, 0] == 81  # the bytes arrived
+    assert (Location(s3) / "run" / "data" / UPLOADED).is_file()
+    again = recipe_samples(recipe)
+    assert "uploading" not in capsys.readouterr().err
+    assert [s.to_json() for s in again.samples] == [s.to_json() for s in loaded.samples]
+    with pytest.raises(InputError, match=f"data.root {s3}/casme2 is a URI"):
+        recipe_samples(load_recipe("quickstart", [f"output_dir={s3}/run", "data.dataset=casme2",
+                                                  f"data.root={s3}/casme2"]))
