@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mellm_core.errors import InputError
+from mellm_core.storage import Location, local_folder
+
 CONFIG = "adapter_config.json"
 BASE = "base"  # sub-folder holding trained base weights, when a backbone trains them too
 
@@ -19,5 +22,17 @@ def anchor_adapter(adapter: str | Path) -> None:
     base, path = adapter / BASE, adapter / CONFIG
     if base.is_dir() and path.is_file():
         config = json.loads(path.read_text())
-        config["base_model_name_or_path"] = str(base.resolve())
-        path.write_text(json.dumps(config, indent=2))
+        if config.get("base_model_name_or_path") != str(base.resolve()):
+            config["base_model_name_or_path"] = str(base.resolve())
+            path.write_text(json.dumps(config, indent=2))
+
+
+def local_adapter(adapter: str | Location) -> Path:
+    """A local folder for an adapter: itself, or (under a URI) its fetched copy, anchored to its own ``base/``."""
+    location = Location(adapter)
+    if not (location / CONFIG).is_file():
+        raise InputError(f"adapter {adapter} is not a trained adapter folder (no {CONFIG})")
+    local = local_folder(location)
+    if location.remote:
+        anchor_adapter(local)
+    return local

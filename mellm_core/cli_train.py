@@ -33,21 +33,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from mellm_core.adapters import anchor_adapter
+    from mellm_core.adapters import local_adapter
     from mellm_core.config import load_recipe
     from mellm_core.errors import InputError
     from mellm_core.plugins import get_registry
-    from mellm_core.storage import Location, local_folder
+    from mellm_core.storage import Location, model_folder
 
     recipe = load_recipe(args.recipe, args.overrides)
     adapter = Location(args.adapter or Location(recipe.output_dir) / "train" / "adapter")
     if not (adapter / "adapter_config.json").is_file():
         raise InputError(f"{adapter} is not a trained adapter (no adapter_config.json); run `mellm train` first")
     out = Path(args.out or Location(recipe.output_dir).path / "train" / "merged")
-    local = local_folder(adapter)
-    anchor_adapter(local)
+    local = local_adapter(adapter)
     backbone = get_registry().create("backbone", recipe.backbone.name, **recipe.backbone.params)
-    backbone.merge(backbone.load(recipe.backbone.model, adapter=str(local)), out)
+    backbone.merge(backbone.load(model_folder(recipe.backbone.model), adapter=str(local)), out)
     if args.json:
         print_json({"merged": str(out.resolve()), "adapter": str(adapter.resolve())})
     else:

@@ -141,7 +141,7 @@ class RayConfig:
 
 @dataclass
 class Recipe:
-    output_dir: str = "runs/default"  # every stage writes under this folder
+    output_dir: str = "runs/default"  # every stage writes under this folder (a local/shared path or a cloud URI)
     seed: int = 0  # seed for every random choice
     data: DataConfig = field(default_factory=DataConfig)
     maps: MapsConfig = field(default_factory=MapsConfig)

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mellm_core.adapters import CONFIG, anchor_adapter
+from mellm_core.adapters import local_adapter
 from mellm_core.config import Recipe
 from mellm_core.errors import InputError
 from mellm_core.labels import get_protocol
 from mellm_core.parse import parse_output
 from mellm_core.plugins import get_registry
-from mellm_core.storage import Location, local_folder
+from mellm_core.storage import Location, model_folder
 
 
 @dataclass
@@ -58,17 +58,12 @@ class Predictor:
     def __init__(self, recipe: Recipe, adapter: str | None = None, device: str = "cpu", task: str = "meu",
                  labels: list[str] | None = None):
         registry = get_registry()
-        if adapter and not (Location(adapter) / CONFIG).is_file():
-            raise InputError(f"adapter {adapter} is not a trained adapter folder (no adapter_config.json)")
-        local = None
-        if adapter:
-            local = local_folder(adapter)
-            anchor_adapter(local)
+        local = local_adapter(adapter) if adapter else None
         self.labels = labels or recipe_labels(recipe)
         self.prompt = registry.create("prompt", recipe.instructions.prompt).user_prompt(task, self.labels)
         self.backbone = registry.create("backbone", recipe.backbone.name, **recipe.backbone.params)
-        self.module = self.backbone.load(recipe.backbone.model, device=device, adapter=str(local) if local else None,
-                                         labels=self.labels)
+        self.module = self.backbone.load(model_folder(recipe.backbone.model), device=device,
+                                         adapter=str(local) if local else None, labels=self.labels)
         self.adapter = adapter
 
     def texts(self, prompts: list[str], images: list[np.ndarray], max_new_tokens: int | None = None) -> list[str]:

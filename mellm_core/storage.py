@@ -7,6 +7,7 @@ through pyarrow filesystems (credentials and endpoints from the usual environmen
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import json
@@ -214,8 +215,9 @@ def cache_dir() -> Path:
 def local_folder(folder: str | Location) -> Path:
     """A local path for a folder: itself when local, else a cached copy, fetched again when the remote changed.
 
-    Model loaders (transformers, peft) read local folders; a trained adapter under a cloud ``output_dir`` is
-    fetched once per version (names, sizes and modification times of its files).
+    Model loaders (transformers, peft) read local folders; a trained adapter or base model under a URI is fetched
+    once per version (names, sizes and modification times of its files), under a lock that other processes of
+    the node wait on.
     """
     location = Location(folder)
     if not location.remote:
@@ -225,14 +227,22 @@ def local_folder(folder: str | Location) -> Path:
         raise InputError(f"{location} holds no files")
     version = hashlib.sha256(json.dumps(sorted(listing.items())).encode()).hexdigest()
     target = cache_dir() / "fetched" / hashlib.sha256(str(location).encode()).hexdigest()[:16]
+    target.parent.mkdir(parents=True, exist_ok=True)
     stamp = target / ".mellm-fetched"
-    if not (stamp.is_file() and stamp.read_text() == version):
-        staging = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-        Location(staging).copy_from(location)
-        (staging / ".mellm-fetched").write_text(version)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(staging, target)
+    with open(target.with_name(f"{target.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (stamp.is_file() and stamp.read_text() == version):
+            staging = target.with_name(f"{target.name}.tmp")
+            Location(staging).copy_from(location)
+            (staging / ".mellm-fetched").write_text(version)
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(staging, target)
     return target
+
+
+def model_folder(name: str) -> str:
+    """What a backbone loads: a model under a URI as its local copy; a local path or hub id as given."""
+    return str(local_folder(name)) if is_uri(name) else name
 
 
 class Journal:

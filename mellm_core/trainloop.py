@@ -27,6 +27,7 @@ import torch.distributed as dist
 from mellm_core.config import BackboneConfig, TrainConfig
 from mellm_core.errors import InputError
 from mellm_core.plugins import get_registry
+from mellm_core.storage import model_folder
 
 STATE = "trainer_state.pt"
 METRICS = "metrics.jsonl"
@@ -111,7 +112,8 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
     backbone = get_registry().create("backbone", bcfg.name, **bcfg.params)
     start = session.restore()
     adapter = str(start / ADAPTER) if start else None
-    module = backbone.load(bcfg.model, device=world.device, adapter=adapter, train=cfg, labels=settings["labels"])
+    module = backbone.load(model_folder(bcfg.model), device=world.device, adapter=adapter, train=cfg,
+                           labels=settings["labels"])
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine(cfg))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import types
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -198,3 +199,23 @@ def test_generated_data_under_a_bucket_is_uploaded_once(frames_plugin, s3, tmp_p
     with pytest.raises(InputError, match=f"data.root {s3}/casme2 is a URI"):
         recipe_samples(load_recipe("quickstart", [f"output_dir={s3}/run", "data.dataset=casme2",
                                                   f"data.root={s3}/casme2"]))
+
+
+def test_adapters_and_models_under_a_uri_load_from_local_copies(s3, tmp_path, monkeypatch):
+    from mellm_core.adapters import local_adapter
+    from mellm_core.storage import model_folder
+
+    monkeypatch.setenv("MELLM_CACHE", str(tmp_path / "cache"))
+    trained = Location(s3) / "train" / "adapter"
+    (trained / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/where/it/was/trained"}))
+    (trained / "base" / "config.json").write_text("{}")
+    local = local_adapter(trained)
+    config = json.loads((local / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str((local / "base").resolve())  # loads without the bucket
+    remote_config = json.loads((trained / "adapter_config.json").read_text())
+    assert remote_config["base_model_name_or_path"] == "/where/it/was/trained"  # the bucket is left as it was
+    with pytest.raises(InputError, match=r"adapter .*/train is not a trained adapter folder"):
+        local_adapter(Location(s3) / "train")
+    assert model_folder("Qwen/Qwen2.5-VL-7B-Instruct") == "Qwen/Qwen2.5-VL-7B-Instruct"
+    assert model_folder("tiny-random") == "tiny-random"
+    assert (Path(model_folder(f"{trained}/base")) / "config.json").read_text() == "{}"
