@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mellm_core.atomic import write_bytes_atomic
 from mellm_core.errors import InputError
 from mellm_core.storage import Location, local_folder
 
@@ -12,8 +13,9 @@ CONFIG = "adapter_config.json"
 BASE = "base"  # sub-folder holding trained base weights, when a backbone trains them too
 
 
-def anchor_adapter(adapter: str | Path) -> None:
-    """Point ``adapter_config.json`` at the adapter's own ``base/`` folder, when it has one, by absolute path.
+def anchor_adapter(adapter: str | Path, final: str | Path | None = None) -> None:
+    """Point ``adapter_config.json`` at the adapter's own ``base/`` folder, when it has one, by absolute path
+    (of the folder's ``final`` place when it is about to be moved there).
 
     Plain ``transformers`` + ``peft`` load the base from ``base_model_name_or_path``; a checkpoint copied to its
     final place must name the copy, not the folder it was written in.
@@ -22,9 +24,10 @@ def anchor_adapter(adapter: str | Path) -> None:
     base, path = adapter / BASE, adapter / CONFIG
     if base.is_dir() and path.is_file():
         config = json.loads(path.read_text())
-        if config.get("base_model_name_or_path") != str(base.resolve()):
-            config["base_model_name_or_path"] = str(base.resolve())
-            path.write_text(json.dumps(config, indent=2))
+        wanted = str((Path(final) if final else adapter).resolve() / BASE)
+        if config.get("base_model_name_or_path") != wanted:
+            config["base_model_name_or_path"] = wanted
+            write_bytes_atomic(path, json.dumps(config, indent=2).encode())
 
 
 def local_adapter(adapter: str | Location) -> Path:
@@ -32,7 +35,4 @@ def local_adapter(adapter: str | Location) -> Path:
     location = Location(adapter)
     if not (location / CONFIG).is_file():
         raise InputError(f"adapter {adapter} is not a trained adapter folder (no {CONFIG})")
-    local = local_folder(location)
-    if location.remote:
-        anchor_adapter(local)
-    return local
+    return local_folder(location, prepare=anchor_adapter)

@@ -100,7 +100,7 @@ class TrainConfig:
     keep_checkpoints: int = 2  # checkpoints kept in storage
     max_failures: int = 2  # worker-group restarts from the last checkpoint before the run fails
     log_every: int = 10  # steps between lines of train/metrics.jsonl
-    storage_path: str | None = None  # checkpoints: local folder, shared path or cloud URI (null = output_dir/train)
+    storage_path: str | None = None  # checkpoints: local, shared or cloud URI (null = output_dir/train/checkpoints)
     resume: bool = False  # continue from the latest checkpoint instead of starting over
 
 

@@ -29,13 +29,13 @@ def read_gray(path: str | Path) -> np.ndarray:
 def _image_bytes(path: str | Path) -> bytes:
     """An image file's bytes, or raise naming the file."""
     location = Location(path)
-    if location.is_dir():
-        raise InputError(f"image {path} is a folder, not an image file")
     try:
-        return location.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"image {path} does not exist") from None
+        return location.read_bytes()  # one request for an object; the reason is looked up only on failure
     except OSError as exc:
+        if location.is_dir():
+            raise InputError(f"image {path} is a folder, not an image file") from None
+        if isinstance(exc, FileNotFoundError):
+            raise InputError(f"image {path} does not exist") from None
         raise InputError(f"image {path} cannot be read: {exc}") from None
 
 

@@ -1,8 +1,9 @@
-"""Files under a local folder or a cloud URI (``s3://``, ``gs://``, ``abfs://``, ``hdfs://``, ``file://``).
+"""Files under a local folder or a cloud URI (``s3://``, ``gs://``, ``abfs://``, ``hdfs://``).
 
 Stages name what they read and write with ``Location`` so that ``output_dir`` may be a shared path or a bucket:
 map workers on any node write maps straight into it and every later stage reads them back the same way. URIs go
-through pyarrow filesystems (credentials and endpoints from the usual environment, e.g. ``AWS_ENDPOINT_URL``).
+through pyarrow filesystems, configured by the usual environment (credentials, ``AWS_ENDPOINT_URL``), not by
+query parameters; ``file://`` URIs are local paths.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -23,6 +25,7 @@ from mellm_core.atomic import write_bytes_atomic
 from mellm_core.errors import InputError
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_BROKEN_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/(?!/)")  # "s3:/bucket": a URI that lost a slash
 
 
 def is_uri(path: str | os.PathLike) -> bool:
@@ -32,24 +35,48 @@ def is_uri(path: str | os.PathLike) -> bool:
 
 @functools.cache
 def _filesystem(prefix: str) -> tuple[pafs.FileSystem, str]:
-    """The filesystem of ``scheme://authority`` and that authority's path inside it (built once per process)."""
+    """The filesystem of ``scheme://authority`` and that authority's path inside it, built and checked once per
+    process: a missing bucket or refused credentials are named here, not as a failure of every file."""
     try:
-        return pafs.FileSystem.from_uri(prefix + "/")
+        fs, base = pafs.FileSystem.from_uri(prefix + "/")
+        found = fs.get_file_info(base).type != pafs.FileType.NotFound
     except (ValueError, OSError) as exc:
         raise InputError(f"cannot open {prefix}: {exc}") from None
+    if not found:
+        raise InputError(f"{prefix} does not exist (or these credentials cannot see it): create it first")
+    return fs, base
 
 
 class Location:
     """A file or folder path, local or a URI, joined with ``/`` like ``pathlib.Path``.
 
-    Local paths keep their spelling (``str()`` is what was given); URIs are read and written through pyarrow.
+    Local paths are kept relative or absolute as given (normalised by ``pathlib``); URIs are read and written
+    through pyarrow.
     """
 
     __slots__ = ("_text",)
 
     def __init__(self, path: str | os.PathLike | Location):
-        text = path._text if isinstance(path, Location) else os.fspath(path)
-        self._text = text.rstrip("/") if is_uri(text) else str(Path(text))
+        if isinstance(path, Location):
+            self._text = path._text
+            return
+        text = os.fspath(path)
+        if not text:
+            raise InputError("an empty path was given where a file or folder is expected")
+        if text.startswith("file://"):
+            text = text[len("file://"):] or "/"
+        elif is_uri(text):
+            scheme, rest = text.split("://", 1)
+            if "?" in rest:
+                raise InputError(f"{text}: query parameters in URIs are not supported; configure the filesystem "
+                                 "through the environment (AWS_ENDPOINT_URL, AWS_* or GOOGLE_* variables)")
+            if not rest.strip("/"):
+                raise InputError(f"{text} names no bucket or host")
+            self._text = f"{scheme}://{rest.rstrip('/')}"
+            return
+        elif _BROKEN_URI.match(text):
+            raise InputError(f"{text} looks like a URI with a slash missing after the scheme (e.g. s3://bucket/...)")
+        self._text = str(Path(text))
 
     def __str__(self) -> str:
         return self._text
@@ -136,16 +163,18 @@ class Location:
         if not self.remote:
             return Path(self._text).read_bytes()
         fs, inner = self._fs()
-        if fs.get_file_info(inner).type != pafs.FileType.File:
-            raise FileNotFoundError(f"{self._text} does not exist")
-        with fs.open_input_stream(inner) as stream:
-            return stream.read()
+        try:
+            with fs.open_input_stream(inner) as stream:
+                return stream.read()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self._text} does not exist") from None
 
     def read_text(self, encoding: str = "utf-8") -> str:
         return self.read_bytes().decode(encoding)
 
     def write_bytes(self, data: bytes) -> None:
-        """Write atomically: a local file through a temporary file and a rename; an object appears whole on close."""
+        """Write a local file atomically (a temporary file and a rename); an object of an object store (S3, GCS,
+        Azure) appears whole when written, and other filesystems (HDFS) are written in place."""
         if not self.remote:
             write_bytes_atomic(self._text, data)
             return
@@ -212,12 +241,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MELLM_CACHE") or Path.home() / ".cache" / "mellm").expanduser()
 
 
-def local_folder(folder: str | Location) -> Path:
+def local_folder(folder: str | Location, prepare: Callable[[Path, Path], None] | None = None) -> Path:
     """A local path for a folder: itself when local, else a cached copy, fetched again when the remote changed.
 
     Model loaders (transformers, peft) read local folders; a trained adapter or base model under a URI is fetched
     once per version (names, sizes and modification times of its files), under a lock that other processes of
-    the node wait on.
+    the node wait on. ``prepare(fetched, final_path)`` adjusts a fresh copy before anyone can see it.
     """
     location = Location(folder)
     if not location.remote:
@@ -234,8 +263,13 @@ def local_folder(folder: str | Location) -> Path:
         if not (stamp.is_file() and stamp.read_text() == version):
             staging = target.with_name(f"{target.name}.tmp")
             Location(staging).copy_from(location)
+            if prepare:
+                prepare(staging, target)
             (staging / ".mellm-fetched").write_text(version)
-            shutil.rmtree(target, ignore_errors=True)
+            if target.exists():  # set aside, not deleted under a process still reading the old version
+                old = target.with_name(f"{target.name}.old.{os.getpid()}.{time.time_ns()}")
+                os.replace(target, old)
+                shutil.rmtree(old, ignore_errors=True)
             os.replace(staging, target)
     return target
 
@@ -246,11 +280,12 @@ def model_folder(name: str) -> str:
 
 
 class Journal:
-    """Lines a long run appends as it goes, so that a stopped run loses nothing.
+    """Lines a long run appends as it goes, so that a stopped run can resume from them.
 
-    A local journal is one file, appended and flushed on every write. Object stores cannot append, so there the
-    lines go into numbered part objects (``<name>.parts/00001``...), one at most every ``every`` seconds and one on
-    close.
+    A local journal is one file, appended and flushed on every write: a killed run loses nothing. Object stores
+    cannot append, so there the lines go into numbered part objects (``<name>.parts/00001``...), one at most every
+    ``every`` seconds and one at each ``flush()`` (which runs end with, also when they fail): a killed run loses
+    at most the last ``every`` seconds.
     """
 
     def __init__(self, location: Location, every: float = 10.0):
@@ -259,15 +294,19 @@ class Journal:
         self.every = every
         self._pending: list[str] = []
         self._last = time.monotonic()
-        self._next = len(self.parts.files()) + 1 if location.remote else 0
+        self._next = max(self._numbers(), default=0) + 1 if location.remote else 0
+
+    def _numbers(self) -> list[int]:
+        """The numbers of the part objects present, in order (anything else in the folder is ignored)."""
+        return sorted(int(name) for name in self.parts.files() if name.isdigit())
 
     def lines(self) -> list[str]:
         """Every line written so far (by this run or an earlier one), in order."""
         if not self.location.remote:
             return self.location.read_text().splitlines() if self.location.is_file() else []
         out: list[str] = []
-        for name in sorted(self.parts.files()):
-            out.extend((self.parts / name).read_text().splitlines())
+        for number in self._numbers():
+            out.extend((self.parts / f"{number:05d}").read_text().splitlines())
         return out + self._pending
 
     def append(self, lines: list[str]) -> None:

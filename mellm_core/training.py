@@ -80,7 +80,8 @@ def finished(p: Plan) -> dict[str, Any] | None:
         return None
     summary = json.loads(path.read_text())
     same = summary.get("settings_hash") == p.digest
-    return summary if same and (Location(summary.get("adapter") or "-") / CONFIG).is_file() else None
+    adapter = summary.get("adapter")
+    return summary if same and adapter and (Location(adapter) / CONFIG).is_file() else None
 
 
 def publish(checkpoint: Path, p: Plan, extra: dict[str, Any]) -> dict[str, Any]:

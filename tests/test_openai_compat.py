@@ -240,6 +240,7 @@ class _FlakyPredictor:
 
 def test_a_failing_sample_does_not_cost_its_batch_and_is_asked_again(tmp_path):
     from mellm_core.stages.eval import EvalActor, _read_partial
+    from mellm_core.storage import Journal, Location
 
     rows = write_instructions(tmp_path, n=3)
     rows[1]["messages"][0]["content"] = "bad"
@@ -250,7 +251,7 @@ def test_a_failing_sample_does_not_cost_its_batch_and_is_asked_again(tmp_path):
     assert [bool(p["error"]) for p in preds] == [False, True, False] and "HTTP 500" in preds[1]["error"]
     partial = tmp_path / "partial.jsonl"
     partial.write_text(json.dumps({"settings_hash": "h"}) + "\n" + "".join(json.dumps(p) + "\n" for p in preds))
-    assert sorted(sid for sid, _ in _read_partial(partial, "h")) == ["s00", "s02"]
+    assert sorted(sid for sid, _ in _read_partial(Journal(Location(partial)), "h")) == ["s00", "s02"]
 
 
 def _metrics(tmp_path: Path, name: str, uf1: float, datasets: tuple[str, ...]) -> Path:

@@ -219,3 +219,51 @@ def test_adapters_and_models_under_a_uri_load_from_local_copies(s3, tmp_path, mo
     assert model_folder("Qwen/Qwen2.5-VL-7B-Instruct") == "Qwen/Qwen2.5-VL-7B-Instruct"
     assert model_folder("tiny-random") == "tiny-random"
     assert (Path(model_folder(f"{trained}/base")) / "config.json").read_text() == "{}"
+
+
+def test_malformed_locations_are_named(tmp_path):
+    for text, message in [("s3:/bucket/run", "slash missing"), ("s3://", "names no bucket"),
+                          ("s3://b/run?endpoint_override=h:9000", "query parameters"), ("", "empty path")]:
+        with pytest.raises(InputError, match=message):
+            Location(text)
+    assert Location(f"file://{tmp_path}/x") == Location(tmp_path / "x") and not Location(f"file://{tmp_path}").remote
+    assert not Location("C:/data").remote  # a drive letter is not a scheme
+
+
+def test_a_missing_bucket_is_named_once(s3_server):
+    with pytest.raises(InputError, match="s3://no-such-bucket does not exist"):
+        (Location("s3://no-such-bucket") / "run" / "maps").is_file()
+
+
+def test_journal_numbers_after_the_last_part(s3):
+    parts = Location(s3) / "log.jsonl.parts"
+    (parts / "00002").write_text("b\n")
+    (parts / "00010").write_text("c\n")  # parts 1 and 3-9 gone, as after an interrupted removal
+    (parts / "notes.txt").write_text("not a part\n")
+    journal = Journal(Location(s3) / "log.jsonl", every=0)
+    journal.append(["d"])
+    assert sorted(parts.files()) == ["00002", "00010", "00011", "notes.txt"]
+    assert Journal(Location(s3) / "log.jsonl").lines() == ["b", "c", "d"]
+
+
+def test_maps_resume_from_journal_parts_in_a_bucket(s3, tmp_path, motion_pair):
+    """A run stopped after two maps left them and their journal parts in the bucket: the next run reuses both
+    (without starting Ray), writes the manifest and removes the journal."""
+    from conftest import write_pairs
+
+    from mellm_core.config import MapsConfig
+    from mellm_core.datasets import load_samples
+    from mellm_core.mapper import Mapper, maps_settings_hash
+    from mellm_core.stages.maps import MANIFEST, PARTIAL, map_one, run_maps
+
+    samples = load_samples("manifest", write_pairs(tmp_path, motion_pair, n=2)).samples
+    cfg = MapsConfig(landmarker="none", flow="dis")
+    out = Location(s3) / "run" / "maps"
+    stopped = Journal(out / PARTIAL, every=0)
+    for sample in samples:
+        stopped.append([map_one(Mapper(cfg), sample, out, maps_settings_hash(cfg)).to_json()])
+    summary = run_maps(samples, cfg, out, progress=False, address="ray://nowhere:1")  # Ray would fail here
+    assert (summary.skipped, summary.ok) == (2, 2)
+    manifest = [json.loads(line) for line in (out / MANIFEST).read_text().splitlines()]
+    assert [r["map_path"] for r in manifest] == [f"{out}/c0.png", f"{out}/c1.png"]
+    assert sorted(out.files()) == ["c0.png", "c1.png", MANIFEST]

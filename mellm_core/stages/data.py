@@ -55,10 +55,12 @@ def _local_samples(recipe: Recipe, root: Path, wanted: str, progress: bool) -> L
 def _remote_samples(recipe: Recipe, root: Location, wanted: str, progress: bool) -> Loaded:
     """Generated data under a cloud ``output_dir``: made in the local cache, uploaded once, and read by every
     node from the bucket. A dataset of one's own is listed by its plugin from a local or shared folder."""
-    plugin = get_registry().create("dataset", recipe.data.dataset, **recipe.data.params)
-    if recipe.data.root or not hasattr(plugin, "generate"):
+    if recipe.data.root:
         raise InputError(f"data.root {root} is a URI; dataset plugins list a local or shared folder (a `manifest` "
                          "dataset's CSV may name frames by URI)")
+    if not hasattr(get_registry().create("dataset", recipe.data.dataset, **recipe.data.params), "generate"):
+        raise InputError(f"dataset {recipe.data.dataset} needs data.root set to its local or shared folder "
+                         f"(output_dir {recipe.output_dir} is a URI)")
     local = cache_dir() / "data" / wanted[:16]
     loaded = _local_samples(recipe, local, wanted, progress)
     uploaded = root / UPLOADED
