@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
 import socket
 import tempfile
+import types
 
 import cv2
 import numpy as np
@@ -160,3 +162,23 @@ def write_pairs(root, motion_pair: dict, n: int = 8, size: int = 112):
     path = root / "pairs.csv"
     path.write_text("sample_id,onset_path,apex_path,subject,emotion,aus\n" + "\n".join(rows))
     return path
+
+
+@contextlib.contextmanager
+def dataset_plugin(name: str, factory, params, description: str = "a test dataset"):
+    """A dataset plugin registered for the ``with`` block, as an installed package would register it."""
+    from mellm_core import PluginSpec, hookimpl
+    from mellm_core.plugins import get_registry
+
+    module = types.ModuleType(f"{name}_dataset")
+
+    @hookimpl
+    def mellm_dataset():
+        yield PluginSpec(name, factory, params, description)
+
+    module.mellm_dataset = mellm_dataset
+    get_registry().register(module)
+    try:
+        yield
+    finally:
+        get_registry().unregister(module)

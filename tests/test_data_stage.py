@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import types
 from dataclasses import dataclass
 
 import pytest
+from conftest import dataset_plugin
 
-from mellm_core import PluginSpec, hookimpl
 from mellm_core.config import load_recipe
 from mellm_core.errors import InputError
-from mellm_core.plugins import get_registry
 from mellm_core.records import Sample
 from mellm_core.stages.data import recipe_samples
 
@@ -40,17 +38,9 @@ class Toy:
 
 @pytest.fixture()
 def toy_plugin():
-    module = types.ModuleType("toy_dataset")
-
-    @hookimpl
-    def mellm_dataset():
-        yield PluginSpec("toy", Toy, ToyParams, "a generated test dataset")
-
-    module.mellm_dataset = mellm_dataset
-    get_registry().register(module)
     CALLS.clear()
-    yield
-    get_registry().unregister(module)
+    with dataset_plugin("toy", Toy, ToyParams, "a generated test dataset"):
+        yield
 
 
 def test_generated_data_follows_its_settings(toy_plugin, tmp_path):

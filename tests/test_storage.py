@@ -4,18 +4,16 @@
 from __future__ import annotations
 
 import json
-import types
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import dataset_plugin
 
-from mellm_core import PluginSpec, hookimpl
 from mellm_core.errors import InputError
 from mellm_core.frames import read_gray, read_rgb
-from mellm_core.plugins import get_registry
 from mellm_core.records import Sample
 from mellm_core.storage import Journal, Location, is_uri, local_folder
 
@@ -170,16 +168,8 @@ class FramesParams:
 
 @pytest.fixture()
 def frames_plugin():
-    module = types.ModuleType("frames_dataset")
-
-    @hookimpl
-    def mellm_dataset():
-        yield PluginSpec("frames", Frames, FramesParams, "generated frames")
-
-    module.mellm_dataset = mellm_dataset
-    get_registry().register(module)
-    yield
-    get_registry().unregister(module)
+    with dataset_plugin("frames", Frames, FramesParams, "generated frames"):
+        yield
 
 
 def test_generated_data_under_a_bucket_is_uploaded_once(frames_plugin, s3, tmp_path, monkeypatch, capsys):
