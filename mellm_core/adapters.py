@@ -30,9 +30,20 @@ def anchor_adapter(adapter: str | Path, final: str | Path | None = None) -> None
             write_bytes_atomic(path, json.dumps(config, indent=2).encode())
 
 
-def local_adapter(adapter: str | Location) -> Path:
-    """A local folder for an adapter: itself, or (under a URI) its fetched copy, anchored to its own ``base/``."""
+def trained_adapter(output_dir: str) -> str | None:
+    """The adapter ``mellm train`` published under ``output_dir``, when there is one."""
+    trained = Location(output_dir) / "train" / "adapter"
+    return str(trained) if (trained / CONFIG).is_file() else None
+
+
+def require_adapter(adapter: str | Location, key: str = "adapter") -> Location:
+    """The adapter folder, or an error naming the setting ``key`` when the folder holds no adapter config."""
     location = Location(adapter)
     if not (location / CONFIG).is_file():
-        raise InputError(f"adapter {adapter} is not a trained adapter folder (no {CONFIG})")
-    return local_folder(location, prepare=anchor_adapter)
+        raise InputError(f"{key} {adapter} is not a trained adapter folder (no {CONFIG}; `mellm train` writes one)")
+    return location
+
+
+def local_adapter(adapter: str | Location) -> Path:
+    """A local folder for an adapter: itself, or (under a URI) its fetched copy, anchored to its own ``base/``."""
+    return local_folder(require_adapter(adapter), prepare=anchor_adapter)

@@ -41,8 +41,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     adapter = Location(args.adapter or Location(recipe.output_dir) / "train" / "adapter")
-    if not (adapter / "adapter_config.json").is_file():
-        raise InputError(f"{adapter} is not a trained adapter (no adapter_config.json); run `mellm train` first")
     if not args.out and Location(recipe.output_dir).remote:
         raise InputError(f"output_dir {recipe.output_dir} is a URI and merged weights are written locally: give --out")
     out = Path(args.out or Location(recipe.output_dir).path / "train" / "merged")

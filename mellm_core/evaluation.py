@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import asdict
 from typing import Any
 
+from mellm_core.adapters import trained_adapter
 from mellm_core.config import Recipe, settings_hash
 from mellm_core.errors import InputError
 from mellm_core.labels import get_protocol
@@ -28,8 +29,7 @@ def eval_adapter(recipe: Recipe) -> str | None:
         return None
     if recipe.eval.adapter:
         return recipe.eval.adapter
-    trained = Location(recipe.output_dir) / "train" / "adapter"
-    return str(trained) if (trained / "adapter_config.json").is_file() else None
+    return trained_adapter(recipe.output_dir)
 
 
 def _folder_digest(folder: str | None) -> str | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mellm_core.adapters import local_adapter
+from mellm_core.adapters import local_adapter, trained_adapter
 from mellm_core.config import Recipe
 from mellm_core.errors import InputError
 from mellm_core.labels import get_protocol
@@ -43,10 +43,7 @@ def recipe_labels(recipe: Recipe) -> list[str]:
 
 def default_adapter(recipe: Recipe) -> str | None:
     """``serve.adapter`` when set, else the recipe's trained adapter when one exists, else None (the base model)."""
-    if recipe.serve.adapter:
-        return recipe.serve.adapter
-    trained = Location(recipe.output_dir) / "train" / "adapter"
-    return str(trained) if (trained / "adapter_config.json").is_file() else None
+    return recipe.serve.adapter or trained_adapter(recipe.output_dir)
 
 
 class Predictor:

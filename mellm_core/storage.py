@@ -261,17 +261,28 @@ def local_folder(folder: str | Location, prepare: Callable[[Path, Path], None] |
     with open(target.with_name(f"{target.name}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (stamp.is_file() and stamp.read_text() == version):
-            staging = target.with_name(f"{target.name}.tmp")
-            Location(staging).copy_from(location)
-            if prepare:
-                prepare(staging, target)
-            (staging / ".mellm-fetched").write_text(version)
-            if target.exists():  # set aside, not deleted under a process still reading the old version
-                old = target.with_name(f"{target.name}.old.{os.getpid()}.{time.time_ns()}")
-                os.replace(target, old)
-                shutil.rmtree(old, ignore_errors=True)
-            os.replace(staging, target)
+
+            def stamped(staging: Path, final: Path) -> None:
+                if prepare:
+                    prepare(staging, final)
+                (staging / stamp.name).write_text(version)
+
+            replace_folder(target, location, stamped)
     return target
+
+
+def replace_folder(target: Path, source: Location, prepare: Callable[[Path, Path], None] | None = None) -> None:
+    """Make the local folder ``target`` a copy of ``source``: built beside it, adjusted by
+    ``prepare(copy, target)``, then swapped in; the old folder is set aside, not deleted under a reader."""
+    staging = target.with_name(f".{target.name}.{os.getpid()}.new")
+    Location(staging).copy_from(source)
+    if prepare:
+        prepare(staging, target)
+    if target.exists():
+        old = target.with_name(f".{target.name}.{os.getpid()}.{time.time_ns()}.old")
+        os.replace(target, old)
+        shutil.rmtree(old, ignore_errors=True)
+    os.replace(staging, target)
 
 
 def model_folder(name: str) -> str:

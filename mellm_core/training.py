@@ -17,7 +17,7 @@ from typing import Any
 from mellm_core.adapters import CONFIG, anchor_adapter
 from mellm_core.config import Recipe, settings_hash
 from mellm_core.errors import InputError
-from mellm_core.storage import Location, is_uri
+from mellm_core.storage import Location, is_uri, replace_folder
 from mellm_core.trainloop import ADAPTER, METRICS, PROGRESS, LocalSession, World, train_worker
 
 RUN = "run"  # the run's folder name under the checkpoint storage
@@ -97,14 +97,9 @@ def publish(checkpoint: Path, p: Plan, extra: dict[str, Any]) -> dict[str, Any]:
     (p.train_dir / SUMMARY).unlink()
     adapter = p.train_dir / ADAPTER
     if adapter.remote:
-        adapter.copy_from(Location(checkpoint / ADAPTER))  # anchored where it is fetched (``local_folder``)
+        adapter.copy_from(Location(checkpoint / ADAPTER))  # anchored where it is fetched (``local_adapter``)
     else:
-        staging = adapter.path.with_name(f".{ADAPTER}.new")
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(checkpoint / ADAPTER, staging)
-        shutil.rmtree(adapter.path, ignore_errors=True)
-        os.replace(staging, adapter.path)
-        anchor_adapter(adapter.path)
+        replace_folder(adapter.path, Location(checkpoint / ADAPTER), prepare=anchor_adapter)
     (p.train_dir / METRICS).write_bytes((checkpoint / METRICS).read_bytes())
     summary["adapter"] = str(adapter.resolve())
     (p.train_dir / SUMMARY).write_text(json.dumps(summary, indent=2))

@@ -15,6 +15,7 @@ import numpy as np
 import ray
 from tqdm import tqdm
 
+from mellm_core.adapters import require_adapter
 from mellm_core.config import Recipe
 from mellm_core.errors import InputError, MellmError
 from mellm_core.evaluation import METRICS, PREDICTIONS, REPORT, eval_adapter, eval_digest, metrics_of
@@ -99,8 +100,8 @@ def run_eval(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
     out = Location(recipe.output_dir) / "eval"
     data = test.read_bytes()
     adapter = eval_adapter(recipe)
-    if adapter and not (Location(adapter) / "adapter_config.json").is_file():
-        raise InputError(f"eval.adapter {adapter} is not a trained adapter folder (no adapter_config.json)")
+    if adapter:
+        require_adapter(adapter, "eval.adapter")
     digest = eval_digest(recipe, data, adapter)
     metrics_path = out / METRICS
     if metrics_path.is_file() and (out / PREDICTIONS).is_file():

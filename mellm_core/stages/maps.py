@@ -181,13 +181,14 @@ def run_maps(
     manifest = (out / MANIFEST).read_text().splitlines() if (out / MANIFEST).is_file() else []
     previous = {} if overwrite else {**read_records(manifest), **read_records(journal.lines())}
     present = set(out.files()) if previous else set()  # one listing, not one request per map
+    root = out.resolve()
 
     done: dict[str, MapRecord] = {}
     todo: list[Sample] = []
     for sample in samples:
         old = previous.get(sample.sample_id)
         name = map_file_name(sample.sample_id)
-        if (old is not None and old.ok and old.map_path == str(out.resolve() / name) and name in present
+        if (old is not None and old.ok and old.map_path == str(root / name) and name in present
                 and old.settings_hash == input_hash(sample, pixel_hash)):
             done[sample.sample_id] = with_labels(old, sample)
         else:
@@ -204,7 +205,7 @@ def run_maps(
         ds = ray.data.from_items([{"sample": s.to_json()} for s in todo], override_num_blocks=blocks)
         ds = ds.map_batches(
             MapActor,
-            fn_constructor_kwargs={"cfg": _plain(cfg), "out_dir": str(out.resolve())},
+            fn_constructor_kwargs={"cfg": _plain(cfg), "out_dir": str(root)},
             batch_size=cfg.batch_size,
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=cfg.cpus_per_actor,

@@ -31,6 +31,7 @@ from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from mellm_core.adapters import require_adapter
 from mellm_core.chat import check_json_type, completion, model_list, parse_chat
 from mellm_core.config import MapsConfig, Recipe, load_recipe
 from mellm_core.errors import InputError, MellmError
@@ -38,7 +39,6 @@ from mellm_core.frames import decode_gray
 from mellm_core.mapper import Mapper
 from mellm_core.predictor import Predictor, default_adapter, recipe_labels
 from mellm_core.stages.cluster import init_ray
-from mellm_core.storage import Location
 from mellm_core.upload import (
     API_KEY_ENV,
     RequestError,
@@ -265,8 +265,8 @@ def build_app(recipe: Recipe, api_key: str | None = None) -> Application:
     if api_key == "":
         raise InputError(f"{API_KEY_ENV} is set but empty: give it a key, or unset it to serve without one")
     adapter = default_adapter(recipe)
-    if adapter and not (Location(adapter) / "adapter_config.json").is_file():
-        raise InputError(f"serve.adapter {adapter} is not a trained adapter folder (no adapter_config.json)")
+    if adapter:
+        require_adapter(adapter, "serve.adapter")
     labels = recipe_labels(recipe)
     slots = max(1, math.ceil(cfg.map_cpus))
     # Requests each replica holds: the work it is doing and as much again waiting, so that it never idles
