@@ -43,6 +43,18 @@ def test_tiny_model_is_real_qwen_saved_and_reloaded(backbone):
         "<image>", "<|vision_start|><|image_pad|><|vision_end|>")
 
 
+def test_building_the_tiny_model_leaves_the_callers_rng_alone(backbone, tmp_path, monkeypatch):
+    """A training worker that happens to build tiny-random (a fresh cache) draws the same random numbers after it
+    as one that finds it built: the first demo run trains as every later one does."""
+    monkeypatch.setenv("MELLM_CACHE", str(tmp_path))
+    torch.manual_seed(7)
+    backbone.resolve("tiny-random")  # builds it in the empty cache
+    after_build = torch.rand(4)
+    torch.manual_seed(7)
+    backbone.resolve("tiny-random")  # finds it
+    assert torch.equal(torch.rand(4), after_build)
+
+
 def test_collate_masks_all_but_the_answer_and_matches_image_tokens(backbone, rows):
     backbone.load("tiny-random")
     batch = backbone.collate(rows[:3])

@@ -82,7 +82,8 @@ def build_tiny(image_processor: type, hidden: int = 128, layers: int = 2, vision
             tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
             try:
                 tmp.mkdir()
-                _write_tiny(tmp, image_processor, hidden, layers, vision_depth, vocab)
+                with torch.random.fork_rng(devices=[]):  # the caller's seeded RNG is the same, built here or not
+                    _write_tiny(tmp, image_processor, hidden, layers, vision_depth, vocab)
                 shutil.rmtree(path, ignore_errors=True)  # an interrupted earlier build
                 os.replace(tmp, path)
             finally:
