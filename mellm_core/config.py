@@ -66,6 +66,7 @@ class SplitConfig:
 @dataclass
 class InstructionsConfig:
     prompt: str = "fgmu-en"  # prompt plugin (fgmu-en, fgmu-zh, ...)
+    prompt_params: dict[str, Any] = field(default_factory=dict)  # e.g. {style: compact} for short FGMU texts
     protocol: str = "all"  # label protocol; samples outside it are excluded and counted
     mer_ratio: float = 1.0  # share of training samples that also get a label-only (MER) example; 0 = MEU only
     train_tasks: list[str] = field(default_factory=lambda: ["meu", "mer"])  # tasks written for the training set
@@ -154,12 +155,12 @@ class Recipe:
 
 
 # (section, key holding a plugin name, key holding its params, plugin kind)
-PLUGIN_FIELDS: tuple[tuple[str, str, str | None, str], ...] = (
+PLUGIN_FIELDS: tuple[tuple[str, str, str, str], ...] = (
     ("data", "dataset", "params", "dataset"),
     ("maps", "flow", "flow_params", "flow"),
     ("maps", "landmarker", "landmarker_params", "landmarker"),
     ("maps", "colorizer", "colorizer_params", "colorizer"),
-    ("instructions", "prompt", None, "prompt"),
+    ("instructions", "prompt", "prompt_params", "prompt"),
     ("backbone", "name", "params", "backbone"),
 )
 SPLIT_KINDS = ("holdout", "loso", "zero-shot", "fixed")
@@ -268,11 +269,10 @@ def check_recipe(recipe: Recipe, registry: Registry) -> list[str]:
         except MellmError as exc:
             problems.append(f"{section}.{key}: {exc}")
             continue
-        if params_key is not None:
-            try:
-                registry.params(kind, name, getattr(part, params_key))
-            except MellmError as exc:
-                problems.append(f"{section}.{params_key}: {exc}")
+        try:
+            registry.params(kind, name, getattr(part, params_key))
+        except MellmError as exc:
+            problems.append(f"{section}.{params_key}: {exc}")
     if recipe.maps.head_motion not in HEAD_MOTION_MODES:
         choices = ", ".join(HEAD_MOTION_MODES)
         problems.append(f"maps.head_motion: unknown mode '{recipe.maps.head_motion}' (choose one of: {choices})")

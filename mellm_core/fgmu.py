@@ -77,6 +77,9 @@ class Phrases:
     prior: str  # the colour/direction and brightness prior (first part of every prompt)
     meu_steps: str  # the three analysis steps; "{labels}" and "{n}" are filled in
     mer_question: str  # the label-only question; "{labels}" and "{n}" are filled in
+    compact_meu: str  # style "compact": the one-line MEU question; "{labels}" and "{n}" are filled in
+    compact_mer: str  # style "compact": the one-line MER question; "{labels}" and "{n}" are filled in
+    compact_observation: str  # style "compact": "{region}", "{colour}", "{direction}"
     headings: tuple[str, str, str]  # visual inspection, expression reasoning, final conclusion
     observation: str  # "{region}", "{colour}", "{direction}", "{intensity}"
     supports: str  # "{aus}" (appended to an observation that supports AUs)
@@ -104,13 +107,35 @@ class Phrases:
     list_sep: str = ", "
     list_last: str = " or "
     sentence_sep: str = " "
+    compact_sep: str = "; "  # joins the compact visual inspection's regions
+
+
+STYLES = ("full", "compact")
+
+
+@dataclass
+class FgmuParams:
+    """Settings of the FGMU prompt plugins."""
+
+    style: str = "full"  # full (the paper's prompt and three-part analysis) | compact (one-line prompts, short MEU)
+
+    def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise ValueError(f"style must be one of: {', '.join(STYLES)}, got '{self.style}'")
 
 
 class TemplatePrompt:
-    """A prompt plugin made from a ``Phrases`` table: user prompts and MEU / MER targets."""
+    """A prompt plugin made from a ``Phrases`` table: user prompts and MEU / MER targets.
 
-    def __init__(self, phrases: Phrases):
+    Style ``full`` is the paper's: the colour prior and three analysis steps in the prompt, and a target with
+    visual inspection, expression reasoning and final conclusion. Style ``compact`` keeps the same chain in a
+    fraction of the tokens (a one-line question; the target names each salient region's colour and direction,
+    then the conclusion), so that a small model learns it on a CPU budget.
+    """
+
+    def __init__(self, phrases: Phrases, params: FgmuParams | None = None):
         self.p = phrases
+        self.style = (params or FgmuParams()).style
 
     def word(self, emotion: str) -> str:
         """The language's word for a protocol label (the label itself when there is none)."""
@@ -123,8 +148,11 @@ class TemplatePrompt:
 
     def user_prompt(self, task: str, labels: list[str]) -> str:
         """The user turn for ``task`` ("meu" or "mer"), beginning with the ``<image>`` placeholder."""
+        labels_text = self._labels(labels)
+        if self.style == "compact":
+            return "<image>" + (self.p.compact_meu if task == "meu" else self.p.compact_mer).format(**labels_text)
         body = self.p.meu_steps if task == "meu" else self.p.mer_question
-        return "<image>" + self.p.prior + "\n\n" + body.format(**self._labels(labels))
+        return "<image>" + self.p.prior + "\n\n" + body.format(**labels_text)
 
     def mer_target(self, emotion: str) -> str:
         return self.word(emotion)
@@ -140,8 +168,10 @@ class TemplatePrompt:
         return " + ".join(f"AU{au}" + self.p.side.get(sides.get(str(au), ""), "") for au in aus)
 
     def meu_target(self, analysis: Analysis) -> str:
-        """Visual inspection, expression reasoning and final conclusion for one sample."""
+        """Visual inspection, expression reasoning and final conclusion for one sample (``compact``: no reasoning)."""
         p = self.p
+        if self.style == "compact":
+            return self._compact_target(analysis)
         lines = [p.headings[0]]
         for obs in analysis.observations:
             text = p.observation.format(region=p.regions.get(obs.region, obs.region), colour=p.colours[obs.colour],
@@ -168,6 +198,17 @@ class TemplatePrompt:
             reasoning.append(p.prototype_none.format(emotion=emotion, prototype=proto))
         lines.append(p.sentence_sep.join(reasoning))
         lines.append(p.headings[2])
-        aus = self._au_list(analysis.aus, analysis.au_sides) if analysis.aus else p.no_aus
-        lines.append(p.conclusion.format(aus=aus, emotion=emotion))
+        lines.append(self._conclusion(analysis))
         return "\n".join(lines)
+
+    def _conclusion(self, analysis: Analysis) -> str:
+        aus = self._au_list(analysis.aus, analysis.au_sides) if analysis.aus else self.p.no_aus
+        return self.p.conclusion.format(aus=aus, emotion=self.word(analysis.emotion))
+
+    def _compact_target(self, analysis: Analysis) -> str:
+        p = self.p
+        seen = p.compact_sep.join(
+            p.compact_observation.format(region=p.regions.get(o.region, o.region), colour=p.colours[o.colour],
+                                         direction=p.directions[o.direction])
+            for o in analysis.observations) or p.nothing_salient
+        return "\n".join((p.headings[0], seen, p.headings[2], self._conclusion(analysis)))

@@ -13,7 +13,7 @@ import numpy as np
 
 from mellm_core.adapters import local_adapter, trained_adapter
 from mellm_core.config import Recipe
-from mellm_core.errors import InputError
+from mellm_core.facs import PROTOTYPES
 from mellm_core.labels import get_protocol
 from mellm_core.parse import parse_output
 from mellm_core.plugins import get_registry
@@ -30,15 +30,24 @@ class Answer:
 
 
 def recipe_labels(recipe: Recipe) -> list[str]:
-    """The emotion classes the model is asked to choose from: the evaluation protocol's, else the training data's."""
+    """The emotion classes the model is asked to choose from: the evaluation protocol's, else the training data's,
+    else (a protocol such as ``all`` with nothing built yet) the basic emotions of FACS's prototypes."""
     for name in (recipe.eval.protocol, recipe.instructions.protocol):
         classes = get_protocol(name).classes
         if classes:
             return list(classes)
     summary = Location(recipe.output_dir) / "instructions" / "summary.json"
-    if summary.is_file():
-        return list(json.loads(summary.read_text()).get("labels", []))
-    raise InputError("no emotion classes known: set eval.protocol (see `mellm data protocols`) or build instructions")
+    labels = json.loads(summary.read_text()).get("labels", []) if summary.is_file() else []
+    return list(labels or PROTOTYPES)
+
+
+def model_note(recipe: Recipe, adapter: str | None, command: str) -> str | None:
+    """A line saying that an untrained model answers, and what trains one; None when an adapter is used."""
+    if adapter:
+        return None
+    untrained = " (random weights: its answers mean nothing)" if recipe.backbone.model == "tiny-random" else ""
+    return (f"note: no trained adapter in {Location(recipe.output_dir) / 'train' / 'adapter'}: the base model "
+            f"{recipe.backbone.model} answers{untrained}; train one with `{command}`")
 
 
 def default_adapter(recipe: Recipe) -> str | None:
@@ -57,7 +66,8 @@ class Predictor:
         registry = get_registry()
         local = local_adapter(adapter) if adapter else None
         self.labels = labels or recipe_labels(recipe)
-        self.prompt = registry.create("prompt", recipe.instructions.prompt).user_prompt(task, self.labels)
+        prompt = registry.create("prompt", recipe.instructions.prompt, **recipe.instructions.prompt_params)
+        self.prompt = prompt.user_prompt(task, self.labels)
         self.backbone = registry.create("backbone", recipe.backbone.name, **recipe.backbone.params)
         self.module = self.backbone.load(model_folder(recipe.backbone.model), device=device,
                                          adapter=str(local) if local else None, labels=self.labels)

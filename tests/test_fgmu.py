@@ -8,6 +8,7 @@ import pytest
 from conftest import local_motion
 
 from mellm_core import create
+from mellm_core.errors import MellmError
 from mellm_core.facs import ACTION_UNITS, PROTOTYPES, expected_directions, region_stem, supported_aus
 from mellm_core.fgmu import Analysis, Observation, analyze
 from mellm_core.labels import PROTOCOLS
@@ -127,12 +128,39 @@ def test_synthme_motion_agrees_with_the_facs_table(landmarks, au):
 
 
 @pytest.mark.parametrize("name", ["fgmu-en", "fgmu-zh"])
+def test_compact_style_keeps_the_chain_in_few_words(name):
+    """style=compact: a one-line question naming the classes; regions with colour and direction, then the
+    conclusion; the full style's prompt is several times longer."""
+    full, compact = create("prompt", name), create("prompt", name, style="compact")
+    labels = list(PROTOCOLS["dfme-7"].classes)
+    for task in ("meu", "mer"):
+        user = compact.user_prompt(task, labels)
+        assert user.startswith("<image>") and "\n" not in user and all(compact.word(c) in user for c in labels)
+        assert 3 * len(user) < len(full.user_prompt(task, labels))
+    analysis = Analysis([Observation("right mouth corner", "blue", "up-left", "strong", [12]),
+                         Observation("left cheek", "purple", "up", "medium", [6])], [6, 12], {}, "happiness",
+                        PROTOTYPES["happiness"])
+    lines = compact.meu_target(analysis).splitlines()
+    region = compact.p.regions.get("right mouth corner", "Right mouth corner")
+    assert len(lines) == 4 and lines[0] == compact.p.headings[0] and lines[2] == compact.p.headings[2]
+    assert lines[1].startswith(region) and compact.p.colours["blue"] in lines[1]
+    assert lines[1].count(compact.p.compact_sep.strip()) == 1
+    assert lines[3] == full.meu_target(analysis).splitlines()[-1]
+    empty = Analysis([], [], {}, "happiness", PROTOTYPES["happiness"])
+    assert compact.meu_target(empty).splitlines()[1] == compact.p.nothing_salient
+    with pytest.raises(MellmError, match="style must be one of: full, compact"):
+        create("prompt", name, style="short")
+
+
+@pytest.mark.parametrize("style", ["full", "compact"])
+@pytest.mark.parametrize("name", ["fgmu-en", "fgmu-zh"])
 @pytest.mark.parametrize("emotion", PROTOCOLS["dfme-7"].classes)
-def test_targets_parse_back_to_their_labels(landmarks, name, emotion):
-    """What the model is trained to write, the evaluation parser reads back exactly (both tasks, both languages)."""
+def test_targets_parse_back_to_their_labels(landmarks, name, emotion, style):
+    """What the model is trained to write, the evaluation parser reads back exactly (both tasks, both languages,
+    both styles)."""
     from mellm_core.parse import parse_output
 
-    prompt = create("prompt", name)
+    prompt = create("prompt", name, style=style)
     labels = list(PROTOCOLS["dfme-7"].classes)
     aus = sorted(PROTOTYPES[emotion])
     sides = {str(au): "R" for au in aus} if emotion == "contempt" else {}

@@ -74,7 +74,7 @@ def build_instructions(
     records: list[MapRecord], cfg: InstructionsConfig, seed: int, min_motion: float
 ) -> tuple[list[Instruction], list[Instruction], dict[str, Any]]:
     """Train and test instructions plus a summary, from the ok records of a maps manifest."""
-    prompt = get_registry().create("prompt", cfg.prompt)
+    prompt = get_registry().create("prompt", cfg.prompt, **cfg.prompt_params)
     protocol = get_protocol(cfg.protocol)
     ok = {r.sample_id: r for r in records if r.ok}
     kept, excluded = apply_protocol([_as_sample(r) for r in ok.values()], protocol)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mellm_core import PluginSpec, hookimpl
-from mellm_core.fgmu import Phrases, TemplatePrompt
+from mellm_core.fgmu import FgmuParams, Phrases, TemplatePrompt
 from mellm_core.mmc import DIRECTIONS
 from mellm_core.regions import REGIONS
 
@@ -31,6 +31,9 @@ PHRASES = Phrases(
     mer_question=(
         "Which micro-expression does this face show? Answer with one word, one of these {n} emotions: {labels}."
     ),
+    compact_meu="Which regions move, which AUs, which micro-expression ({labels})?",
+    compact_mer="Which micro-expression ({labels})? One word.",
+    compact_observation="{region} {colour} {direction}",
     headings=("Visual inspection:", "Expression reasoning:", "Final conclusion:"),
     observation="{region}: {colour} patch, moving {direction}, {intensity} intensity",
     supports="; supports {aus}.",
@@ -56,10 +59,11 @@ PHRASES = Phrases(
 )
 
 
-def make_prompt() -> TemplatePrompt:
-    return TemplatePrompt(PHRASES)
+def make_prompt(params: FgmuParams) -> TemplatePrompt:
+    return TemplatePrompt(PHRASES, params)
 
 
 @hookimpl
 def mellm_prompt():
-    yield PluginSpec("fgmu-en", make_prompt, None, "FGMU prompt and targets in English (paper Fig. 4, translated)")
+    yield PluginSpec("fgmu-en", make_prompt, FgmuParams,
+                     "FGMU prompt and targets in English (paper Fig. 4, translated)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mellm_core import PluginSpec, hookimpl
-from mellm_core.fgmu import Phrases, TemplatePrompt
+from mellm_core.fgmu import FgmuParams, Phrases, TemplatePrompt
 
 PHRASES = Phrases(
     prior=(
@@ -21,6 +21,10 @@ PHRASES = Phrases(
         "（微表情归类为以下{n}种情绪之一：{labels}。）"
     ),
     mer_question="这张人脸表现的是哪种微表情？请只回答一个词，从以下{n}种情绪中选择：{labels}。",
+    compact_meu="哪些区域在运动？推断动作单元（AUs）和微表情（{labels}）。",
+    compact_mer="哪种微表情（{labels}）？只回答一个词。",
+    compact_observation="{region}{colour}{direction}",
+    compact_sep="；",
     headings=("视觉检查：", "表情推理：", "最终结论："),
     observation="{region}：颜色：{colour}；运动方向：{direction}；运动强度：{intensity}",
     supports="；推断的面部动作单元（AUs）：{aus}。",
@@ -76,10 +80,11 @@ PHRASES = Phrases(
 )
 
 
-def make_prompt() -> TemplatePrompt:
-    return TemplatePrompt(PHRASES)
+def make_prompt(params: FgmuParams) -> TemplatePrompt:
+    return TemplatePrompt(PHRASES, params)
 
 
 @hookimpl
 def mellm_prompt():
-    yield PluginSpec("fgmu-zh", make_prompt, None, "FGMU prompt and targets in Chinese (the paper's Fig. 4 prompt)")
+    yield PluginSpec("fgmu-zh", make_prompt, FgmuParams,
+                     "FGMU prompt and targets in Chinese (the paper's Fig. 4 prompt)")
