@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 
 from mellm_core.cli_common import command, load_recipe_args, print_json, recipe_args
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from mellm_core.evaluation import verdict_lines
     from mellm_core.stages.eval import run_eval
     from mellm_core.storage import Location
 
@@ -15,7 +18,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = run_eval(recipe, progress=not args.json)
     out = Location(recipe.output_dir) / "eval"
     tasks = {task: {k: block["overall"].get(k) for k in ("acc", "uf1", "uar", "au_f1", "n", "unparsed")}
-             | {"chance_acc": block["chance"]["uniform"]["acc"]} for task, block in result["tasks"].items()}
+             | {"chance_acc": block["chance"]["uniform"]["acc"], "majority_acc": block["chance"]["majority"]["acc"],
+                "au_f1_chance": block["chance"].get("majority_aus", {}).get("au_f1"),
+                "p_value": block["verdict"]["p_value"], "beats_majority": block["verdict"]["beats_majority"],
+                "collapsed_to": block["verdict"]["top_answer"] if block["verdict"]["collapsed"] else None}
+             for task, block in result["tasks"].items()}
     if args.json:
         print_json({"protocol": result["protocol"], "tasks": tasks, "adapter": result["adapter"],
                     "report": str(out / "report.html"), "skipped": result["skipped"]})
@@ -25,6 +32,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for task, m in tasks.items():
         scores = "  ".join(f"{k.upper()} {m[k]:.4f}" for k in ("acc", "uf1", "uar", "au_f1") if m.get(k) is not None)
         print(f"  {task}: {scores}  (n {m['n']}, unparsed {m['unparsed']}; chance ACC {m['chance_acc']:.4f})")
+    for task, block in result["tasks"].items():
+        for line in verdict_lines(task, block):
+            print(f"  {line}")
     print(f"report: {out / 'report.html'}")
     return 0
 
@@ -36,7 +46,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from mellm_core.config import load_recipe
     from mellm_core.frames import read_gray
     from mellm_core.mapper import Mapper
-    from mellm_core.predictor import Predictor, default_adapter
+    from mellm_core.predictor import Predictor, default_adapter, model_note
 
     recipe = load_recipe(args.recipe, args.overrides)
     if args.model:
@@ -45,10 +55,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     result = Mapper(recipe.maps)(read_gray(args.onset), read_gray(args.apex))
     write_png_atomic(args.map, result.rgb)
     answer = Predictor(recipe, adapter)([result.rgb], args.max_new_tokens)[0]
+    train = shlex.join(["mellm", "train", args.recipe, *args.overrides])
+    note = None if args.model else model_note(recipe, adapter, train)
     if args.json:
         print_json({"emotion": answer.emotion, "aus": answer.aus, "analysis": answer.text, "map": str(args.map),
-                    "adapter": adapter})
+                    "adapter": adapter, "note": note})
     else:
+        if note:
+            print(note, file=sys.stderr)
         print(answer.text)
         print(f"\nemotion: {answer.emotion or '(none found)'}; AUs: {', '.join(map(str, answer.aus)) or 'none'}")
         print(f"MMC-map: {args.map}; model {recipe.backbone.model}, adapter {adapter or 'none (base model)'}")

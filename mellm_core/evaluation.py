@@ -8,6 +8,9 @@ emotion, aus and error (a sample that could not be answered, e.g. an unreadable 
 from __future__ import annotations
 
 import hashlib
+import json
+import math
+from collections import Counter
 from dataclasses import asdict
 from typing import Any
 
@@ -15,12 +18,14 @@ from mellm_core.adapters import trained_adapter
 from mellm_core.config import Recipe, settings_hash
 from mellm_core.errors import InputError
 from mellm_core.labels import get_protocol
-from mellm_core.scoring import predict, score_rows
+from mellm_core.scoring import OTHER, predict, score_rows
 from mellm_core.storage import Location
 
 PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
 REPORT = "report.html"
+ALPHA = 0.05  # significance level of the test against always-the-majority-class
+COLLAPSE_SHARE = 0.7  # one answer taking this share of the test set or more is reported as a collapse
 
 
 def eval_adapter(recipe: Recipe) -> str | None:
@@ -43,28 +48,101 @@ def eval_digest(recipe: Recipe, test_bytes: bytes, adapter: str | None) -> str:
     """What the predictions depend on: test instructions, model, adapter, prompt labels and generation settings."""
     generation = {k: v for k, v in asdict(recipe.eval).items() if k in ("protocol", "max_new_tokens")}
     return settings_hash(hashlib.sha256(test_bytes).hexdigest(), asdict(recipe.backbone), adapter,
-                         _folder_digest(adapter), recipe.instructions.prompt, generation)
+                         _folder_digest(adapter), recipe.instructions.prompt,
+                         recipe.instructions.prompt_params, generation)
 
 
-def _records(rows: list[dict]) -> list[dict[str, Any]]:
-    return [{"id": r["sample_id"], "label": r["label"], "emotion": r.get("emotion"), "pred_aus": r.get("aus") or [],
+def _records(rows: list[dict], pred_aus: list[int] | None = None) -> list[dict[str, Any]]:
+    """Scoring records of prediction lines; ``pred_aus`` replaces every predicted AU set (a constant baseline)."""
+    return [{"id": r["sample_id"], "label": r["label"], "emotion": r.get("emotion"),
+             "pred_aus": r.get("aus") or [] if pred_aus is None else pred_aus,
              "aus": r.get("aus_gold") or [], "dataset": r.get("dataset", "")} for r in rows]
 
 
-def chance(result: dict[str, Any], protocol: str) -> dict[str, Any]:
-    """Chance levels for the scored classes: uniform guessing (ACC = UAR = 1/K) and always the majority class."""
+def most_frequent_aus(au_sets: list[list[int]]) -> list[int]:
+    """The AU set that occurs most often (ties: the first seen), the constant answer an AU baseline gives."""
+    counts = Counter(tuple(sorted(aus)) for aus in au_sets)
+    return list(max(counts, key=counts.__getitem__)) if counts else []
+
+
+def training_aus(output_dir: str) -> list[int] | None:
+    """The training set's most frequent AU set (``instructions/train.jsonl``), or None when there is none."""
+    train = Location(output_dir) / "instructions" / "train.jsonl"
+    if not train.is_file():
+        return None
+    rows = [json.loads(line) for line in train.read_text().splitlines() if line.strip()]
+    return most_frequent_aus([r.get("aus") or [] for r in {r["sample_id"]: r for r in rows}.values()])
+
+
+def chance(result: dict[str, Any], protocol: str, rows: list[dict] | None = None,
+           baseline_aus: list[int] | None = None) -> dict[str, Any]:
+    """Chance levels for the scored classes: uniform guessing (ACC = UAR = 1/K), always the majority class, and,
+    for AU metrics, always answering ``baseline_aus`` (the training set's most frequent AU set) on ``rows``."""
     labels = result["labels"]
     totals = [sum(row) for row in result["confusion_matrix"]]
     majority = labels[max(range(len(labels)), key=lambda i: totals[i])]
     gold = [label for label, n in zip(labels, totals, strict=True) for _ in range(n)]
-    rows = predict([{"label": g, "emotion": majority} for g in gold], protocol)
-    scored = score_rows(rows, protocol)
-    return {"uniform": {"acc": 1 / len(labels), "uar": 1 / len(labels)},
-            "majority": {"class": majority, **{k: scored[k] for k in ("acc", "uf1", "uar") if k in scored}}}
+    scored = score_rows(predict([{"label": g, "emotion": majority} for g in gold], protocol), protocol)
+    out = {"uniform": {"acc": 1 / len(labels), "uar": 1 / len(labels)},
+           "majority": {"class": majority, **{k: scored[k] for k in ("acc", "uf1", "uar") if k in scored}}}
+    if rows and baseline_aus is not None and "au_f1" in result:
+        constant = score_rows(predict(_records(rows, baseline_aus), protocol), protocol)
+        out["majority_aus"] = {"aus": baseline_aus, "au_f1": constant["au_f1"]}
+    return out
 
 
-def metrics_of(rows: list[dict], protocol: str) -> dict[str, Any]:
-    """Per task: overall metrics, per-dataset metrics and chance levels (``score_rows`` with every metric plugin)."""
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), summed in log space so that large n neither overflows nor underflows."""
+    if k <= 0:
+        return 1.0
+    if p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    logs = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(p)
+            + (n - i) * math.log1p(-p) for i in range(k, n + 1)]
+    top = max(logs)
+    return min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs))
+
+
+def verdict(overall: dict[str, Any], levels: dict[str, Any]) -> dict[str, Any]:
+    """Whether a task's result beats always-the-majority-class (a one-sided binomial test of ACC at ``ALPHA``),
+    and whether one answer took ``COLLAPSE_SHARE`` of the test set or more (the model collapsed to it)."""
+    labels, matrix = overall["labels"], overall["confusion_matrix"]
+    n = sum(map(sum, matrix))
+    correct = sum(matrix[i][i] for i in range(len(labels)))
+    p0 = levels["majority"]["acc"]
+    answers = [sum(row[j] for row in matrix) for j in range(len(labels) + 1)]
+    top = max(range(len(answers)), key=answers.__getitem__)
+    p_value = binomial_tail(correct, n, p0)
+    return {"test": "one-sided binomial test of ACC against always the majority class", "correct": correct, "n": n,
+            "majority_acc": p0, "p_value": p_value, "beats_majority": p_value < ALPHA,
+            "top_answer": [*labels, OTHER][top], "top_share": answers[top] / n if n else 0.0,
+            "collapsed": bool(n) and answers[top] / n >= COLLAPSE_SHARE}
+
+
+def verdict_lines(task: str, block: dict[str, Any]) -> list[str]:
+    """The verdict of one task in words: whether it beats chance (with the p-value), and a collapse warning."""
+    v = block["verdict"]
+    major = block["chance"]["majority"]["class"]
+    compared = f"always '{major}' (ACC {v['majority_acc']:.3f}; one-sided binomial p = {v['p_value']:.2g})"
+    lines = [f"{task}: beats {compared}" if v["beats_majority"] else
+             f"{task}: does NOT beat {compared}: the model has not learned this task"]
+    if v["collapsed"]:
+        lines.append(f"warning: {task}: the model collapsed to {v['top_answer']} "
+                     f"({round(v['top_share'] * v['n'])} of {v['n']} answers)")
+    base = block["chance"].get("majority_aus")
+    if base is not None and block["overall"].get("au_f1") is not None:
+        gap = "above" if block["overall"]["au_f1"] > base["au_f1"] else "NOT above"
+        aus = "+".join(map(str, base["aus"])) or "none"
+        lines.append(f"{task}: AU F1 {block['overall']['au_f1']:.3f} is {gap} always answering the training set's "
+                     f"most frequent AU set (AU {aus}: {base['au_f1']:.3f})")
+    return lines
+
+
+def metrics_of(rows: list[dict], protocol: str, baseline_aus: list[int] | None = None) -> dict[str, Any]:
+    """Per task: overall metrics, per-dataset metrics, chance levels and the verdict (``score_rows`` with every
+    metric plugin); ``baseline_aus`` is the AU set of the AU baseline (default: the test set's most frequent)."""
     get_protocol(protocol)
     out: dict[str, Any] = {"protocol": protocol, "tasks": {}}
     for task in sorted({r["task"] for r in rows}):
@@ -77,6 +155,11 @@ def metrics_of(rows: list[dict], protocol: str) -> dict[str, Any]:
                 per_dataset[dataset or "-"] = score_rows(predict(_records(subset), protocol), protocol)
             except InputError:  # a dataset with no label inside the protocol has nothing to score
                 continue
-        out["tasks"][task] = {"overall": overall, "per_dataset": per_dataset, "chance": chance(overall, protocol),
-                              "errors": sum(1 for r in part if r.get("error"))}
+        aus = None  # the AU baseline: for MEU, the task whose answers name AUs
+        if task == "meu":
+            test_aus = [r.get("aus_gold") or [] for r in part]
+            aus = baseline_aus if baseline_aus is not None else most_frequent_aus(test_aus)
+        levels = chance(overall, protocol, part, aus)
+        out["tasks"][task] = {"overall": overall, "per_dataset": per_dataset, "chance": levels,
+                              "verdict": verdict(overall, levels), "errors": sum(1 for r in part if r.get("error"))}
     return out

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from mellm_core.errors import InputError
+from mellm_core.evaluation import verdict_lines
 from mellm_core.frames import read_rgb
 from mellm_core.labels import Protocol, get_protocol
 from mellm_core.storage import Location
@@ -27,7 +28,7 @@ th:first-child,td:first-child{text-align:left}.cols{display:flex;gap:2em;flex-wr
 .gallery{display:grid;grid-template-columns:1fr 1fr;gap:1em}
 .card{border:1px solid #ddd;padding:.6em;display:flex;gap:.8em}
 .card img{width:160px;height:auto;image-rendering:pixelated}
-.ok{border-left:6px solid #2a2}.bad{border-left:6px solid #c33}
+.ok{border-left:6px solid #2a2}.bad{border-left:6px solid #c33}.verdict{padding-left:.5em}
 pre{white-space:pre-wrap;font-size:12px;max-height:14em;overflow:auto;margin:.3em 0}.muted{color:#777}
 """
 
@@ -83,7 +84,7 @@ def _metric_rows(block: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [("overall", block["overall"]), *sorted(block["per_dataset"].items())]
 
 
-def _table(block: dict[str, Any]) -> str:
+def _table(task: str, block: dict[str, Any]) -> str:
     names = [k for k in ("acc", "uf1", "uar", "au_f1") if k in block["overall"]]
     head = "".join(f"<th>{n.upper()}</th>" for n in names)
     rows = []
@@ -98,7 +99,14 @@ def _table(block: dict[str, Any]) -> str:
     rows.append(f"<tr class='muted'><td>chance: always '{html.escape(major['class'])}'</td>"
                 + "".join(f"<td>{major[n]:.4f}</td>" if n in major else "<td>-</td>" for n in names)
                 + "<td></td><td></td></tr>")
-    return f"<table><tr><th></th>{head}<th>n</th><th>unparsed</th></tr>{''.join(rows)}</table>"
+    if "majority_aus" in chance:
+        aus = "+".join(map(str, chance["majority_aus"]["aus"])) or "none"
+        rows.append(f"<tr class='muted'><td>chance: always AU {html.escape(aus)} (the training set's most frequent)"
+                    "</td>" + "".join(f"<td>{chance['majority_aus']['au_f1']:.4f}</td>" if n == "au_f1"
+                                      else "<td>-</td>" for n in names) + "<td></td><td></td></tr>")
+    table = f"<table><tr><th></th>{head}<th>n</th><th>unparsed</th></tr>{''.join(rows)}</table>"
+    return table + "".join(f"<p class='{'bad' if 'NOT' in line or 'warning' in line else 'ok'} verdict'>"
+                           f"{html.escape(line)}</p>" for line in verdict_lines(task, block))
 
 
 def _card(pred: dict[str, Any], ok: bool) -> str:
@@ -128,7 +136,7 @@ def write_report(path: str | Location, preds: list[dict[str, Any]], metrics: dic
     for task, block in metrics["tasks"].items():
         overall = block["overall"]
         confusion, bars = _plots(overall, block["chance"]["uniform"]["uar"])
-        parts.append(f"<h2>task {html.escape(task)}</h2>{_table(block)}<div class='cols'>"
+        parts.append(f"<h2>task {html.escape(task)}</h2>{_table(task, block)}<div class='cols'>"
                      f"<img alt='confusion matrix' src='data:image/png;base64,{confusion}'>"
                      f"<img alt='per-class recall' src='data:image/png;base64,{bars}'></div>")
         mine = [p for p in preds if p["task"] == task]

@@ -18,7 +18,15 @@ from tqdm import tqdm
 from mellm_core.adapters import require_adapter
 from mellm_core.config import Recipe
 from mellm_core.errors import InputError, MellmError
-from mellm_core.evaluation import METRICS, PREDICTIONS, REPORT, eval_adapter, eval_digest, metrics_of
+from mellm_core.evaluation import (
+    METRICS,
+    PREDICTIONS,
+    REPORT,
+    eval_adapter,
+    eval_digest,
+    metrics_of,
+    training_aus,
+)
 from mellm_core.frames import read_rgb
 from mellm_core.parse import parse_output
 from mellm_core.predictor import Predictor
@@ -107,7 +115,10 @@ def run_eval(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
     if metrics_path.is_file() and (out / PREDICTIONS).is_file():
         old = json.loads(metrics_path.read_text())
         if old.get("settings_hash") == digest:
-            return {**old, "skipped": True}
+            if all("verdict" in block for block in old["tasks"].values()):
+                return {**old, "skipped": True}
+            preds = [json.loads(line) for line in (out / PREDICTIONS).read_text().splitlines() if line.strip()]
+            return {**_score(recipe, out, preds, digest, data, adapter), "skipped": True}  # scored before verdicts
     rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
     if not rows:
         raise InputError(f"{test} holds no test instructions")
@@ -122,15 +133,23 @@ def run_eval(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
         _answer(recipe, adapter, todo, journal, done, progress)
     preds = sorted(done.values(), key=lambda p: (p["sample_id"], p["task"]))
     (out / PREDICTIONS).write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in preds))
-    metrics = {**metrics_of(preds, recipe.eval.protocol), "settings_hash": digest, "adapter": adapter,
-               "model": recipe.backbone.model, "backbone": recipe.backbone.name,
-               "test_sha256": hashlib.sha256(data).hexdigest()}
-    metrics_path.write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
+    metrics = _score(recipe, out, preds, digest, data, adapter)
+    journal.remove()
+    return {**metrics, "skipped": False}
+
+
+def _score(recipe: Recipe, out: Location, preds: list[dict], digest: str, data: bytes, adapter: str | None
+           ) -> dict[str, Any]:
+    """Write ``metrics.json`` and ``report.html`` for the predictions; returns the metrics."""
     from mellm_core.report import write_report
 
+    metrics = {**metrics_of(preds, recipe.eval.protocol, training_aus(recipe.output_dir)),
+               "settings_hash": digest, "adapter": adapter,
+               "model": recipe.backbone.model, "backbone": recipe.backbone.name,
+               "test_sha256": hashlib.sha256(data).hexdigest()}
+    (out / METRICS).write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
     write_report(out / REPORT, preds, metrics, recipe.eval.gallery, title=f"{recipe.output_dir} — evaluation")
-    journal.remove()
-    return {**metrics, "skipped": False, "out_dir": str(out)}
+    return {**metrics, "out_dir": str(out)}
 
 
 def _answer(recipe: Recipe, adapter: str | None, todo: list[dict], journal: Journal, done: dict, progress: bool
