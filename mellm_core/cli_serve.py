@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from mellm_core.cli_common import command, load_recipe_args, print_json, recipe_args
@@ -10,9 +11,13 @@ from mellm_core.upload import API_KEY_ENV
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from mellm_core.predictor import default_adapter, model_note
     from mellm_core.stages.serve import run_serve
 
     recipe = load_recipe_args(args)
+    note = model_note(recipe, default_adapter(recipe), shlex.join(["mellm", "train", args.recipe, *args.overrides]))
+    if note:
+        print(note, file=sys.stderr)
 
     def ready(url: str) -> None:
         if args.json:
