@@ -65,8 +65,9 @@ def _start_over(storage: str) -> None:
     (Location(storage) / RUN).rmtree()
 
 
-def _follow(queue: Queue, total: int, stop: threading.Event, show: bool, nodes: set[str]) -> None:
-    """Driver thread: move the progress bar as rank 0 reports metrics lines; note the nodes workers run on."""
+def _follow(queue: Queue, total: int, stop: threading.Event, show: bool, nodes: dict[int, str]) -> None:
+    """Driver thread: move the progress bar as rank 0 reports metrics lines; note the node of each rank (a worker
+    group that Ray Train restarts after a failure reports again, and its placement replaces the earlier one)."""
     bar = tqdm(total=total, desc="train", unit="step", disable=not show)
     while not stop.is_set() or not queue.empty():
         try:
@@ -74,7 +75,7 @@ def _follow(queue: Queue, total: int, stop: threading.Event, show: bool, nodes: 
         except Exception:  # queue.Empty, or the queue actor gone at shutdown
             continue
         if "node" in line:
-            nodes.add(line["node"])
+            nodes[line["rank"]] = line["node"]
             continue
         bar.update(line["step"] - bar.n)
         bar.set_postfix(loss=line["loss"], samples_s=line["samples_per_s"])
@@ -111,7 +112,7 @@ def run_train(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
         datasets={"train": ray.data.read_text(str(p.rows_path.resolve())).materialize()},
         dataset_config=DataConfig(datasets_to_split=[]),  # every worker reads all rows, then takes its slice
     )
-    stop, nodes = threading.Event(), set()
+    stop, nodes = threading.Event(), {}
     follower = threading.Thread(target=_follow, args=(queue, cfg.max_steps, stop, progress, nodes), daemon=True)
     follower.start()
     started = time.perf_counter()
@@ -125,6 +126,7 @@ def run_train(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
     if result.checkpoint is None:
         raise MellmError(f"training ended without a checkpoint: {result.error}")
     with result.checkpoint.as_directory() as folder:
-        summary = publish(Path(folder), p, {"workers": cfg.num_workers, "ray": True, "nodes": sorted(nodes),
+        summary = publish(Path(folder), p, {"workers": cfg.num_workers, "ray": True,
+                                            "nodes": sorted(set(nodes.values())),
                                             "seconds": round(time.perf_counter() - started, 1)})
     return {**summary, "skipped": False}
