@@ -101,6 +101,8 @@ class TrainConfig:
     keep_checkpoints: int = 2  # checkpoints kept in storage
     max_failures: int = 2  # worker-group restarts from the last checkpoint before the run fails
     log_every: int = 10  # steps between lines of train/metrics.jsonl
+    curriculum_tasks: list[str] = field(default_factory=list)  # first train only on these tasks' rows (e.g. [mer]) ...
+    curriculum_steps: int = 0  # ... for this many steps, then on every row (0 = no curriculum)
     storage_path: str | None = None  # checkpoints: local, shared or cloud URI (null = output_dir/train/checkpoints)
     resume: bool = False  # continue from the latest checkpoint instead of starting over
 
@@ -303,6 +305,11 @@ def _check_train(cfg: TrainConfig) -> list[str]:
     if per_step >= 1 and cfg.batch_size % per_step:
         problems.append(f"train.batch_size={cfg.batch_size} must be a multiple of train.num_workers x "
                         f"train.grad_accum = {per_step}, so every worker gets equal micro-batches")
+    unknown = [t for t in cfg.curriculum_tasks if t not in TASKS]
+    if unknown:
+        problems.append(f"train.curriculum_tasks: unknown task '{unknown[0]}' (choose from: {', '.join(TASKS)})")
+    if cfg.curriculum_steps < 0 or (cfg.curriculum_steps > 0 and not cfg.curriculum_tasks):
+        problems.append("train.curriculum_steps must not be negative, and needs train.curriculum_tasks when set")
     if cfg.lr <= 0 or cfg.warmup_steps < 0 or cfg.max_failures < -1 or cfg.max_grad_norm < 0:
         problems.append("train.lr must be positive; warmup_steps and max_grad_norm not negative; max_failures >= -1")
     return problems

@@ -70,8 +70,22 @@ def order(n: int, seed: int, start: int, count: int) -> list[int]:
     return out
 
 
+def phase_rows(rows: list[dict], cfg: TrainConfig, step: int) -> list[dict]:
+    """The rows optimizer step ``step`` draws from: during the first ``curriculum_steps`` only the rows of
+    ``curriculum_tasks`` (the short label task first makes a small model read the image), then every row."""
+    if step >= cfg.curriculum_steps:
+        return rows
+    chosen = [r for r in rows if r.get("task") in cfg.curriculum_tasks]
+    if not chosen:
+        tasks = sorted({str(r.get("task")) for r in rows})
+        raise InputError(f"train.curriculum_tasks {list(cfg.curriculum_tasks)} match no training rows "
+                         f"(their tasks: {', '.join(tasks)})")
+    return chosen
+
+
 def micro_batches(rows: list[dict], cfg: TrainConfig, seed: int, step: int, world: World) -> Iterator[list[dict]]:
-    """This worker's micro-batches for optimizer step ``step`` (0-based)."""
+    """This worker's micro-batches for optimizer step ``step`` (0-based), from its phase's rows."""
+    rows = phase_rows(rows, cfg, step)
     per_worker = cfg.batch_size // world.size
     micro = per_worker // cfg.grad_accum
     mine = order(len(rows), seed, step * cfg.batch_size, cfg.batch_size)[world.rank * per_worker:][:per_worker]

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from mellm_core.cli import main
 from mellm_core.config import TrainConfig, load_recipe
-from mellm_core.errors import ConfigError
+from mellm_core.errors import ConfigError, InputError
 from mellm_core.training import run_local
 from mellm_core.trainloop import World, cosine, micro_batches, order
 
@@ -38,6 +38,25 @@ def test_workers_split_each_global_batch_of_one_worker():
         two = [r for rank in (0, 1) for chunk in micro_batches(rows, cfg, 5, step, World(rank, 2)) for r in chunk]
         assert one == two and len(one) == 8
         assert [len(c) for c in micro_batches(rows, cfg, 5, step, World(1, 2))] == [2, 2]
+
+
+def test_a_curriculum_draws_its_tasks_rows_first_then_every_row():
+    rows = [{"i": i, "task": "mer" if i % 3 == 0 else "meu"} for i in range(30)]
+    cfg = TrainConfig(batch_size=4, num_workers=2, curriculum_tasks=["mer"], curriculum_steps=5)
+    batches = [[r for rank in (0, 1) for c in micro_batches(rows, cfg, 1, step, World(rank, 2)) for r in c]
+               for step in range(40)]
+    assert all(r["task"] == "mer" for batch in batches[:5] for r in batch)
+    assert {r["task"] for batch in batches[5:] for r in batch} == {"mer", "meu"}
+    # after the curriculum, the stream is the plain one: the same batches as a run without it
+    plain = TrainConfig(batch_size=4, num_workers=2)
+    assert batches[5:] == [[r for rank in (0, 1) for c in micro_batches(rows, plain, 1, step, World(rank, 2))
+                            for r in c] for step in range(5, 40)]
+    with pytest.raises(InputError, match=r"curriculum_tasks \['mer'\] match no training rows \(their tasks: meu\)"):
+        next(micro_batches([r for r in rows if r["task"] == "meu"], cfg, 1, 0, World()))
+    with pytest.raises(ConfigError, match="train.curriculum_tasks: unknown task 'label'"):
+        load_recipe("quickstart", ["train.curriculum_tasks=[label]", "train.curriculum_steps=3"])
+    with pytest.raises(ConfigError, match="needs train.curriculum_tasks"):
+        load_recipe("quickstart", ["train.curriculum_steps=3"])
 
 
 def test_cosine_schedule_warms_up_and_decays_to_zero():
