@@ -80,6 +80,7 @@ class Phrases:
     compact_meu: str  # style "compact": the one-line MEU question; "{labels}" and "{n}" are filled in
     compact_mer: str  # style "compact": the one-line MER question; "{labels}" and "{n}" are filled in
     compact_observation: str  # style "compact": "{region}", "{colour}", "{direction}"
+    compact_aus: str  # style "compact": appended to a region whose motion supports AUs; "{aus}"
     headings: tuple[str, str, str]  # visual inspection, expression reasoning, final conclusion
     observation: str  # "{region}", "{colour}", "{direction}", "{intensity}"
     supports: str  # "{aus}" (appended to an observation that supports AUs)
@@ -111,6 +112,7 @@ class Phrases:
 
 
 STYLES = ("full", "compact")
+COMPACT_REGIONS = 3  # regions a compact target names at most (the conclusion still lists every AU)
 
 
 @dataclass
@@ -129,8 +131,8 @@ class TemplatePrompt:
 
     Style ``full`` is the paper's: the colour prior and three analysis steps in the prompt, and a target with
     visual inspection, expression reasoning and final conclusion. Style ``compact`` keeps the same chain in a
-    fraction of the tokens (a one-line question; the target names each salient region's colour and direction,
-    then the conclusion), so that a small model learns it on a CPU budget.
+    fraction of the tokens (a one-line question; the target names the key regions' colour, direction and the AU
+    each supports, then the conclusion), so that a small model learns it on a CPU budget.
     """
 
     def __init__(self, phrases: Phrases, params: FgmuParams | None = None):
@@ -206,9 +208,13 @@ class TemplatePrompt:
         return self.p.conclusion.format(aus=aus, emotion=self.word(analysis.emotion))
 
     def _compact_target(self, analysis: Analysis) -> str:
+        """The key regions (the first ``COMPACT_REGIONS`` whose motion supports an annotated AU, with that AU; else
+        the first reported ones), then the conclusion."""
         p = self.p
+        key = ([o for o in analysis.observations if o.aus] or analysis.observations)[:COMPACT_REGIONS]
         seen = p.compact_sep.join(
             p.compact_observation.format(region=p.regions.get(o.region, o.region), colour=p.colours[o.colour],
                                          direction=p.directions[o.direction])
-            for o in analysis.observations) or p.nothing_salient
+            + (p.compact_aus.format(aus=" + ".join(f"AU{au}" for au in o.aus)) if o.aus else "")
+            for o in key) or p.nothing_salient
         return "\n".join((p.headings[0], seen, p.headings[2], self._conclusion(analysis)))

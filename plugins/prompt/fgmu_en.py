@@ -34,6 +34,7 @@ PHRASES = Phrases(
     compact_meu="Which regions move, which AUs, which micro-expression ({labels})?",
     compact_mer="Which micro-expression ({labels})? One word.",
     compact_observation="{region} {colour} {direction}",
+    compact_aus=": {aus}",
     headings=("Visual inspection:", "Expression reasoning:", "Final conclusion:"),
     observation="{region}: {colour} patch, moving {direction}, {intensity} intensity",
     supports="; supports {aus}.",

@@ -24,6 +24,7 @@ PHRASES = Phrases(
     compact_meu="哪些区域在运动？推断动作单元（AUs）和微表情（{labels}）。",
     compact_mer="哪种微表情（{labels}）？只回答一个词。",
     compact_observation="{region}{colour}{direction}",
+    compact_aus="：{aus}",
     compact_sep="；",
     headings=("视觉检查：", "表情推理：", "最终结论："),
     observation="{region}：颜色：{colour}；运动方向：{direction}；运动强度：{intensity}",
