@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from mellm_core.cli_common import command, print_json
@@ -10,6 +11,7 @@ from mellm_core.cli_common import command, print_json
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from mellm_core.config import load_recipe
+    from mellm_core.evaluation import verdict_lines
     from mellm_core.stages.pipeline import run_pipeline
     from mellm_core.storage import Location
 
@@ -21,24 +23,48 @@ def cmd_demo(args: argparse.Namespace) -> int:
     maps = result["maps"]
     reused = {"maps": maps.skipped == maps.samples, "instructions": inst["skipped"],
               "train": result["train"]["skipped"], "eval": ev["skipped"]}
-    headline = {task: {**{k: block["overall"].get(k) for k in ("acc", "uf1", "uar")},
+    headline = {task: {**{k: block["overall"].get(k) for k in ("acc", "uf1", "uar", "au_f1")},
                        "chance_acc": block["chance"]["uniform"]["acc"], "chance_uar": block["chance"]["uniform"]["uar"],
-                       "majority_acc": block["chance"]["majority"].get("acc")}
+                       "majority_acc": block["chance"]["majority"].get("acc"),
+                       "au_f1_chance": block["chance"].get("majority_aus", {}).get("au_f1"),
+                       "p_value": block["verdict"]["p_value"], "beats_majority": block["verdict"]["beats_majority"],
+                       "collapsed_to": block["verdict"]["top_answer"] if block["verdict"]["collapsed"] else None}
                 for task, block in ev["tasks"].items()}
+    commands = next_commands(args, result["example"])
     if args.json:
         print_json({"report": str(report), "tasks": headline, "seconds": result["seconds"], "reused": reused,
                     "test_subjects": inst["test_subjects"], "train_samples": inst["train"]["samples"],
-                    "test_samples": inst["test"]["samples"]})
+                    "test_samples": inst["test"]["samples"], "commands": commands})
         return 0
     print(f"\nreport: {report}", file=sys.stdout)
     print(f"trained on {inst['train']['samples']} clips, tested on {inst['test']['samples']} clips of held-out "
           f"subjects ({', '.join(inst['test_subjects'])}); {len(inst['labels'])} classes")
     for task, m in headline.items():
-        print(f"  {task}: ACC {m['acc']:.3f}  UF1 {m['uf1']:.3f}  UAR {m['uar']:.3f}   |  chance: uniform ACC/UAR "
+        au = f"  AU F1 {m['au_f1']:.3f}" if m.get("au_f1") is not None else ""
+        print(f"  {task}: ACC {m['acc']:.3f}  UF1 {m['uf1']:.3f}  UAR {m['uar']:.3f}{au}   |  chance: uniform ACC/UAR "
               f"{m['chance_acc']:.3f}, majority class ACC {m['majority_acc']:.3f}")
+    for task, block in ev["tasks"].items():
+        for line in verdict_lines(task, block):
+            print(f"  {line}")
     print("stage seconds: " + ", ".join(f"{k} {v}" + (" (reused)" if reused[k] else "")
                                         for k, v in result["seconds"].items()))
+    if "analyze" in commands:
+        example = result["example"]
+        print(f"\nanalyze a held-out clip ({example['sample_id']}, gold: {example['label']}) with the model just "
+              f"trained:\n  {commands['analyze']}")
+    print(f"serve it over HTTP (Ctrl-C stops):\n  {commands['serve']}")
     return 0
+
+
+def next_commands(args: argparse.Namespace, example: dict[str, str] | None) -> dict[str, str]:
+    """The exact commands that analyze a held-out pair and serve the model the demo trained (same recipe)."""
+    recipe = [args.recipe, f"output_dir={args.out}", *args.overrides]
+    if args.address:
+        recipe.append(f"ray.address={args.address}")
+    out = {"serve": shlex.join(["mellm", "serve", *recipe])}
+    if example:
+        out["analyze"] = shlex.join(["mellm", "analyze", example["onset"], example["apex"], "--recipe", *recipe])
+    return out
 
 
 def register_demo(sub: argparse._SubParsersAction) -> None:

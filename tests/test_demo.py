@@ -3,28 +3,45 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 from conftest import write_pairs
 
-from mellm_core.cli import main
+from mellm_core.cli import build_parser, main
 
 
-def test_demo_runs_every_stage_then_reuses_them(ray_local, motion_pair, tmp_path, capsys):
+def test_demo_runs_every_stage_prints_working_commands_then_reuses_them(ray_local, motion_pair, tmp_path, capsys):
+    """Every stage's files, headline metrics with the verdict; the analyze command the demo prints runs as printed
+    on a held-out pair with the demo's adapter, and the serve command's recipe builds the Serve application with it
+    (serving itself is tested in test_serve); a second run redoes nothing."""
+    from mellm_core.cli_common import load_recipe_args
+    from mellm_core.stages.serve import build_app
+
     out, pairs = tmp_path / "demo", write_pairs(tmp_path, motion_pair)
-    args = ["demo", "--out", str(out), "--json", "data.dataset=manifest", f"data.root={pairs}",
+    args = ["demo", "--out", str(out), "data.dataset=manifest", f"data.root={pairs}",
             "maps.landmarker=none", "maps.flow=dis", "train.max_steps=2", "train.batch_size=2",
-            "train.cpus_per_worker=0.5", "backbone.params={max_new_tokens: 4}", "eval.cpus_per_actor=0.5",
-            "instructions.test_tasks=[mer]"]
+            "train.cpus_per_worker=0.5", "backbone.params={max_new_tokens: 4}", "eval.cpus_per_actor=0.5"]
     assert main(args) == 0
-    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    lines = capsys.readouterr().out.splitlines()
     for folder in ("maps/manifest.jsonl", "instructions/train.jsonl", "train/adapter/adapter_config.json",
                    "train/metrics.jsonl", "eval/predictions.jsonl", "eval/metrics.json", "eval/report.html"):
         assert (out / folder).is_file(), folder
-    mer = first["tasks"]["mer"]
-    assert set(mer) >= {"acc", "uf1", "uar", "chance_acc", "chance_uar", "majority_acc"}
-    assert mer["chance_acc"] == 1 / 2 and first["test_samples"] == 2  # held-out subject s3: c3 and c7, two classes
-    assert first["report"].endswith("report.html")
-    assert main(args) == 0  # the second run finds every stage up to date
+    assert any("beats always" in line or "does NOT beat" in line for line in lines)  # the verdict is stated
+    analyze = next(lines[i + 1].strip() for i, line in enumerate(lines) if line.startswith("analyze a held-out"))
+    serve = next(lines[i + 1].strip() for i, line in enumerate(lines) if line.startswith("serve it over HTTP"))
+    assert main([*shlex.split(analyze)[1:], "--map", str(tmp_path / "map.png"), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert answer["adapter"] == str(out / "train" / "adapter") and answer["note"] is None
+    assert (tmp_path / "map.png").is_file()
+    recipe = load_recipe_args(build_parser().parse_args(shlex.split(serve)[1:]))
+    assert recipe.output_dir == str(out) and build_app(recipe, None) is not None
+
+    assert main([*args, "--json"]) == 0  # the second run finds every stage up to date
     second = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert second["tasks"] == first["tasks"]
-    assert not any(first["reused"].values()) and all(second["reused"].values()), second["reused"]
+    mer, meu = second["tasks"]["mer"], second["tasks"]["meu"]
+    assert set(mer) >= {"acc", "uf1", "uar", "chance_acc", "chance_uar", "majority_acc", "p_value", "beats_majority",
+                        "collapsed_to"}
+    assert 0 <= mer["p_value"] <= 1 and meu["au_f1_chance"] is not None  # MEU is scored against the AU baseline
+    assert mer["chance_acc"] == 1 / 2 and second["test_samples"] == 2  # held-out subject s3: c3 and c7, two classes
+    assert second["report"].endswith("report.html") and second["commands"]["analyze"] == analyze
+    assert all(second["reused"].values()), second["reused"]

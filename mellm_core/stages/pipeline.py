@@ -6,11 +6,13 @@ changed setting redoes only what depends on it.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any
 
 from mellm_core.config import Recipe
+from mellm_core.storage import Location
 
 STAGES = ("maps", "instructions", "train", "eval")
 
@@ -33,4 +35,21 @@ def run_pipeline(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
         started = time.perf_counter()
         out[name] = steps[name]()
         out["seconds"][name] = round(time.perf_counter() - started, 1)
+    out["example"] = held_out_pair(recipe)
     return out
+
+
+def held_out_pair(recipe: Recipe) -> dict[str, str] | None:
+    """The first test clip's onset and apex frames, gold label and id (a pair the trained model has not seen)."""
+    from mellm_core.stages.maps import MANIFEST, read_records
+
+    test = Location(recipe.output_dir) / "instructions" / "test.jsonl"
+    manifest = Location(recipe.output_dir) / "maps" / MANIFEST
+    if not (test.is_file() and manifest.is_file()):
+        return None
+    first = next((json.loads(line) for line in test.read_text().splitlines() if line.strip()), None)
+    record = read_records(manifest.read_text().splitlines()).get(first["sample_id"]) if first else None
+    if record is None:
+        return None
+    return {"sample_id": record.sample_id, "label": str(record.emotion), "onset": record.onset_path,
+            "apex": record.apex_path}
