@@ -142,3 +142,12 @@ def test_analyze_one_pair_end_to_end(motion_pair, trained, tmp_path, capsys):
     assert cv2.imread(out["map"]).shape == (192, 192, 3)
     assert main([*args[:2], str(tmp_path / "missing.png"), "--json"]) == 1
     assert "missing.png does not exist" in capsys.readouterr().err
+    # a fresh checkout: nothing trained, protocol `all`, no instructions; the base model answers and says so
+    fresh = ["analyze", str(tmp_path / "onset.png"), str(tmp_path / "apex.png"), "--map", str(tmp_path / "m.png"),
+             "--max-new-tokens", "4", f"output_dir={tmp_path / 'fresh'}", "maps.head_motion=nose"]
+    assert main(fresh) == 0
+    printed = capsys.readouterr()
+    assert "model tiny-random, adapter none (base model)" in printed.out
+    assert printed.err.startswith(f"note: no trained adapter in {tmp_path / 'fresh' / 'train' / 'adapter'}")
+    assert "(random weights: its answers mean nothing); train one with `mellm train quickstart output_dir=" \
+        in printed.err
