@@ -125,6 +125,18 @@ def test_eval_cli_and_clear_errors(ray_local, trained, tmp_path, capsys):
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["tasks"]["mer"]["n"] == 12 and summary["report"].endswith("report.html") and summary["skipped"]
+    verdict = summary["tasks"]["mer"]
+    assert {"p_value", "beats_majority", "collapsed_to", "majority_acc"} <= set(verdict) and verdict["n"] == 12
+    # metrics.json written before verdicts existed: scored again from its predictions, nothing asked again
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    predictions = (out / "eval" / "predictions.jsonl").read_text()
+    del metrics["tasks"]["mer"]["verdict"]
+    (out / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    assert main(args[:-1]) == 0
+    printed = capsys.readouterr().out
+    assert "mer: beats always" in printed or "mer: does NOT beat always" in printed
+    assert "verdict" in json.loads((out / "eval" / "metrics.json").read_text())["tasks"]["mer"]
+    assert (out / "eval" / "predictions.jsonl").read_text() == predictions
     assert main(["eval", "quickstart", f"output_dir={tmp_path}"]) == 1
     assert "test.jsonl does not exist" in capsys.readouterr().err
     assert main([*args[:-1], f"eval.adapter={tmp_path}"]) == 1
