@@ -40,7 +40,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"trained on {inst['train']['samples']} clips, tested on {inst['test']['samples']} clips of held-out "
           f"subjects ({', '.join(inst['test_subjects'])}); {len(inst['labels'])} classes")
     for task, m in headline.items():
-        au = f"  AU F1 {m['au_f1']:.3f}" if m.get("au_f1") is not None else ""
+        au = f"  AU F1 {m['au_f1']:.3f}" if m.get("au_f1_chance") is not None else ""  # tasks that name AUs
         print(f"  {task}: ACC {m['acc']:.3f}  UF1 {m['uf1']:.3f}  UAR {m['uar']:.3f}{au}   |  chance: uniform ACC/UAR "
               f"{m['chance_acc']:.3f}, majority class ACC {m['majority_acc']:.3f}")
     for task, block in ev["tasks"].items():

@@ -126,8 +126,7 @@ def verdict_lines(task: str, block: dict[str, Any]) -> list[str]:
     v = block["verdict"]
     major = block["chance"]["majority"]["class"]
     compared = f"always '{major}' (ACC {v['majority_acc']:.3f}; one-sided binomial p = {v['p_value']:.2g})"
-    lines = [f"{task}: beats {compared}" if v["beats_majority"] else
-             f"{task}: does NOT beat {compared}: the model has not learned this task"]
+    lines = [f"{task}: the emotion {'beats' if v['beats_majority'] else 'does NOT beat'} {compared}"]
     if v["collapsed"]:
         lines.append(f"warning: {task}: the model collapsed to {v['top_answer']} "
                      f"({round(v['top_share'] * v['n'])} of {v['n']} answers)")

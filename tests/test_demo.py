@@ -26,7 +26,7 @@ def test_demo_runs_every_stage_prints_working_commands_then_reuses_them(ray_loca
     for folder in ("maps/manifest.jsonl", "instructions/train.jsonl", "train/adapter/adapter_config.json",
                    "train/metrics.jsonl", "eval/predictions.jsonl", "eval/metrics.json", "eval/report.html"):
         assert (out / folder).is_file(), folder
-    assert any("beats always" in line or "does NOT beat" in line for line in lines)  # the verdict is stated
+    assert any(": the emotion beats always" in line or ": the emotion does NOT beat" in line for line in lines)
     analyze = next(lines[i + 1].strip() for i, line in enumerate(lines) if line.startswith("analyze a held-out"))
     serve = next(lines[i + 1].strip() for i, line in enumerate(lines) if line.startswith("serve it over HTTP"))
     assert main([*shlex.split(analyze)[1:], "--map", str(tmp_path / "map.png"), "--json"]) == 0

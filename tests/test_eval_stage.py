@@ -134,7 +134,7 @@ def test_eval_cli_and_clear_errors(ray_local, trained, tmp_path, capsys):
     (out / "eval" / "metrics.json").write_text(json.dumps(metrics))
     assert main(args[:-1]) == 0
     printed = capsys.readouterr().out
-    assert "mer: beats always" in printed or "mer: does NOT beat always" in printed
+    assert "mer: the emotion beats always" in printed or "mer: the emotion does NOT beat always" in printed
     assert "verdict" in json.loads((out / "eval" / "metrics.json").read_text())["tasks"]["mer"]
     assert (out / "eval" / "predictions.jsonl").read_text() == predictions
     assert main(["eval", "quickstart", f"output_dir={tmp_path}"]) == 1

@@ -35,7 +35,7 @@ def test_a_model_that_collapsed_to_one_answer_is_told_so():
     assert not v["beats_majority"] and v["collapsed"] and v["top_answer"] == "happiness"
     assert v["top_share"] == pytest.approx(0.86)
     lines = verdict_lines("mer", block)
-    assert lines[0].startswith("mer: does NOT beat always 'anger' (ACC 0.320")
+    assert lines[0].startswith("mer: the emotion does NOT beat always 'anger' (ACC 0.320")
     assert lines[1] == "warning: mer: the model collapsed to happiness (43 of 50 answers)"
 
 
@@ -47,7 +47,7 @@ def test_a_model_that_learned_beats_the_majority_class_without_a_warning():
     assert block["verdict"]["beats_majority"] and not block["verdict"]["collapsed"]
     assert block["verdict"]["p_value"] == pytest.approx(binomtest(correct, 50, 17 / 50, alternative="greater").pvalue)
     assert verdict_lines("mer", block) == [
-        f"mer: beats always 'fear' (ACC 0.340; one-sided binomial p = {block['verdict']['p_value']:.2g})"]
+        f"mer: the emotion beats always 'fear' (ACC 0.340; one-sided binomial p = {block['verdict']['p_value']:.2g})"]
 
 
 def test_unparsed_answers_count_as_wrong_and_can_be_the_collapse():
