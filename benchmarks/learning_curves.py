@@ -1,0 +1,113 @@
+"""When does the demo's tiny model start to read the image? Held-out accuracy along training, per variant.
+
+A Qwen2.5-VL trained from random weights first learns the answer prior (it says the majority class), then, after
+a plateau whose length depends on the seed and on the CPU's float rounding, abruptly learns to read the image.
+This script trains the tiny model in this process (the training loop of ``mellm train --local``, one thread)
+on the instructions of a finished demo folder and prints the held-out MER accuracy every ``--every`` steps for
+each variant and seed, so the variants are compared on the same data, seeds and machine:
+
+    mellm demo --out runs/demo                       # builds the data, maps and instructions once
+    python benchmarks/learning_curves.py runs/demo --seeds 0 1 --steps 750 --every 250
+
+Variants (``--variants``): ``px112`` (16 image tokens: the tiny model's default image size), ``px224`` (49 image
+tokens: the whole 192 px map), ``px224-mixed`` (MEU and MER rows mixed from the first step) and
+``px224-curriculum`` (MER rows only for the first ``--curriculum`` steps, then MEU and MER: the demo's recipe).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from table import print_table
+
+from mellm_core.config import TrainConfig
+from mellm_core.frames import read_rgb
+from mellm_core.parse import parse_output
+from mellm_core.plugins import get_registry
+from mellm_core.trainloop import World, cosine, micro_batches, seed_everything
+
+VARIANTS = {  # name -> (backbone params, training tasks, curriculum)
+    "px112": ({"max_pixels": 112 * 112}, ["mer"], False),
+    "px224": ({"max_pixels": 224 * 224}, ["mer"], False),
+    "px224-mixed": ({"max_pixels": 224 * 224}, ["meu", "mer"], False),
+    "px224-curriculum": ({"max_pixels": 224 * 224}, ["meu", "mer"], True),
+}
+
+
+def accuracy(backbone, module, rows: list[dict], images: list[np.ndarray], labels: list[str]) -> float:
+    """Held-out MER accuracy with greedy answers, as ``mellm eval`` reads them."""
+    module.eval()
+    texts = []
+    for i in range(0, len(rows), 25):
+        texts += backbone.generate(module, [r["messages"][0]["content"] for r in rows[i:i + 25]], images[i:i + 25], 8)
+    module.train()
+    return float(np.mean([parse_output(t, labels).emotion == r["label"] for t, r in zip(texts, rows, strict=True)]))
+
+
+def curve(folder: Path, variant: str, seed: int, steps: int, every: int, curriculum: int) -> list[float]:
+    """Held-out accuracy after every ``every`` steps of one run."""
+    params, tasks, staged = VARIANTS[variant]
+    rows = [json.loads(x) for x in (folder / "instructions" / "train.jsonl").read_text().splitlines()]
+    test = [json.loads(x) for x in (folder / "instructions" / "test.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if r["task"] in tasks]
+    test = [r for r in test if r["task"] == "mer"]
+    if not rows or not test:
+        raise SystemExit(f"{folder}/instructions holds no {'/'.join(tasks)} training or MER test rows: build them "
+                         "with the demo recipe (train_tasks and test_tasks [meu, mer])")
+    labels = sorted({r["label"] for r in rows})
+    cfg = TrainConfig(lora_rank=16, lora_alpha=32, lora_dropout=0.0, lr=1e-3, warmup_steps=50, max_steps=steps,
+                      batch_size=8, num_workers=1, curriculum_tasks=["mer"] if staged else [],
+                      curriculum_steps=curriculum if staged else 0)
+    seed_everything(seed)
+    backbone = get_registry().create("backbone", "qwen2_5_vl", train_base=True, **params)
+    module = backbone.load("tiny-random", train=cfg, labels=labels)
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine(cfg))
+    images = [read_rgb(r["images"][0]) for r in test]
+    out = []
+    for step in range(steps):
+        for chunk in micro_batches(rows, cfg, seed, step, World()):
+            loss, _ = backbone.loss(module, backbone.collate(chunk))
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if (step + 1) % every == 0:
+            out.append(accuracy(backbone, module, test, images, labels))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path, help="a demo output folder with instructions/ built")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--steps", type=int, default=750)
+    parser.add_argument("--every", type=int, default=250)
+    parser.add_argument("--curriculum", type=int, default=400, help="MER-only steps of px224-curriculum")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    marks = list(range(args.every, args.steps + 1, args.every))
+    rows = []
+    for variant in args.variants:
+        for seed in args.seeds:
+            started = time.perf_counter()
+            accs = curve(args.folder, variant, seed, args.steps, args.every, args.curriculum)
+            rows.append([variant, seed, *(f"{a:.2f}" for a in accs), f"{time.perf_counter() - started:.0f}"])
+            print(f"{variant} seed {seed}: {accs}", flush=True)
+    test = [json.loads(x) for x in (args.folder / "instructions" / "test.jsonl").read_text().splitlines()]
+    gold = [r["label"] for r in test if r["task"] == "mer"]
+    majority = max(gold.count(g) for g in set(gold)) / len(gold)
+    print_table(f"held-out MER accuracy by step (always the majority class: {majority:.2f})",
+                ["variant", "seed", *(f"step {m}" for m in marks), "seconds"], rows)
+
+
+if __name__ == "__main__":
+    main()
