@@ -11,7 +11,7 @@ from mellm_core.cli_common import command, print_json
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from mellm_core.config import load_recipe
-    from mellm_core.evaluation import verdict_lines
+    from mellm_core.evaluation import task_summary, verdict_lines
     from mellm_core.stages.pipeline import run_pipeline
     from mellm_core.storage import Location
 
@@ -23,12 +23,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     maps = result["maps"]
     reused = {"maps": maps.skipped == maps.samples, "instructions": inst["skipped"],
               "train": result["train"]["skipped"], "eval": ev["skipped"]}
-    headline = {task: {**{k: block["overall"].get(k) for k in ("acc", "uf1", "uar", "au_f1")},
-                       "chance_acc": block["chance"]["uniform"]["acc"], "chance_uar": block["chance"]["uniform"]["uar"],
-                       "majority_acc": block["chance"]["majority"].get("acc"),
-                       "au_f1_chance": block["chance"].get("majority_aus", {}).get("au_f1"),
-                       "p_value": block["verdict"]["p_value"], "beats_majority": block["verdict"]["beats_majority"],
-                       "collapsed_to": block["verdict"]["top_answer"] if block["verdict"]["collapsed"] else None}
+    headline = {task: {**{k: block["overall"].get(k) for k in ("acc", "uf1", "uar", "au_f1")}, **task_summary(block)}
                 for task, block in ev["tasks"].items()}
     commands = next_commands(args, result["example"])
     if args.json:

@@ -10,7 +10,7 @@ from mellm_core.cli_common import command, load_recipe_args, print_json, recipe_
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from mellm_core.evaluation import verdict_lines
+    from mellm_core.evaluation import task_summary, verdict_lines
     from mellm_core.stages.eval import run_eval
     from mellm_core.storage import Location
 
@@ -18,11 +18,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = run_eval(recipe, progress=not args.json)
     out = Location(recipe.output_dir) / "eval"
     tasks = {task: {k: block["overall"].get(k) for k in ("acc", "uf1", "uar", "au_f1", "n", "unparsed")}
-             | {"chance_acc": block["chance"]["uniform"]["acc"], "majority_acc": block["chance"]["majority"]["acc"],
-                "au_f1_chance": block["chance"].get("majority_aus", {}).get("au_f1"),
-                "p_value": block["verdict"]["p_value"], "beats_majority": block["verdict"]["beats_majority"],
-                "collapsed_to": block["verdict"]["top_answer"] if block["verdict"]["collapsed"] else None}
-             for task, block in result["tasks"].items()}
+             | task_summary(block) for task, block in result["tasks"].items()}
     if args.json:
         print_json({"protocol": result["protocol"], "tasks": tasks, "adapter": result["adapter"],
                     "report": str(out / "report.html"), "skipped": result["skipped"]})

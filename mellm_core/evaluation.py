@@ -139,6 +139,15 @@ def verdict_lines(task: str, block: dict[str, Any]) -> list[str]:
     return lines
 
 
+def task_summary(block: dict[str, Any]) -> dict[str, Any]:
+    """The chance levels and verdict of one task's metrics block, flat, as the commands print them in JSON."""
+    v = block["verdict"]
+    return {"chance_acc": block["chance"]["uniform"]["acc"], "chance_uar": block["chance"]["uniform"]["uar"],
+            "majority_acc": block["chance"]["majority"].get("acc"),
+            "au_f1_chance": block["chance"].get("majority_aus", {}).get("au_f1"), "p_value": v["p_value"],
+            "beats_majority": v["beats_majority"], "collapsed_to": v["top_answer"] if v["collapsed"] else None}
+
+
 def metrics_of(rows: list[dict], protocol: str, baseline_aus: list[int] | None = None) -> dict[str, Any]:
     """Per task: overall metrics, per-dataset metrics, chance levels and the verdict (``score_rows`` with every
     metric plugin); ``baseline_aus`` is the AU set of the AU baseline (default: the test set's most frequent)."""
