@@ -101,7 +101,8 @@ class Hooks:
         - ``collate(rows) -> batch``: a dict of tensors from instruction rows (``Instruction.to_dict()``: the user
           prompt with ``<image>``, the assistant target, the image path); raises ``InputError`` naming the sample.
         - ``loss(module, batch) -> (loss, tokens)``: the mean over samples of each sample's mean target loss (so
-          that data-parallel workers average to the same gradient as one worker), and the tokens in the batch.
+          that data-parallel workers average to the same gradient as one worker), and the tokens in the batch (an
+          int, or a tensor on the module's device so that the training loop never waits on the device for it).
         - ``save(module, out_dir)``: the trained weights (an adapter, or all weights for a small model) in a
           folder ``load(adapter=...)`` reads, with an ``adapter_config.json`` (PEFT's, or the plugin's own
           description of the folder): the stages recognise a trained folder by that file.

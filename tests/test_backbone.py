@@ -188,3 +188,120 @@ def test_patch_embedding_as_matmul_is_the_convolution(backbone, rows):
         expected = model(**inputs).logits
         patch_embed_as_matmul(model)
         assert torch.allclose(model(**inputs).logits, expected, atol=1e-5)
+
+
+@pytest.fixture
+def qwen_processor(backbone, monkeypatch):
+    """Qwen's own processor around the plugin's tokenizer and image processor. Its constructor insists on a video
+    processor, which needs torchvision; images never reach that part, so the class check is waived."""
+    from transformers import Qwen2_5_VLProcessor
+
+    monkeypatch.setattr(Qwen2_5_VLProcessor, "check_argument_for_proper_class", lambda self, name, arg: None)
+    backbone.load("tiny-random")
+    return Qwen2_5_VLProcessor(image_processor=backbone.image_processor, tokenizer=backbone.tokenizer,
+                               video_processor=None)
+
+
+def _qwen_text(backbone, user: str) -> str:
+    return backbone._prompt(user).replace("<image>", "<|vision_start|><|image_pad|><|vision_end|>")
+
+
+def test_model_inputs_are_what_qwens_processor_emits_key_by_key(backbone, rows, qwen_processor):
+    """Everything Qwen's processor hands the model reaches it — mm_token_type_ids above all, without which the
+    model gives image tokens 1-D text positions — for generation (left-padded) and training (right-padded)."""
+    from PIL import Image
+
+    images = [read_rgb(r["images"][0]) for r in rows[:3]]
+    prompts = [r["messages"][0]["content"] for r in rows[:3]]
+    prompts[1] += " Answer briefly."
+    pil = [Image.fromarray(i) for i in images]
+    ours = backbone.prompt_inputs(prompts, images)
+    theirs = qwen_processor(text=[_qwen_text(backbone, p) for p in prompts], images=pil, return_tensors="pt",
+                            padding=True, padding_side="left")
+    assert set(ours) == set(theirs) and "mm_token_type_ids" in ours
+    for key in theirs:
+        assert torch.equal(ours[key], theirs[key]), key
+    batch = backbone.collate(rows[:3])
+    texts = [_qwen_text(backbone, r["messages"][0]["content"]) + r["messages"][1]["content"] + "<|im_end|>"
+             for r in rows[:3]]
+    theirs = qwen_processor(text=texts, images=pil, return_tensors="pt", padding=True, padding_side="right")
+    assert set(batch) - {"labels"} == set(theirs)
+    for key in theirs:
+        assert torch.equal(batch[key], theirs[key]), key
+
+
+def test_the_model_places_image_tokens_with_3d_mrope_in_training_and_generation(backbone, rows):
+    module = backbone.load("tiny-random")
+    images = [read_rgb(r["images"][0]) for r in rows[:2]]
+    prompts = [rows[0]["messages"][0]["content"], rows[1]["messages"][0]["content"] + " Answer briefly."]
+    seen = []
+    module.model.language_model.register_forward_pre_hook(
+        lambda mod, args, kwargs: seen.append(kwargs["position_ids"]), with_kwargs=True)
+    batch = {k: v for k, v in backbone.collate(rows[:2]).items() if k != "labels"}
+    inputs = backbone.prompt_inputs(prompts, images)
+    with torch.no_grad():
+        module(**batch)
+    backbone.generate(module, prompts, images, max_new_tokens=2)
+    for used, given in ((seen[0], batch), (seen[1], inputs)):
+        expected, deltas = module.model.get_rope_index(given["input_ids"], given["mm_token_type_ids"],
+                                                       given["image_grid_thw"], attention_mask=given["attention_mask"])
+        assert torch.equal(used[-3:], expected)  # (temporal, height, width) rows; newer releases prepend text ids
+        grid = given["image_grid_thw"][0]
+        image_rows = expected[1, 0][given["mm_token_type_ids"][0] == 1]  # heights of the first image's tokens
+        assert int(image_rows.max() - image_rows.min()) == int(grid[1]) // 2 - 1  # rows of merged patches
+    assert bool((module.model.rope_deltas < 0).all())  # later text positions account for the 2-D image
+
+
+def test_greedy_answers_ignore_the_checkpoints_sampling_and_penalty_settings(backbone, rows, tmp_path):
+    """Instruct releases ship generation settings (repetition_penalty, top_k, sampling); answers stay a plain
+    argmax decode whatever the checkpoint's generation_config.json says."""
+    import shutil
+
+    from transformers import GenerationConfig
+
+    shipped = tmp_path / "shipped"
+    shutil.copytree(backbone.resolve("tiny-random"), shipped)
+    ids = json.loads((shipped / "generation_config.json").read_text())
+    penalties = dict(repetition_penalty=1.5, no_repeat_ngram_size=2)
+    GenerationConfig(eos_token_id=ids["eos_token_id"], pad_token_id=ids["pad_token_id"], do_sample=True,
+                     temperature=0.7, top_k=20, top_p=0.8, **penalties).save_pretrained(shipped)
+    module = backbone.load(str(shipped))
+    prompt, image = rows[0]["messages"][0]["content"], read_rgb(rows[0]["images"][0])
+    answers = {backbone.generate(module, [prompt], [image], max_new_tokens=12)[0] for _ in range(3)}
+    inputs = backbone.prompt_inputs([prompt], [image])
+    tokens, stop = inputs["input_ids"], {backbone.ids["<|im_end|>"], backbone.ids["<|endoftext|>"]}
+    with torch.no_grad():
+        for _ in range(12):  # argmax decode without a cache: the whole sequence each time
+            step = {**inputs, "input_ids": tokens, "attention_mask": torch.ones_like(tokens),
+                    "mm_token_type_ids": (tokens == backbone.ids["<|image_pad|>"]).long()}
+            nxt = int(module(**step).logits[0, -1].argmax())
+            if nxt in stop:
+                break
+            tokens = torch.cat([tokens, torch.tensor([[nxt]])], dim=1)
+        penalised = module.generate(**inputs, max_new_tokens=12, do_sample=False, **penalties)
+    width = inputs["input_ids"].shape[1]
+    plain = backbone.tokenizer.decode(tokens[0, width:], skip_special_tokens=True).strip()
+    assert answers == {plain}
+    assert backbone.tokenizer.decode(penalised[0, width:], skip_special_tokens=True).strip() != plain  # teeth
+
+
+def test_loss_projects_only_the_answer_columns_and_equals_the_full_computation(backbone, rows):
+    """The vocabulary projection runs only where the next token is a target, with the same loss as projecting
+    every position (at 7B, all positions' fp32 logits would be the largest tensor of a step)."""
+    import torch.nn.functional as F
+
+    module = backbone.load("tiny-random")
+    batch = backbone.collate(rows[:3])
+    widths = []
+    module.lm_head.register_forward_hook(lambda mod, args, out: widths.append(out.shape[1]))
+    with torch.no_grad():
+        loss, tokens = backbone.loss(module, batch)
+        logits = module(**{k: v for k, v in batch.items() if k != "labels"}).logits[:, :-1]
+    target = batch["labels"][:, 1:]
+    per_token = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="none")
+    counted = (target != -100).float()
+    expected = ((per_token * counted).sum(1) / counted.sum(1)).mean()
+    assert torch.allclose(loss, expected, atol=1e-5)
+    assert int(tokens) == int(batch["attention_mask"].sum())
+    answer_span = int((target != -100).any(0).sum())
+    assert widths[0] == answer_span < batch["input_ids"].shape[1] // 2

@@ -145,6 +145,7 @@ class Qwen25VL:
         except (OSError, ValueError) as exc:
             raise InputError(f"backbone.model '{model}' could not be loaded from {base_path}: {exc}") from None
         base.config._name_or_path = self.model_path  # adapters name the model the user asked for
+        base.generation_config = self._greedy(base.generation_config)
         base.to(device)
         if device == "cpu":
             patch_embed_as_matmul(base)
@@ -171,6 +172,15 @@ class Qwen25VL:
             module.enable_input_require_grads()
         module.config.use_cache = False
         return module.train()
+
+    def _greedy(self, shipped: Any) -> Any:
+        """Plain greedy decoding: generate() fills every setting left unset from the model's generation config,
+        and instruct releases ship sampling and penalty settings (repetition_penalty, top_k, ...) that would
+        still bend a greedy answer; only the special token ids are kept."""
+        keep = {k: getattr(shipped, k, None) for k in ("bos_token_id", "decoder_start_token_id")}
+        return transformers.GenerationConfig(
+            **{k: v for k, v in keep.items() if v is not None}, do_sample=False, num_beams=1,
+            eos_token_id=[self.ids["<|im_end|>"], self.ids["<|endoftext|>"]], pad_token_id=self.pad_id)
 
     # ------------------------------------------------------------------ text and images
 
@@ -225,19 +235,30 @@ class Qwen25VL:
             ids[i, : len(seq)] = torch.tensor(seq)
             mask[i, : len(seq)] = 1
             lab[i, : len(lbl)] = torch.tensor(lbl)
-        return {"input_ids": ids, "attention_mask": mask, "labels": lab, "pixel_values": vision["pixel_values"],
-                "image_grid_thw": vision["image_grid_thw"]}
+        return {**self._model_inputs(ids, mask, vision), "labels": lab}
 
-    def loss(self, module: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-        """Mean over samples of each sample's mean token loss, and the tokens in the batch."""
+    def _model_inputs(self, ids: torch.Tensor, mask: torch.Tensor, vision: dict[str, torch.Tensor]
+                      ) -> dict[str, torch.Tensor]:
+        """What Qwen's processor would hand the model for these tokens and images: ``mm_token_type_ids`` (1 on
+        image tokens) is what makes the model give the image 3-D M-RoPE positions instead of 1-D text ones."""
+        image = (ids == self.ids["<|image_pad|>"]).long()
+        return {"input_ids": ids, "attention_mask": mask, "mm_token_type_ids": image,
+                "pixel_values": vision["pixel_values"], "image_grid_thw": vision["image_grid_thw"]}
+
+    def loss(self, module: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean over samples of each sample's mean token loss, and the tokens in the batch (a device tensor).
+
+        Logits are computed only at the columns that predict an answer token (the model's ``logits_to_keep``):
+        at 7B a full fp32 copy of batch x length x 152k logits would take more memory than the rest of the step.
+        """
         labels = batch["labels"]
-        out = module(**{k: v for k, v in batch.items() if k != "labels"}, use_cache=False)
-        logits = out.logits[:, :-1].float()
-        target = labels[:, 1:]
-        per_token = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=IGNORE, reduction="none")
+        predicts = (labels[:, 1:] != IGNORE).any(0).nonzero().flatten()  # columns whose next token is a target
+        out = module(**{k: v for k, v in batch.items() if k != "labels"}, use_cache=False, logits_to_keep=predicts)
+        target = labels[:, predicts + 1]
+        per_token = F.cross_entropy(out.logits.float().transpose(1, 2), target, ignore_index=IGNORE, reduction="none")
         counted = (target != IGNORE).float()
         per_sample = (per_token * counted).sum(1) / counted.sum(1).clamp(min=1)
-        return per_sample.mean(), int(batch["attention_mask"].sum())
+        return per_sample.mean(), batch["attention_mask"].sum()
 
     def save(self, module: torch.nn.Module, out_dir: str | Path) -> None:
         """The PEFT adapter; with ``train_base`` also the trained base model under ``base/``."""
@@ -257,14 +278,10 @@ class Qwen25VL:
 
     # ------------------------------------------------------------------ inference
 
-    @torch.no_grad()
-    def generate(self, module: torch.nn.Module, prompts: list[str], images: list[np.ndarray],
-                 max_new_tokens: int | None = None) -> list[str]:
-        """Greedy answers for a batch of (prompt, image) pairs (left-padded)."""
+    def prompt_inputs(self, prompts: list[str], images: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        """Left-padded model inputs for a batch of (prompt, image) pairs, as Qwen's processor builds them."""
         if len(prompts) != len(images):
             raise InputError(f"generate: {len(prompts)} prompts but {len(images)} images")
-        if not prompts:
-            return []
         vision = self._images(images)
         encoded = [self._encode_prompt(p, g, f"#{i}") for i, (p, g) in
                    enumerate(zip(prompts, vision["image_grid_thw"], strict=True))]
@@ -274,14 +291,20 @@ class Qwen25VL:
         for i, seq in enumerate(encoded):
             ids[i, width - len(seq):] = torch.tensor(seq)
             mask[i, width - len(seq):] = 1
+        return self._model_inputs(ids, mask, vision)
+
+    @torch.no_grad()
+    def generate(self, module: torch.nn.Module, prompts: list[str], images: list[np.ndarray],
+                 max_new_tokens: int | None = None) -> list[str]:
+        """Greedy answers for a batch of (prompt, image) pairs (left-padded)."""
+        if not prompts:
+            return []
+        inputs = self.prompt_inputs(prompts, images)
         device = next(module.parameters()).device
         dtype = next(module.parameters()).dtype
-        out = module.generate(
-            input_ids=ids.to(device), attention_mask=mask.to(device),
-            pixel_values=vision["pixel_values"].to(device, dtype), image_grid_thw=vision["image_grid_thw"].to(device),
-            max_new_tokens=max_new_tokens or self.params.max_new_tokens, do_sample=False,
-            eos_token_id=[self.ids["<|im_end|>"], self.ids["<|endoftext|>"]], pad_token_id=self.pad_id,
-        )
+        inputs = {k: v.to(device, dtype) if k == "pixel_values" else v.to(device) for k, v in inputs.items()}
+        out = module.generate(**inputs, max_new_tokens=max_new_tokens or self.params.max_new_tokens)
+        width = inputs["input_ids"].shape[1]
         return [t.strip() for t in self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)]
 
     def merge(self, module: torch.nn.Module, out_dir: str | Path) -> None:
