@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +33,7 @@ from mellm_core.storage import model_folder
 STATE = "trainer_state.pt"
 METRICS = "metrics.jsonl"
 ADAPTER = "adapter"
+PREFETCH = 2  # steps whose batches are collated ahead, in a thread, while the current step computes
 PROGRESS = "progress.json"  # {"step", "start_step"}: where the run that wrote a checkpoint began
 
 
@@ -94,11 +96,16 @@ def micro_batches(rows: list[dict], cfg: TrainConfig, seed: int, step: int, worl
 
 
 def cosine(cfg: TrainConfig) -> Callable[[int], float]:
-    """Learning-rate factor: linear warm-up, then cosine decay to zero at ``max_steps``."""
+    """Learning-rate factor: linear warm-up, then cosine decay to zero at ``max_steps``. A curriculum gives each
+    phase its own warm-up and decay: the label task settles at a falling rate (which is when a small model starts
+    to read the image) before the longer analyses join at full rate."""
     def factor(step: int) -> float:
+        start, end = (0, cfg.curriculum_steps) if step < cfg.curriculum_steps else (cfg.curriculum_steps,
+                                                                                      cfg.max_steps)
+        step -= start
         if step < cfg.warmup_steps:
             return (step + 1) / (cfg.warmup_steps + 1)
-        progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+        progress = (step - cfg.warmup_steps) / max(1, end - start - cfg.warmup_steps)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return factor
 
@@ -131,53 +138,79 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine(cfg))
-    step, history = 0, []
-    if start:
-        state = torch.load(start / STATE, map_location=world.device, weights_only=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = state["step"]
-        torch.set_rng_state(state["rng"])  # dropout continues exactly where the run stopped
-        if "cuda_rng" in state and world.device.startswith("cuda"):
-            torch.cuda.set_rng_state(state["cuda_rng"], world.device)
-        history = [json.loads(line) for line in (start / METRICS).read_text().splitlines() if line.strip()]
+    step, history = restore_state(start, optimizer, scheduler, world.device) if start else (0, [])
     start_step = step
     model = torch.nn.parallel.DistributedDataParallel(module) if world.size > 1 else module
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if world.device.startswith("cuda")
                 else contextlib.nullcontext())
-    window = {"loss": 0.0, "tokens": 0.0, "steps": 0, "seconds": 0.0}
-    while step < cfg.max_steps:
-        tick = time.perf_counter()
-        lr = scheduler.get_last_lr()[0]
-        for a, chunk in enumerate(micro_batches(rows, cfg, settings["seed"], step, world)):
-            batch = {k: v.to(world.device) if torch.is_tensor(v) else v for k, v in backbone.collate(chunk).items()}
-            last = a == cfg.grad_accum - 1
-            sync = contextlib.nullcontext() if last or world.size == 1 else model.no_sync()
-            with sync, autocast:
-                loss, tokens = backbone.loss(model, batch)
-                (loss / cfg.grad_accum).backward()
-            window["loss"] += loss.detach().item() / cfg.grad_accum
-            window["tokens"] += tokens
-        if cfg.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        window["steps"] += 1
-        window["seconds"] += time.perf_counter() - tick
-        checkpoint_now = step % cfg.checkpoint_every == 0 or step == cfg.max_steps
-        if step % cfg.log_every == 0 or checkpoint_now:
-            loss_sum, tokens, seconds = _reduce([window["loss"], window["tokens"], window["seconds"]], world)
-            n, secs = window["steps"], seconds / world.size
-            line = {"step": step, "loss": round(loss_sum / world.size / n, 6), "lr": lr,
-                    "samples_per_s": round(n * cfg.batch_size / secs, 3), "tokens_per_s": round(tokens / secs, 1)}
-            history.append(line)
-            window = {"loss": 0.0, "tokens": 0.0, "steps": 0, "seconds": 0.0}
-            if world.rank == 0:
-                session.progress(line)
-        if checkpoint_now:
-            _checkpoint(backbone, module, optimizer, scheduler, step, start_step, history, world, session)
+    window = _window()
+    with ThreadPoolExecutor(1, thread_name_prefix="mellm-collate") as pool:
+        ahead: dict[int, Future] = {}
+        while step < cfg.max_steps:
+            for later in range(step, min(step + PREFETCH + 1, cfg.max_steps)):
+                if later not in ahead:  # the next steps' batches are made while this one computes
+                    ahead[later] = pool.submit(_collated, backbone, rows, cfg, settings["seed"], later, world)
+            lr = scheduler.get_last_lr()[0]
+            for a, batch in enumerate(ahead.pop(step).result()):
+                batch = {k: v.to(world.device, non_blocking=True) if torch.is_tensor(v) else v
+                         for k, v in batch.items()}
+                last = a == cfg.grad_accum - 1
+                sync = contextlib.nullcontext() if last or world.size == 1 else model.no_sync()
+                with sync, autocast:
+                    loss, tokens = backbone.loss(model, batch)
+                    (loss / cfg.grad_accum).backward()
+                window["loss"] += loss.detach() / cfg.grad_accum  # tensors: read back only when a line is logged
+                window["tokens"] += tokens
+            if cfg.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            window["steps"] += 1
+            checkpoint_now = step % cfg.checkpoint_every == 0 or step == cfg.max_steps
+            if step % cfg.log_every == 0 or checkpoint_now:
+                loss_sum, tokens = _reduce([float(window["loss"]), float(window["tokens"])], world)
+                n, secs = window["steps"], time.perf_counter() - window["since"]  # float() waited for the device
+                line = {"step": step, "loss": round(loss_sum / world.size / n, 6), "lr": lr,
+                        "samples_per_s": round(n * cfg.batch_size / secs, 3), "tokens_per_s": round(tokens / secs, 1)}
+                history.append(line)
+                if world.rank == 0:
+                    session.progress(line)
+            if checkpoint_now:
+                _checkpoint(backbone, module, optimizer, scheduler, step, start_step, history, world, session)
+            if step % cfg.log_every == 0 or checkpoint_now:
+                window = _window()  # after the checkpoint, so that its writing is not counted as training
+
+
+def _window() -> dict[str, Any]:
+    """Sums over the steps since the last metrics line, and when they began."""
+    return {"loss": 0.0, "tokens": 0.0, "steps": 0, "since": time.perf_counter()}
+
+
+def _collated(backbone: Any, rows: list[dict], cfg: TrainConfig, seed: int, step: int, world: World
+              ) -> list[dict[str, Any]]:
+    """This worker's collated micro-batches of one step (in pinned memory for a GPU, so copies overlap)."""
+    batches = [backbone.collate(chunk) for chunk in micro_batches(rows, cfg, seed, step, world)]
+    if world.device.startswith("cuda"):
+        batches = [{k: v.pin_memory() if torch.is_tensor(v) else v for k, v in b.items()} for b in batches]
+    return batches
+
+
+def restore_state(folder: Path, optimizer: Any, scheduler: Any, device: str) -> tuple[int, list[dict]]:
+    """Optimizer, schedule and RNG state of a checkpoint; its step and metrics history.
+
+    The state loads to the CPU whatever the device: the optimizer moves its tensors to its parameters' device
+    itself, and the CPU generator's state must stay a CPU ByteTensor (loaded onto a GPU, set_rng_state rejects it).
+    """
+    state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])  # dropout continues exactly where the run stopped
+    if "cuda_rng" in state and device.startswith("cuda"):
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    history = [json.loads(line) for line in (folder / METRICS).read_text().splitlines() if line.strip()]
+    return int(state["step"]), history
 
 
 def _checkpoint(backbone: Any, module: torch.nn.Module, optimizer: Any, scheduler: Any, step: int,

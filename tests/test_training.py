@@ -63,6 +63,11 @@ def test_cosine_schedule_warms_up_and_decays_to_zero():
     f = cosine(TrainConfig(warmup_steps=4, max_steps=14))
     assert [round(f(s), 3) for s in range(4)] == [0.2, 0.4, 0.6, 0.8]
     assert f(4) == 1.0 and f(9) == pytest.approx(0.5) and f(14) == pytest.approx(0.0)
+    # a curriculum: each phase warms up and decays on its own
+    staged = cosine(TrainConfig(warmup_steps=4, max_steps=34, curriculum_tasks=["mer"], curriculum_steps=14))
+    assert [staged(s) for s in range(14)] == [f(s) for s in range(14)]
+    assert [round(staged(s), 3) for s in range(14, 18)] == [0.2, 0.4, 0.6, 0.8]
+    assert staged(18) == 1.0 and staged(26) == pytest.approx(0.5) and staged(34) == pytest.approx(0.0)
 
 
 def test_batch_size_must_split_evenly():
@@ -117,3 +122,26 @@ def test_cli_local_train_reports_and_skips_when_unchanged(tmp_path, capsys):
     assert "train unchanged" in capsys.readouterr().out
     assert main(["train", "quickstart", f"output_dir={tmp_path / 'none'}", "--local"]) == 1
     assert "instructions/train.jsonl does not exist" in capsys.readouterr().err
+
+
+def test_a_gpu_worker_restores_a_checkpoint_through_the_cpu(tmp_path):
+    """Resuming (train.resume, or Ray Train's restart after a worker failure) on a GPU worker: the state loads to
+    the CPU, so the CPU generator's state stays a CPU ByteTensor and the optimizer moves its own tensors. Loading
+    it to the worker's device instead fails here (no CUDA) as set_rng_state fails on a GPU."""
+    from mellm_core import create
+    from mellm_core.trainloop import STATE, restore_state
+
+    write_instructions(tmp_path, n=8)
+    run_local(recipe(tmp_path, "train.max_steps=2", "train.checkpoint_every=2"), progress=False)
+    folder = tmp_path / "train" / "checkpoints" / "run" / "checkpoint_0000002"
+    cfg = TrainConfig(lora_rank=4, lora_alpha=8, lora_dropout=0.1, lr=2e-3, max_steps=2)
+    module = create("backbone", "qwen2_5_vl").load("tiny-random", train=cfg)
+    optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine(cfg))
+    torch.manual_seed(123)
+    step, history = restore_state(folder, optimizer, scheduler, "cuda:0")
+    saved = torch.load(folder / STATE, map_location="cpu", weights_only=True)
+    assert step == 2 and [h["step"] for h in history] == [1, 2] and scheduler.last_epoch == 2
+    assert torch.equal(torch.get_rng_state(), saved["rng"])
+    assert all(t.device.type == "cpu" for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t))
+    assert len(optimizer.state) == len(saved["optimizer"]["state"]) > 0
