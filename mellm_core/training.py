@@ -18,7 +18,7 @@ from mellm_core.adapters import CONFIG, anchor_adapter
 from mellm_core.config import Recipe, settings_hash
 from mellm_core.errors import InputError
 from mellm_core.storage import Location, is_uri, replace_folder
-from mellm_core.trainloop import ADAPTER, METRICS, PROGRESS, LocalSession, World, train_worker
+from mellm_core.trainloop import ADAPTER, METRICS, PROGRESS, LocalSession, World, barrier, train_worker
 
 RUN = "run"  # the run's folder name under the checkpoint storage
 SUMMARY = "summary.json"
@@ -137,9 +137,11 @@ def run_local(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
                          "set train.storage_path to one")
     world = _world(recipe.train.use_gpu)
     storage = Path(p.storage) / RUN
-    if not recipe.train.resume and world.rank == 0:
-        shutil.rmtree(storage, ignore_errors=True)
-    storage.mkdir(parents=True, exist_ok=True)
+    if world.rank == 0:
+        if not recipe.train.resume:
+            shutil.rmtree(storage, ignore_errors=True)
+        storage.mkdir(parents=True, exist_ok=True)
+    barrier()  # no rank looks for a checkpoint to restore before rank 0 has cleared the old ones
     bar = tqdm(total=recipe.train.max_steps, desc="train", unit="step", disable=not progress or world.rank != 0)
 
     def show(line: dict) -> None:

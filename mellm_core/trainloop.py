@@ -234,6 +234,12 @@ def _checkpoint(backbone: Any, module: torch.nn.Module, optimizer: Any, schedule
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def barrier() -> None:
+    """Wait for every rank of a torchrun launch (nothing in a single process)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 def checkpoint_name(step: int) -> str:
     return f"checkpoint_{step:07d}"
 
@@ -252,9 +258,12 @@ class LocalSession:
         return self.latest()
 
     def report(self, metrics: dict[str, Any], checkpoint: Path | None) -> None:
-        if checkpoint is None:
-            return
-        target = self.storage / checkpoint_name(metrics["step"])
+        if checkpoint is not None:
+            self._write(metrics["step"], checkpoint)
+        barrier()  # under torchrun no rank goes on while rank 0 replaces and prunes checkpoints
+
+    def _write(self, step: int, checkpoint: Path) -> None:
+        target = self.storage / checkpoint_name(step)
         staging = self.storage / f".{target.name}.tmp"
         shutil.rmtree(staging, ignore_errors=True)
         shutil.copytree(checkpoint, staging)

@@ -145,3 +145,35 @@ def test_a_gpu_worker_restores_a_checkpoint_through_the_cpu(tmp_path):
     assert torch.equal(torch.get_rng_state(), saved["rng"])
     assert all(t.device.type == "cpu" for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t))
     assert len(optimizer.state) == len(saved["optimizer"]["state"]) > 0
+
+
+def test_torchrun_ranks_train_as_one_process_and_never_restore_a_stale_checkpoint(tmp_path):
+    """Two ranks under torchrun (gloo) train the very weights of one process on the same global batch. A
+    checkpoint left by an earlier run is cleared by rank 0 before any rank looks for one to restore: without that
+    barrier the other rank could restore it and the ranks' collectives would hang."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import _free_port
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    settings = ["train.max_steps=4", "train.checkpoint_every=2", "train.lora_dropout=0.0", "train.num_workers=2"]
+    for folder in (one, two):
+        write_instructions(folder, n=12)
+    run_local(recipe(one, *settings), progress=False)
+    stale = two / "train" / "checkpoints" / "run" / "checkpoint_0000004"
+    shutil.copytree(one / "train" / "checkpoints" / "run" / "checkpoint_0000004", stale)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={_free_port()}",
+               "-m", "mellm_core", "--", "train", "quickstart", "--local", f"output_dir={two}", *FAST, *settings]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((two / "train" / "summary.json").read_text())
+    assert summary["start_step"] == 0 and summary["end_step"] == 4 and summary["workers"] == 2
+    steps = [json.loads(x)["step"] for x in (two / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    wa = load_file(one / "train" / "adapter" / "adapter_model.safetensors")
+    wb = load_file(two / "train" / "adapter" / "adapter_model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
