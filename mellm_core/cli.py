@@ -46,10 +46,12 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
-    from mellm_core.config import load_recipe, to_yaml, unchecked_kinds
+    from mellm_core.config import device_warnings, load_recipe, to_yaml, unchecked_kinds
 
     recipe = load_recipe(args.recipe, args.overrides)
     print(to_yaml(recipe), end="")
+    for warning in device_warnings(recipe).values():
+        print(f"warning: {warning}", file=sys.stderr)
     for key in unchecked_kinds(recipe):
         print(f"note: {key} is not checked: no plugin of its kind is installed yet", file=sys.stderr)
     return 0

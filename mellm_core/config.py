@@ -295,6 +295,20 @@ def check_recipe(recipe: Recipe, registry: Registry) -> list[str]:
     return problems
 
 
+def device_warnings(recipe: Recipe) -> dict[str, str]:
+    """By section (eval, serve): a model trained on GPUs but evaluated or served on CPU runs in fp32 at CPU speed
+    (a 7B model: ~33 GB of RAM per replica), almost always a recipe that forgot to say GPUs where inference runs."""
+    if not recipe.train.use_gpu:
+        return {}
+    found = {}
+    for section, key, gpus, what in (("eval", "gpus_per_actor", recipe.eval.gpus_per_actor, "evaluation"),
+                                     ("serve", "model_gpus", recipe.serve.model_gpus, "the served model")):
+        if gpus <= 0:
+            found[section] = (f"train.use_gpu is true but {section}.{key} is 0: {what} runs on CPU, in fp32 at CPU "
+                              f"speed; set {section}.{key}: 1")
+    return found
+
+
 def _check_train(cfg: TrainConfig) -> list[str]:
     problems = []
     for key in ("lora_rank", "max_steps", "batch_size", "grad_accum", "num_workers", "checkpoint_every",

@@ -305,3 +305,23 @@ def test_loss_projects_only_the_answer_columns_and_equals_the_full_computation(b
     assert int(tokens) == int(batch["attention_mask"].sum())
     answer_span = int((target != -100).any(0).sum())
     assert widths[0] == answer_span < batch["input_ids"].shape[1] // 2
+
+
+def test_mfu_counts_the_parameters_that_multiply_each_token():
+    """benchmarks/train_mfu.py: the input embedding table is a lookup, not FLOPs — unless the head shares it."""
+    import importlib.util
+
+    from transformers import AutoConfig, Qwen2_5_VLForConditionalGeneration
+
+    script = Path(__file__).parents[1] / "benchmarks" / "train_mfu.py"
+    spec = importlib.util.spec_from_file_location("train_mfu", script)
+    mfu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mfu)
+    config = AutoConfig.from_pretrained(create("backbone", "qwen2_5_vl").resolve("tiny-random"))
+    for tied in (True, False):
+        config.tie_word_embeddings = config.text_config.tie_word_embeddings = tied
+        with torch.device("meta"):
+            model = Qwen2_5_VLForConditionalGeneration._from_config(config)
+        total = sum(p.numel() for p in model.parameters())
+        table = model.get_input_embeddings().weight.numel()
+        assert mfu.matmul_params(model) == (total if tied else total - table)

@@ -45,6 +45,24 @@ def test_paper_recipe_has_the_papers_settings():
     assert recipe.backbone.name == "qwen2_5_vl" and "Qwen2.5-VL-7B" in recipe.backbone.model
 
 
+def test_paper_recipe_fits_its_gpus_and_says_gpus_wherever_the_model_runs(capsys):
+    """Micro-batch 1 with accumulation, gradient checkpointing and an image cap that matches the maps' size; GPUs
+    for evaluation and serving too. A GPU-trained recipe that evaluates or serves on CPU gets a loud warning."""
+    from mellm_core.cli import main
+    from mellm_core.config import device_warnings
+
+    recipe = load_recipe("mellm_qwen2_5_vl_7b")
+    train, params = recipe.train, recipe.backbone.params
+    assert train.batch_size // train.num_workers // train.grad_accum == 1 and params["gradient_checkpointing"]
+    assert params["max_pixels"] == recipe.maps.max_side ** 2
+    assert recipe.eval.gpus_per_actor >= 1 and recipe.serve.model_gpus >= 1 and device_warnings(recipe) == {}
+    cpu = load_recipe("mellm_qwen2_5_vl_7b", ["eval.gpus_per_actor=0", "serve.model_gpus=0"])
+    assert set(device_warnings(cpu)) == {"eval", "serve"}
+    assert device_warnings(load_recipe("quickstart")) == {}  # CPU training: CPU inference is expected
+    assert main(["config", "show", "mellm_qwen2_5_vl_7b", "serve.model_gpus=0"]) == 0
+    assert "warning: train.use_gpu is true but serve.model_gpus is 0" in capsys.readouterr().err
+
+
 def test_overrides_are_applied_and_typed():
     recipe = load_recipe("quickstart", ["train.lr=5e-5", "maps.flow=dis", "maps.flow_params={preset: fast}",
                                         "serve.port=9000"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ import ray
 from tqdm import tqdm
 
 from mellm_core.adapters import require_adapter
-from mellm_core.config import Recipe
+from mellm_core.config import Recipe, device_warnings
 from mellm_core.errors import InputError, MellmError
 from mellm_core.evaluation import (
     METRICS,
@@ -156,6 +157,8 @@ def _answer(recipe: Recipe, adapter: str | None, todo: list[dict], journal: Jour
             ) -> None:
     """Stream answers from the actor pool into the journal and ``done``."""
     cfg = recipe.eval
+    if warning := device_warnings(recipe).get("eval"):
+        print(f"warning: {warning}", file=sys.stderr)
     init_ray(recipe.ray.address)
     device = "cuda" if cfg.gpus_per_actor > 0 else "cpu"
     ds = ray.data.from_items([{"row": json.dumps(r, ensure_ascii=False)} for r in todo])

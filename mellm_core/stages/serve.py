@@ -14,6 +14,7 @@ import math
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from starlette.requests import ClientDisconnect
 
 from mellm_core.adapters import require_adapter
 from mellm_core.chat import check_json_type, completion, model_list, parse_chat
-from mellm_core.config import MapsConfig, Recipe, load_recipe
+from mellm_core.config import MapsConfig, Recipe, device_warnings, load_recipe
 from mellm_core.errors import InputError, MellmError
 from mellm_core.frames import decode_gray
 from mellm_core.mapper import Mapper
@@ -327,6 +328,8 @@ def run_serve(recipe: Recipe, on_ready: Callable[[str], None]) -> None:
     on a cluster it attached to, only this application is deleted.
     """
     cfg = recipe.serve
+    if warning := device_warnings(recipe).get("serve"):
+        print(f"warning: {warning}", file=sys.stderr)
     app = build_app(recipe, os.environ.get(API_KEY_ENV))
     local = not ray.is_initialized() and not (recipe.ray.address or os.environ.get("RAY_ADDRESS"))
     if local:
