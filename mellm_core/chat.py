@@ -37,6 +37,23 @@ def check_json_type(content_type: str | None) -> None:
         raise RequestError(415, f"Content-Type '{content_type or '(none)'}' is not accepted: send {JSON_TYPE}")
 
 
+def read_json(body: bytes) -> Any:
+    """The body's JSON; anything Python's parser chokes on is 400: bad syntax or encoding, nesting past the
+    recursion limit, integers past Python's digit limit, and text with lone UTF-16 surrogates (valid JSON, but
+    not Unicode that can be tokenized or answered)."""
+    try:
+        data = json.loads(body)
+        json.dumps(data, ensure_ascii=False).encode("utf-8")  # raises on a lone surrogate anywhere
+    except RecursionError:
+        raise RequestError(400, "the body is not valid JSON (nested too deeply)") from None
+    except UnicodeEncodeError:
+        raise RequestError(400, "the body is not valid JSON text: it holds a lone UTF-16 surrogate "
+                                "(an unpaired \\ud800-\\udfff escape)") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of thousands of digits
+        raise RequestError(400, f"the body is not valid JSON ({exc})") from None
+    return data
+
+
 def _image_bytes(url: Any) -> bytes:
     """The bytes of a base64 ``data:`` URL of a PNG or JPEG image; any other URL is refused, never fetched."""
     if not isinstance(url, str) or not url.startswith("data:"):
@@ -92,10 +109,7 @@ def _max_tokens(body: dict[str, Any], cap: int | None) -> int | None:
 def parse_chat(body: bytes, served: str, cap: int | None, max_pixels: int) -> ChatRequest:
     """A chat-completions request checked: JSON, the served model, one image as a data URL, the numbers (answers
     are greedy: temperature is checked, not used)."""
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RequestError(400, f"the body is not valid JSON ({exc})") from None
+    data = read_json(body)
     if not isinstance(data, dict):
         raise RequestError(400, "the body must be a JSON object with model and messages")
     model = data.get("model")

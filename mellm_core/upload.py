@@ -17,7 +17,11 @@ from PIL import Image
 
 from mellm_core.errors import MellmError
 
-IMAGE_FORMATS = ("PNG", "JPEG")  # what the API accepts (PIL's format names)
+IMAGE_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG"}  # PIL's names -> what they are (MPO: a phone's
+# JPEG with a second picture in its MPF data, decoded as the JPEG it is)
+MAX_ASPECT = 200  # longest side over shortest: the vision models' image processors refuse more
+MAX_PNG_CHUNKS = 4096  # chunks read to check a PNG is whole (real files hold a few dozen)
+MAX_FORM_PARTS = 16  # multipart parts read (a request needs two)
 FORM_TYPE = "multipart/form-data"
 API_KEY_ENV = "MELLM_API_KEY"  # when set, requests need Authorization: Bearer <key>
 
@@ -76,6 +80,8 @@ def form_boundary(content_type: str | None) -> bytes:
 def form_fields(body: bytes, content_type: str | None) -> dict[str, bytes]:
     """The fields of a ``multipart/form-data`` body by name; malformed or truncated forms are 400."""
     boundary = form_boundary(content_type)
+    if body.count(b"\r\n--" + boundary) > MAX_FORM_PARTS:
+        raise RequestError(400, f"the multipart body has over {MAX_FORM_PARTS} parts: send the files onset and apex")
     sections = (b"\r\n" + body).split(b"\r\n--" + boundary)
     if len(sections) < 2 or not sections[-1].startswith(b"--"):
         raise RequestError(400, "the multipart body has no closing boundary (truncated or not multipart)")
@@ -117,6 +123,7 @@ def image_size(data: bytes, field: str, max_pixels: int) -> tuple[int, int]:
     """
     if not data:
         raise RequestError(400, f"{field} is empty: send a PNG or JPEG file")
+    png_complete = _png_complete(data) if data.startswith(b"\x89PNG") else False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -128,19 +135,27 @@ def image_size(data: bytes, field: str, max_pixels: int) -> tuple[int, int]:
         raise RequestError(400, f"{field} is not a readable image: send a PNG or JPEG file") from None
     if fmt not in IMAGE_FORMATS:
         raise RequestError(415, f"{field} is a {fmt} image: send PNG or JPEG")
+    fmt = IMAGE_FORMATS[fmt]
     if width * height > max_pixels:
         raise RequestError(413, f"{field} is {width}x{height} = {width * height} pixels, over the limit of "
                                 f"{max_pixels} (serve.max_pixels)")
-    complete = _png_complete(data) if fmt == "PNG" else _jpeg_complete(data)
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise RequestError(400, f"{field} is {width}x{height}: one side is over {MAX_ASPECT} times the other, "
+                                "more than the model's image processor takes")
+    complete = png_complete if fmt == "PNG" else _jpeg_complete(data)
     if not complete:
         raise RequestError(400, f"{field} is a truncated {fmt} file")
     return width, height
 
 
 def _png_complete(data: bytes) -> bool:
-    """Whether the PNG's chunks run whole up to IEND."""
-    pos = 8
+    """Whether the PNG's chunks run whole up to IEND; a PNG of very many chunks is refused (400) before anything
+    (PIL, too) walks them one by one."""
+    pos, count = 8, 0
     while pos + 12 <= len(data):
+        count += 1
+        if count > MAX_PNG_CHUNKS:
+            raise RequestError(400, f"a PNG of over {MAX_PNG_CHUNKS} chunks is refused (real images hold a few dozen)")
         length = int.from_bytes(data[pos:pos + 4], "big")
         kind = data[pos + 4:pos + 8]
         pos += 12 + length

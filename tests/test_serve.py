@@ -66,6 +66,30 @@ def _forged_png(width: int, height: int) -> bytes:
             + chunk(b"IEND", b""))
 
 
+def _many_chunks(png: bytes, count: int) -> bytes:
+    """The PNG with ``count`` empty ancillary chunks after its header (a cheap file that is costly to walk)."""
+    import struct
+    import zlib
+
+    empty = struct.pack(">I", 0) + b"teXt" + struct.pack(">I", zlib.crc32(b"teXt"))
+    header_end = 8 + 12 + 13
+    return png[:header_end] + empty * count + png[header_end:]
+
+
+def _mpo(frames: dict[str, np.ndarray], name: str) -> bytes:
+    """A phone's JPEG: the frame as an MPO (a JPEG with a second picture in its MPF data)."""
+    import io
+
+    from PIL import Image
+
+    first = Image.fromarray(cv2.cvtColor(frames[name], cv2.COLOR_BGR2RGB))
+    out = io.BytesIO()
+    first.save(out, "MPO", save_all=True, append_images=[first.resize((64, 64))])
+    data = out.getvalue()
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    return data
+
+
 def test_form_fields_reads_named_parts_and_refuses_malformed_bodies():
     body = b"preamble\r\n" + _form([("onset", b"\x00\r\n--b0und"), ("apex", b"")])
     assert form_fields(body, 'multipart/form-data; boundary="b0undary"') == {"onset": b"\x00\r\n--b0und", "apex": b""}
@@ -100,6 +124,52 @@ def test_content_length_and_api_key_checks():
     assert authorized(None, None) and authorized("Bearer anything", None)
     assert authorized(f"Bearer {KEY}", digest) and authorized(f"bearer  {KEY} ", digest)
     assert not any(authorized(h, digest) for h in (None, "", KEY, f"Basic {KEY}", f"Bearer {KEY}x", "Bearer"))
+
+
+def test_a_failing_batch_is_answered_item_by_item_so_one_bad_request_fails_alone():
+    """The model replica's batches: when one fails, each request is tried alone; only the bad one fails, as 400
+    for a request's fault and 500 (detail for the log) for the server's."""
+    import asyncio
+
+    from mellm_core.errors import InputError
+    from mellm_core.stages.serve import ModelWorker
+
+    calls = []
+
+    def run(items: list[str]) -> list[dict]:
+        calls.append(list(items))
+        if "bad" in items:
+            raise InputError("item bad is wrong")
+        if "broken" in items:
+            raise RuntimeError("replica fault")
+        return [{"text": i.upper()} for i in items]
+
+    worker = object.__new__(ModelWorker.func_or_class)
+    worker.turn = asyncio.Lock()
+    answers = asyncio.run(worker._isolated(run, ["a", "bad", "b", "broken"]))
+    assert answers == [{"text": "A"}, {"status": 400, "error": "item bad is wrong"}, {"text": "B"},
+                       {"status": 500, "error": "RuntimeError: replica fault"}]
+    assert calls == [["a", "bad", "b", "broken"], ["a"], ["bad"], ["b"], ["broken"]]
+    calls.clear()
+    assert asyncio.run(worker._isolated(run, ["a", "b"])) == [{"text": "A"}, {"text": "B"}] and len(calls) == 1
+
+
+def test_a_server_fault_answers_a_request_id_and_logs_the_traceback(caplog):
+    import json
+
+    from mellm_core.stages.serve import server_fault
+
+    try:
+        raise ValueError("/home/secret/path went wrong")
+    except ValueError as exc:
+        with caplog.at_level("ERROR", logger="ray.serve"):
+            answer = server_fault("request POST /v1/analyze", exc)
+    body = json.loads(answer.body)
+    rid = answer.headers["X-Request-Id"]
+    assert answer.status_code == 500 and set(body) == {"error"} and rid in body["error"]
+    assert "secret" not in body["error"] and "Traceback" not in body["error"]
+    logged = caplog.records[-1]
+    assert rid in logged.getMessage() and logged.exc_info[0] is ValueError
 
 
 def test_an_empty_key_and_a_missing_adapter_fail_before_anything_starts(tmp_path):
@@ -199,6 +269,8 @@ def test_a_good_request_returns_the_map_the_mapper_draws(server, frames):
     assert timings["batch_size"] >= 1 and timings["total_s"] >= timings["map_s"] > 0
     jpeg = {k: cv2.imencode(".jpg", frames[k])[1].tobytes() for k in ("onset", "apex")}
     assert _post(server, jpeg).status_code == 200
+    mpo = {k: _mpo(frames, k) for k in ("onset", "apex")}
+    assert _post(server, mpo).status_code == 200
 
 
 def _raw(server: Server, method: str, path: str, headers: dict[str, str], chunks: list[bytes],
@@ -238,6 +310,7 @@ def _bad_requests(frames: dict[str, np.ndarray]) -> dict[str, tuple[Callable[[Se
     large = _png(np.zeros((1001, 1000, 3), np.uint8))
     gif = bytes.fromhex("474946383961010001000000002c00000000010001000002024401003b")
     form = _form([("onset", onset), ("apex", apex)])
+    parts = b"--b0undary\r\n" * 150_000 + b"--b0undary--\r\n"
     multipart = {"Content-Type": "multipart/form-data; boundary=b0undary"}
 
     def post(**files: bytes) -> Callable[[Server], tuple[int, dict]]:
@@ -280,6 +353,12 @@ def _bad_requests(frames: dict[str, np.ndarray]) -> dict[str, tuple[Callable[[Se
         "wrong method": (call("GET"), 405, "method GET is not allowed on /v1/analyze"),
         "wrong method PUT": (call("PUT"), 405, "method PUT is not allowed"),
         "unknown path": (call("GET", "/v1/nothing"), 404, "no such path /v1/nothing"),
+        "an image 300x1": (post(onset=_png(np.zeros((1, 300, 3), np.uint8)),
+                                apex=_png(np.zeros((1, 300, 3), np.uint8))), 400, "over 200 times"),
+        "a PNG of 120,000 empty chunks": (post(onset=_many_chunks(onset, 120_000), apex=apex), 400,
+                                          "chunks is refused"),
+        "150,000 empty multipart parts": (raw({**multipart, "Content-Length": str(len(parts))}, [parts]), 400,
+                                          "over 16 parts"),
     }
 
 

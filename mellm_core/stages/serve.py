@@ -17,6 +17,7 @@ import socket
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
@@ -64,8 +65,21 @@ api = FastAPI(title="mellm", docs_url=None, redoc_url=None, openapi_url=None)
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The one shape of every error answer: ``{"error": message}``."""
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    """The one shape of every error answer: ``{"error": message}`` (characters that cannot be sent, such as a
+    client's lone surrogate echoed back, become U+FFFD)."""
+    text = message.encode("utf-8", "replace").decode("utf-8")
+    return JSONResponse({"error": text}, status_code=status, headers=headers)
+
+
+def server_fault(where: str, exc: BaseException | str) -> JSONResponse:
+    """A 500 that names a request id and nothing else; the log gets the id with the traceback or the detail."""
+    rid = uuid.uuid4().hex[:16]
+    log = logging.getLogger("ray.serve")
+    if isinstance(exc, BaseException):
+        log.error("%s failed (request id %s)", where, rid, exc_info=exc)
+    else:
+        log.error("%s failed (request id %s): %s", where, rid, exc)
+    return error(500, f"internal error (request id {rid}; the server's log holds the details)", {"X-Request-Id": rid})
 
 
 @api.exception_handler(StarletteHTTPException)
@@ -82,9 +96,8 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 
 @api.exception_handler(Exception)
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:
-    """A fault of the server (never of the request) in the API's error shape; the traceback goes to the log."""
-    logging.getLogger("ray.serve").exception("request %s %s failed", request.method, request.url.path)
-    return error(500, f"internal error: {type(exc).__name__}")
+    """A fault of the server (never of the request): a request id in the answer, the traceback in the log."""
+    return server_fault(f"request {request.method} {request.url.path}", exc)
 
 
 @serve.deployment
@@ -123,38 +136,81 @@ class MapWorker:
 
 @serve.deployment
 class ModelWorker:
-    """The recipe's backbone and adapter, answering the MMC-maps that arrive together in one batch."""
+    """The recipe's backbone and adapter, answering the MMC-maps that arrive together in one batch.
+
+    One generate call at a time runs on the model (analyze and chat batches take turns), and a batch that fails
+    is answered item by item, so one bad request fails alone: a failed item is ``{"status", "error"}``.
+    """
 
     def __init__(self, recipe: Recipe, adapter: str | None, labels: list[str], device: str):
         self.predictor = Predictor(recipe, adapter, device, labels=labels)
         self.max_new_tokens = recipe.serve.max_new_tokens
+        self.turn = asyncio.Lock()
         self.analyze.set_max_batch_size(recipe.serve.max_batch_size)
         self.analyze.set_batch_wait_timeout_s(recipe.serve.batch_wait_s)
         self.chat.set_max_batch_size(recipe.serve.max_batch_size)
         self.chat.set_batch_wait_timeout_s(recipe.serve.batch_wait_s)
 
-    @serve.batch
-    async def analyze(self, maps: list[np.ndarray]) -> list[dict[str, Any]]:
-        """One answer per map: text, parsed emotion and AUs, the batch's generation time and size."""
+    async def _isolated(self, run: Callable[[list], list], items: list) -> list:
+        """``run(items)``; when that fails, ``run`` on each item alone, with failures as ``{"status", "error"}``."""
+        try:
+            async with self.turn:
+                return await asyncio.to_thread(run, items)
+        except Exception as exc:
+            if len(items) == 1:
+                return [_failure(exc)]
+        answers = []
+        for item in items:
+            try:
+                async with self.turn:
+                    answers += await asyncio.to_thread(run, [item])
+            except Exception as exc:
+                answers.append(_failure(exc))
+        return answers
+
+    def _analyze(self, maps: list[np.ndarray]) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
-        answers = await asyncio.to_thread(self.predictor, maps, self.max_new_tokens)
+        answers = self.predictor(maps, self.max_new_tokens)
         seconds = time.perf_counter() - t0
         return [{"analysis": a.text, "emotion": a.emotion, "aus": a.aus, "model_s": seconds, "batch_size": len(maps)}
                 for a in answers]
 
     @serve.batch
-    async def chat(self, asks: list[tuple[str, np.ndarray, int | None]]) -> list[str]:
-        """One answer per (prompt, RGB image, answer cap); asks with the same cap are generated together."""
+    async def analyze(self, maps: list[np.ndarray]) -> list[dict[str, Any]]:
+        """One answer per map: text, parsed emotion and AUs, the batch's generation time and size."""
+        return await self._isolated(self._analyze, maps)
+
+    def _chat(self, asks: list[tuple[str, np.ndarray, int | None]]) -> list[dict[str, Any]]:
         groups: dict[int | None, list[int]] = {}
         for i, (_, _, cap) in enumerate(asks):
             groups.setdefault(cap, []).append(i)
         texts = [""] * len(asks)
         for cap, members in groups.items():
-            answers = await asyncio.to_thread(self.predictor.texts, [asks[i][0] for i in members],
-                                              [asks[i][1] for i in members], cap)
+            answers = self.predictor.texts([asks[i][0] for i in members], [asks[i][1] for i in members], cap)
             for i, text in zip(members, answers, strict=True):
                 texts[i] = text
-        return texts
+        return [{"text": t} for t in texts]
+
+    @serve.batch
+    async def chat(self, asks: list[tuple[str, np.ndarray, int | None]]) -> list[dict[str, Any]]:
+        """One answer per (prompt, RGB image, answer cap); asks with the same cap are generated together."""
+        return await self._isolated(self._chat, asks)
+
+
+def _failure(exc: Exception) -> dict[str, Any]:
+    """A failed item's answer: the request's fault (400, with its message) or the server's (500, detail logged)."""
+    if isinstance(exc, MellmError):
+        return {"status": 400, "error": str(exc)}
+    return {"status": 500, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _answer_error(answer: dict[str, Any], where: str) -> JSONResponse | None:
+    """The error answer for a failed item, else None."""
+    if "error" not in answer:
+        return None
+    if answer["status"] >= 500:
+        return server_fault(where, answer["error"])
+    return error(answer["status"], answer["error"])
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0})  # waits on the other two; its own work is small
@@ -206,7 +262,7 @@ class Gateway:
             check_json_type(request.headers.get("content-type"))
             check_content_length(request.headers.get("content-length"), self.max_body_bytes)
             body = await read_body(request.stream(), self.max_body_bytes)
-            ask = parse_chat(body, self.model_name, self.max_new_tokens, self.max_pixels)
+            ask = await asyncio.to_thread(parse_chat, body, self.model_name, self.max_new_tokens, self.max_pixels)
         except RequestError as exc:
             return error(exc.status, str(exc))
         except ClientDisconnect:
@@ -215,8 +271,15 @@ class Gateway:
         if pixels is None:
             return error(400, "image_url is not a readable image: send a PNG or JPEG file")
         rgb = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
-        text = await self.model.chat.remote((ask.prompt, rgb, ask.max_tokens))
-        return JSONResponse(completion(self.model_name, text))
+        answer = await self.model.chat.remote((ask.prompt, rgb, ask.max_tokens))
+        return _answer_error(answer, "chat") or JSONResponse(completion(self.model_name, answer["text"]))
+
+    def _frames(self, body: bytes, content_type: str | None) -> list[bytes]:
+        """Onset and apex from a multipart body, their headers checked (CPU work, run in a thread)."""
+        frames = require_files(form_fields(body, content_type), FRAMES)
+        check_same_size([image_size(data, name, self.max_pixels) for data, name in zip(frames, FRAMES, strict=True)],
+                        FRAMES)
+        return frames
 
     @api.post("/v1/analyze")
     async def analyze(self, request: Request) -> JSONResponse:
@@ -230,9 +293,7 @@ class Gateway:
             form_boundary(content_type)
             check_content_length(request.headers.get("content-length"), self.max_body_bytes)
             body = await read_body(request.stream(), self.max_body_bytes)
-            frames = require_files(form_fields(body, content_type), FRAMES)
-            check_same_size([image_size(data, name, self.max_pixels) for data, name in zip(frames, FRAMES,
-                                                                                          strict=True)], FRAMES)
+            frames = await asyncio.to_thread(self._frames, body, content_type)  # off the event loop
         except RequestError as exc:
             return error(exc.status, str(exc))
         except ClientDisconnect:
@@ -241,6 +302,8 @@ class Gateway:
         if "error" in mapped:
             return error(mapped["status"], mapped["error"])
         answer = await self.model.analyze.remote(mapped["rgb"])
+        if failed := _answer_error(answer, "analyze"):
+            return failed
         timings = {**mapped["timings"], "model_s": answer["model_s"], "batch_size": answer["batch_size"],
                    "total_s": time.perf_counter() - t0}
         return JSONResponse({

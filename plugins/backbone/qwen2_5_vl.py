@@ -194,12 +194,21 @@ class Qwen25VL:
         return dict(self.image_processor(images=pil, return_tensors="pt"))
 
     def _encode_prompt(self, user: str, grid: torch.Tensor, sample: str) -> list[int]:
+        """Token ids of the chat turns around ``user``. The user's text is tokenized with special tokens split
+        into plain characters: text that spells ``<|im_end|>``, ``<|image_pad|>`` ... reaches the model as the
+        characters it is, so a prompt can neither open a turn nor fake an image slot."""
         if user.count(IMAGE) != 1:
             raise InputError(f"sample {sample}: the user prompt must hold exactly one {IMAGE} placeholder, "
                              f"found {user.count(IMAGE)}")
         n = int(grid.prod()) // self.image_processor.merge_size ** 2
-        text = self._prompt(user).replace(IMAGE, "<|vision_start|>" + "<|image_pad|>" * n + "<|vision_end|>")
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        before, after = user.split(IMAGE)
+        head, tail = self._prompt(IMAGE).split(IMAGE)
+        return (self._tokens(head) + self._tokens(before, plain=True)
+                + self._tokens("<|vision_start|>" + "<|image_pad|>" * n + "<|vision_end|>")
+                + self._tokens(after, plain=True) + self._tokens(tail))
+
+    def _tokens(self, text: str, plain: bool = False) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False, split_special_tokens=plain)["input_ids"] if text else []
 
     # ------------------------------------------------------------------ training
 
