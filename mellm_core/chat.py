@@ -106,7 +106,7 @@ def _max_tokens(body: dict[str, Any], cap: int | None) -> int | None:
     return value if cap is None else min(value, cap)
 
 
-def parse_chat(body: bytes, served: str, cap: int | None, max_pixels: int) -> ChatRequest:
+def parse_chat(body: bytes, served: str, cap: int | None, max_pixels: int, max_chars: int) -> ChatRequest:
     """A chat-completions request checked: JSON, the served model, one image as a data URL, the numbers (answers
     are greedy: temperature is checked, not used)."""
     data = read_json(body)
@@ -125,6 +125,9 @@ def parse_chat(body: bytes, served: str, cap: int | None, max_pixels: int) -> Ch
     if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
         raise RequestError(400, f"temperature {temperature!r} is not a number from 0 to 2")
     text, urls = _user_parts(data.get("messages"))
+    if len(text) > max_chars:
+        raise RequestError(413, f"the question is {len(text)} characters, over the limit of {max_chars} "
+                                "(serve.max_prompt_chars)")
     if len(urls) != 1:
         raise RequestError(400, f"the user message holds {len(urls)} images: send exactly one image_url part "
                                 "(the MMC-map)")

@@ -132,9 +132,13 @@ class ServeConfig:
     map_cpus: float = 1.0  # CPUs per map replica
     max_batch_size: int = 8  # requests the model answers together (@serve.batch)
     batch_wait_s: float = 0.05  # longest wait for a batch to fill, seconds
-    max_new_tokens: int | None = None  # generation cap (null = the backbone's)
+    max_new_tokens: int = 512  # generation cap of every answer (a request's max_tokens only lowers it)
     max_body_bytes: int = 20_000_000  # largest request body; larger ones get 413
-    max_pixels: int = 16_777_216  # largest image (width x height), read from the header before decoding
+    max_pixels: int = 4_194_304  # largest image (width x height, 2048x2048), read from the header before decoding
+    max_prompt_chars: int = 4000  # longest chat question; longer ones get 413
+    body_timeout_s: float = 30.0  # a request body must arrive within this (slow uploads get 408)
+    request_timeout_s: float = 300.0  # longest a request may take end to end (Serve's HTTP proxy)
+    max_queued_requests: int = 64  # requests waiting for maps or the model per gateway; more get 503 + Retry-After
 
 
 @dataclass
@@ -290,6 +294,11 @@ def check_recipe(recipe: Recipe, registry: Registry) -> list[str]:
     if recipe.eval.protocol not in PROTOCOLS:
         problems.append(f"eval.protocol: unknown protocol '{recipe.eval.protocol}' (choose one of: "
                         f"{', '.join(PROTOCOLS)})")
+    serve_cfg = recipe.serve
+    if min(serve_cfg.max_new_tokens, serve_cfg.max_body_bytes, serve_cfg.max_pixels, serve_cfg.max_prompt_chars,
+           serve_cfg.max_queued_requests) < 1 or min(serve_cfg.body_timeout_s, serve_cfg.request_timeout_s) <= 0:
+        problems.append("serve.max_new_tokens, max_body_bytes, max_pixels, max_prompt_chars and max_queued_requests "
+                        "must be at least 1, and body_timeout_s and request_timeout_s positive")
     if recipe.eval.batch_size < 1 or recipe.eval.actors < 1 or recipe.eval.gallery < 0:
         problems.append("eval.batch_size and eval.actors must be at least 1 and eval.gallery not negative")
     return problems

@@ -113,3 +113,14 @@ def test_config_show_cli(capsys):
     assert main(["config", "show", "recipes/quickstart.yaml", "maps.flow=tvl2"]) != 0
     err = capsys.readouterr().err
     assert "dis, farneback, tvl1" in err and "Traceback" not in err
+
+
+def test_every_shipped_recipe_caps_what_one_request_costs():
+    """Pixels per chat image (the vision backbone's max_pixels), answer length and queue are bounded everywhere."""
+    for path in RECIPES:
+        recipe = load_recipe(path)
+        if recipe.backbone.name == "qwen2_5_vl":
+            assert recipe.backbone.params.get("max_pixels"), path.name
+        assert recipe.serve.max_new_tokens >= 1 and recipe.serve.max_queued_requests >= 1, path.name
+    with pytest.raises(ConfigError, match="serve.max_new_tokens, max_body_bytes"):
+        load_recipe("quickstart", ["serve.max_queued_requests=0"])

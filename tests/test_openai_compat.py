@@ -152,6 +152,7 @@ def test_bad_chat_requests_get_their_4xx_and_no_url_is_fetched(server):
         "a lone surrogate in the model": (json.dumps(_chat_body(good) | {"model": "\udfff"}).encode(), 400,
                                           "lone UTF-16 surrogate"),
         "an image 300x1": (_chat_body(_data_url(np.zeros((1, 300, 3), np.uint8))), 400, "over 200 times"),
+        "a question of 5,000 characters": (_chat_body(good, text="x" * 5000), 413, "serve.max_prompt_chars"),
     }
     try:
         for name, (body, status, words) in cases.items():

@@ -35,8 +35,10 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 BODY_LIMIT = 2_000_000
 PIXEL_LIMIT = 1_000_000
 CHROMIUM = "/usr/bin/chromium"
+BODY_TIMEOUT_S = 4
 OVERRIDES = ["eval.protocol=casme2-5", "maps.flow=dis", "serve.max_new_tokens=16", "serve.batch_wait_s=0.5",
-             f"serve.max_body_bytes={BODY_LIMIT}", f"serve.max_pixels={PIXEL_LIMIT}"]
+             f"serve.max_body_bytes={BODY_LIMIT}", f"serve.max_pixels={PIXEL_LIMIT}",
+             f"serve.body_timeout_s={BODY_TIMEOUT_S}", "serve.max_queued_requests=40"]
 
 
 # ---------------------------------------------------------------- request checks, without a server
@@ -390,6 +392,41 @@ def test_32_concurrent_requests_all_succeed_in_batches(server, frames):
     assert [a.status_code for a in answers] == [200] * 32
     sizes = [a.json()["timings"]["batch_size"] for a in answers]
     assert max(sizes) > 1, sizes
+
+
+def test_slow_uploads_neither_starve_the_service_nor_hold_it(server, frames):
+    """40 connections trickling their bodies: /healthz and a whole request still answer, and each slow upload
+    ends with 408 once serve.body_timeout_s has passed."""
+    host, port = server.url.split("//")[1].strip("/").split(":")
+    slow = []
+    try:
+        for _ in range(40):
+            conn = socket.create_connection((host, int(port)), timeout=60)
+            conn.sendall(f"POST /v1/analyze HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {KEY}\r\n"
+                         "Content-Type: multipart/form-data; boundary=b0undary\r\nContent-Length: 100000\r\n\r\n"
+                         "--b0undary\r\n".encode())
+            slow.append(conn)
+        assert requests.get(server.url + "healthz", timeout=20).status_code == 200
+        assert _post(server, {"onset": _png(frames["onset"]), "apex": _png(frames["apex"])}).status_code == 200
+        for conn in slow:
+            answer = b""
+            while not answer.endswith(b"}") and (chunk := conn.recv(4096)):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408") and b"serve.body_timeout_s" in answer, answer[:300]
+    finally:
+        for conn in slow:
+            conn.close()
+
+
+def test_work_beyond_the_queue_gets_503_with_retry_after_and_the_rest_is_answered(server, frames):
+    files = {"onset": _png(frames["onset"]), "apex": _png(frames["apex"])}
+    with ThreadPoolExecutor(80) as pool:
+        answers = list(pool.map(lambda _: _post(server, files), range(80)))
+    codes = [a.status_code for a in answers]
+    assert set(codes) == {200, 503}, codes
+    busy = next(a for a in answers if a.status_code == 503)
+    assert busy.headers["Retry-After"] == "1" and "serve.max_queued_requests" in busy.json()["error"]
+    assert _post(server, files).status_code == 200
 
 
 def test_requests_need_the_api_key_but_healthz_does_not(server, frames):

@@ -35,7 +35,7 @@ from starlette.requests import ClientDisconnect
 
 from mellm_core.adapters import require_adapter
 from mellm_core.chat import check_json_type, completion, model_list, parse_chat
-from mellm_core.config import MapsConfig, Recipe, device_warnings, load_recipe
+from mellm_core.config import MapsConfig, Recipe, ServeConfig, device_warnings, load_recipe
 from mellm_core.errors import InputError, MellmError
 from mellm_core.frames import decode_gray
 from mellm_core.mapper import Mapper
@@ -59,6 +59,7 @@ APP_NAME = "mellm"
 RECIPE_ENV = "MELLM_RECIPE"
 SERVE_SHUTDOWN_S = 20.0  # longest wait for Serve to stop; Ray's own shutdown follows within the 30 s promised
 FRAMES = ("onset", "apex")
+GATEWAY_CONNECTIONS = 1000  # requests one gateway replica holds at once (its work is waiting, not computing)
 ROUTES = "GET /, GET /healthz, POST /v1/analyze, POST /v1/chat/completions, GET /v1/models"
 
 api = FastAPI(title="mellm", docs_url=None, redoc_url=None, openapi_url=None)
@@ -219,16 +220,32 @@ class Gateway:
     """HTTP ingress: the web page, health, ``POST /v1/analyze`` and the OpenAI-compatible ``/v1/chat/completions``
     and ``/v1/models``, with limits and auth checked first."""
 
-    def __init__(self, mapper: DeploymentHandle, model: DeploymentHandle, max_body_bytes: int, max_pixels: int,
-                 key: bytes | None, model_name: str, max_new_tokens: int | None):
+    def __init__(self, mapper: DeploymentHandle, model: DeploymentHandle, cfg: ServeConfig, key: bytes | None,
+                 model_name: str):
         self.mapper = mapper
         self.model = model
-        self.model_name = model_name
-        self.max_new_tokens = max_new_tokens
-        self.max_body_bytes = max_body_bytes
-        self.max_pixels = max_pixels
+        self.cfg = cfg
         self.key = key
+        self.model_name = model_name
+        self.waiting = 0  # requests this gateway has handed to the map or model replicas and not yet answered
         self.page_html = (files("mellm_core") / "web" / "index.html").read_text(encoding="utf-8")
+
+    async def _body(self, request: Request) -> bytes:
+        """The body within ``serve.max_body_bytes`` and ``serve.body_timeout_s`` (413, 408)."""
+        check_content_length(request.headers.get("content-length"), self.cfg.max_body_bytes)
+        try:
+            return await asyncio.wait_for(read_body(request.stream(), self.cfg.max_body_bytes),
+                                          self.cfg.body_timeout_s)
+        except TimeoutError:
+            raise RequestError(408, f"the request body did not arrive within {self.cfg.body_timeout_s:g} s "
+                                    "(serve.body_timeout_s)") from None
+
+    def _busy(self) -> JSONResponse | None:
+        """503 with Retry-After when ``serve.max_queued_requests`` requests already wait, else None."""
+        if self.waiting < self.cfg.max_queued_requests:
+            return None
+        return error(503, f"the server is busy ({self.waiting} requests waiting, serve.max_queued_requests); "
+                          "retry in a moment", {"Retry-After": "1"})
 
     @api.get("/", response_class=HTMLResponse)
     async def page(self) -> HTMLResponse:
@@ -260,9 +277,9 @@ class Gateway:
             return refused
         try:
             check_json_type(request.headers.get("content-type"))
-            check_content_length(request.headers.get("content-length"), self.max_body_bytes)
-            body = await read_body(request.stream(), self.max_body_bytes)
-            ask = await asyncio.to_thread(parse_chat, body, self.model_name, self.max_new_tokens, self.max_pixels)
+            body = await self._body(request)
+            ask = await asyncio.to_thread(parse_chat, body, self.model_name, self.cfg.max_new_tokens,
+                                          self.cfg.max_pixels, self.cfg.max_prompt_chars)
         except RequestError as exc:
             return error(exc.status, str(exc))
         except ClientDisconnect:
@@ -271,14 +288,20 @@ class Gateway:
         if pixels is None:
             return error(400, "image_url is not a readable image: send a PNG or JPEG file")
         rgb = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
-        answer = await self.model.chat.remote((ask.prompt, rgb, ask.max_tokens))
+        if busy := self._busy():
+            return busy
+        self.waiting += 1
+        try:
+            answer = await self.model.chat.remote((ask.prompt, rgb, ask.max_tokens))
+        finally:
+            self.waiting -= 1
         return _answer_error(answer, "chat") or JSONResponse(completion(self.model_name, answer["text"]))
 
     def _frames(self, body: bytes, content_type: str | None) -> list[bytes]:
         """Onset and apex from a multipart body, their headers checked (CPU work, run in a thread)."""
         frames = require_files(form_fields(body, content_type), FRAMES)
-        check_same_size([image_size(data, name, self.max_pixels) for data, name in zip(frames, FRAMES, strict=True)],
-                        FRAMES)
+        check_same_size([image_size(data, name, self.cfg.max_pixels) for data, name in zip(frames, FRAMES,
+                                                                                          strict=True)], FRAMES)
         return frames
 
     @api.post("/v1/analyze")
@@ -291,17 +314,22 @@ class Gateway:
         try:
             content_type = request.headers.get("content-type")
             form_boundary(content_type)
-            check_content_length(request.headers.get("content-length"), self.max_body_bytes)
-            body = await read_body(request.stream(), self.max_body_bytes)
+            body = await self._body(request)
             frames = await asyncio.to_thread(self._frames, body, content_type)  # off the event loop
         except RequestError as exc:
             return error(exc.status, str(exc))
         except ClientDisconnect:
             return error(400, "the client closed the connection before sending the whole body")
-        mapped = await self.mapper.remote(*frames)
-        if "error" in mapped:
-            return error(mapped["status"], mapped["error"])
-        answer = await self.model.analyze.remote(mapped["rgb"])
+        if busy := self._busy():
+            return busy
+        self.waiting += 1
+        try:
+            mapped = await self.mapper.remote(*frames)
+            if "error" in mapped:
+                return error(mapped["status"], mapped["error"])
+            answer = await self.model.analyze.remote(mapped["rgb"])
+        finally:
+            self.waiting -= 1
         if failed := _answer_error(answer, "analyze"):
             return failed
         timings = {**mapped["timings"], "model_s": answer["model_s"], "batch_size": answer["batch_size"],
@@ -344,10 +372,11 @@ def build_app(recipe: Recipe, api_key: str | None = None) -> Application:
         **_replicas(cfg.model_replicas, cfg.autoscaling, cfg.max_batch_size), max_ongoing_requests=model_in_flight,
         ray_actor_options={"num_gpus": cfg.model_gpus} if cfg.model_gpus > 0 else {},
     ).bind(recipe, adapter, labels, "cuda" if cfg.model_gpus > 0 else "cpu")
-    gateway_in_flight = map_in_flight * cfg.map_replicas + model_in_flight * cfg.model_replicas
-    return Gateway.options(max_ongoing_requests=gateway_in_flight).bind(
-        mapper, model, cfg.max_body_bytes, cfg.max_pixels, key_digest(api_key) if api_key is not None else None,
-        recipe.backbone.model, cfg.max_new_tokens)
+    # The gateway's own work is asynchronous (reading bodies, waiting on replicas; parsing runs in threads), so it
+    # takes every connection: slow uploads end at serve.body_timeout_s and work beyond serve.max_queued_requests
+    # gets 503 at once, instead of queueing unseen in Serve's proxy where /healthz would wait behind them.
+    return Gateway.options(max_ongoing_requests=GATEWAY_CONNECTIONS).bind(
+        mapper, model, cfg, key_digest(api_key) if api_key is not None else None, recipe.backbone.model)
 
 
 def app_from_env(args: dict[str, Any]) -> Application:
@@ -402,7 +431,7 @@ def run_serve(recipe: Recipe, on_ready: Callable[[str], None]) -> None:
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        serve.start(http_options={"host": cfg.host, "port": cfg.port})
+        serve.start(http_options={"host": cfg.host, "port": cfg.port, "request_timeout_s": cfg.request_timeout_s})
         try:
             serve.run(app, name=APP_NAME, route_prefix="/")
         except RuntimeError:  # a replica's constructor failed (its retries spent)
