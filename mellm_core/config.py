@@ -139,6 +139,7 @@ class ServeConfig:
     body_timeout_s: float = 30.0  # a request body must arrive within this (slow uploads get 408)
     request_timeout_s: float = 300.0  # longest a request may take end to end (Serve's HTTP proxy)
     max_queued_requests: int = 64  # requests waiting for maps or the model per gateway; more get 503 + Retry-After
+    allowed_hosts: list[str] = field(default_factory=list)  # Host headers answered (empty: any); e.g. [localhost]
 
 
 @dataclass

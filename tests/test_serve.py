@@ -429,6 +429,56 @@ def test_work_beyond_the_queue_gets_503_with_retry_after_and_the_rest_is_answere
     assert _post(server, files).status_code == 200
 
 
+def test_every_route_but_the_page_and_healthz_needs_the_key_and_the_docs_stay_off(server):
+    from fastapi.routing import APIRoute
+
+    from mellm_core.stages.serve import OPEN_ROUTES, api
+
+    def flat(routes: list) -> list[tuple[str, str]]:  # Serve's ingress nests the class's routes in a router
+        out = []
+        for r in routes:
+            if isinstance(r, APIRoute):
+                out += [(method, r.path) for method in r.methods]
+            elif hasattr(r, "original_router"):
+                out += flat(r.original_router.routes)
+        return out
+
+    routes = flat(api.routes)
+    assert {("POST", "/v1/analyze"), ("POST", "/v1/chat/completions"), ("GET", "/v1/models")} <= set(routes)
+    for method, path in routes:
+        answer = requests.request(method, server.url + path.lstrip("/"), timeout=30)
+        if (method, path) in OPEN_ROUTES:
+            assert answer.status_code == 200, path
+        else:
+            assert answer.status_code == 401 and answer.headers["WWW-Authenticate"] == "Bearer", (method, path)
+    for path in ("docs", "redoc", "openapi.json"):
+        assert requests.get(server.url + path, timeout=30).status_code == 401
+        assert requests.get(server.url + path, headers=AUTH, timeout=30).status_code == 404
+
+
+def test_the_page_may_run_only_its_own_script_and_never_in_a_frame(server):
+    answer = requests.get(server.url, timeout=30)
+    policy = answer.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy and "'unsafe-inline'" not in policy
+    assert policy.count("'sha256-") == 2  # the page's one script and one style, by hash
+    assert answer.headers["X-Frame-Options"] == "DENY" and answer.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_host_outside_serve_allowed_hosts_is_refused():
+    """Against DNS rebinding of a keyless local server: only the listed Host names are answered (not /healthz's
+    probes). The middleware decides before any route runs."""
+    from starlette.testclient import TestClient
+
+    from mellm_core.stages.serve import Guard, api
+
+    api.state.guard = Guard(None, {"localhost"}, {})
+    client = TestClient(api, raise_server_exceptions=False)
+    refused = client.get("/v1/models", headers={"Host": "attacker.example:8000"})
+    assert refused.status_code == 400 and "Host 'attacker.example' is not served here" in refused.json()["error"]
+    assert client.get("/v1/nothing", headers={"Host": "localhost:8000"}).status_code == 404  # past the guard
+    assert client.get("/healthz", headers={"Host": "10.0.0.7:8000"}).status_code != 400
+
+
 def test_requests_need_the_api_key_but_healthz_does_not(server, frames):
     files = {"onset": ("onset.png", _png(frames["onset"])), "apex": ("apex.png", _png(frames["apex"]))}
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}, {"Authorization": f"Basic {KEY}"}):

@@ -9,9 +9,11 @@ here: FastAPI reads the handlers' annotations at run time.)
 
 import asyncio
 import base64
+import hashlib
 import logging
 import math
 import os
+import re
 import signal
 import socket
 import sys
@@ -19,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
@@ -99,6 +102,48 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:
     """A fault of the server (never of the request): a request id in the answer, the traceback in the log."""
     return server_fault(f"request {request.method} {request.url.path}", exc)
+
+
+OPEN_ROUTES = {("GET", "/"), ("GET", "/healthz")}  # the static page (it holds no data) and liveness
+
+
+@api.middleware("http")
+async def _guard(request: Request, call_next: Callable) -> Any:
+    """Before any route: the Host allow-list (``serve.allowed_hosts``, against DNS rebinding) and the API key on
+    every route but the page and /healthz; after it, headers that keep the page out of frames and scripts."""
+    guard: Guard = request.app.state.guard
+    host = (request.headers.get("host") or "").rsplit(":", 1)[0].strip("[]").lower()
+    if guard.hosts and host not in guard.hosts and request.url.path != "/healthz":
+        return error(400, f"Host '{host}' is not served here (serve.allowed_hosts)")
+    if (request.method, request.url.path) not in OPEN_ROUTES and not authorized(
+            request.headers.get("authorization"), guard.key):
+        return error(401, "missing or wrong API key: send the header Authorization: Bearer <key>",
+                     {"WWW-Authenticate": "Bearer"})
+    response = await call_next(request)
+    response.headers.update(guard.headers)
+    return response
+
+
+@dataclass
+class Guard:
+    """What ``_guard`` checks and adds: the key's digest (None: no key), allowed hosts (empty: any), headers."""
+
+    key: bytes | None
+    hosts: set[str]
+    headers: dict[str, str]
+
+
+def security_headers(page_html: str) -> dict[str, str]:
+    """A Content-Security-Policy that lets the page run only its own inline script and style (by hash) and talk
+    only to this origin, plus no framing and no MIME sniffing."""
+    def hashes(tag: str) -> str:
+        found = re.findall(rf"<{tag}>(.*?)</{tag}>", page_html, flags=re.S)
+        return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(x.encode()).digest()).decode()}'" for x in found)
+
+    policy = (f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+              "img-src 'self' data: blob:; connect-src 'self'; form-action 'none'; frame-ancestors 'none'; "
+              "base-uri 'none'")
+    return {"Content-Security-Policy": policy, "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff"}
 
 
 @serve.deployment
@@ -229,6 +274,7 @@ class Gateway:
         self.model_name = model_name
         self.waiting = 0  # requests this gateway has handed to the map or model replicas and not yet answered
         self.page_html = (files("mellm_core") / "web" / "index.html").read_text(encoding="utf-8")
+        api.state.guard = Guard(key, {h.lower() for h in cfg.allowed_hosts}, security_headers(self.page_html))
 
     async def _body(self, request: Request) -> bytes:
         """The body within ``serve.max_body_bytes`` and ``serve.body_timeout_s`` (413, 408)."""
@@ -257,24 +303,14 @@ class Gateway:
         """Liveness, open without a key."""
         return {"status": "ok"}
 
-    def _unauthorized(self, request: Request) -> JSONResponse | None:
-        """The 401 answer when the request lacks the API key, else None."""
-        if authorized(request.headers.get("authorization"), self.key):
-            return None
-        return error(401, "missing or wrong API key: send the header Authorization: Bearer <key>",
-                     {"WWW-Authenticate": "Bearer"})
-
     @api.get("/v1/models")
-    async def models(self, request: Request) -> JSONResponse:
+    async def models(self) -> JSONResponse:
         """The served model in the OpenAI list format (its id is the recipe's ``backbone.model``)."""
-        return self._unauthorized(request) or JSONResponse(model_list(self.model_name))
+        return JSONResponse(model_list(self.model_name))
 
     @api.post("/v1/chat/completions")
     async def chat(self, request: Request) -> JSONResponse:
         """An OpenAI chat-completions request (one MMC-map as a data URL and the question) -> the model's answer."""
-        refused = self._unauthorized(request)
-        if refused:
-            return refused
         try:
             check_json_type(request.headers.get("content-type"))
             body = await self._body(request)
@@ -308,9 +344,6 @@ class Gateway:
     async def analyze(self, request: Request) -> JSONResponse:
         """Onset and apex frames (multipart files) -> emotion, AUs, analysis text, MMC-map, head motion, timings."""
         t0 = time.perf_counter()
-        refused = self._unauthorized(request)
-        if refused:
-            return refused
         try:
             content_type = request.headers.get("content-type")
             form_boundary(content_type)
