@@ -154,6 +154,22 @@ def test_rayservice_serve_config_names_the_application():
     assert app["runtime_env"]["env_vars"]["MELLM_RECIPE"].startswith(SHARED_PATH + "/")
 
 
+def test_rayservice_takes_the_api_key_from_a_secret_in_every_pod():
+    for group, pod in pod_templates(ray_cluster_spec("rayservice.yaml")).items():
+        (container,) = pod["containers"]
+        env = {e["name"]: e for e in container.get("env", [])}
+        assert env["MELLM_API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "mellm-api-key", "key": "key"}, group
+
+
+@pytest.mark.parametrize("name", sorted(KUBERAY_FILES))
+def test_kuberay_never_exposes_the_dashboard_beyond_the_cluster(name):
+    """The dashboard runs submitted jobs: no head service of an outward type, no Service object for it."""
+    cluster = ray_cluster_spec(name)
+    assert cluster["headGroupSpec"].get("serviceType", "ClusterIP") == "ClusterIP"
+    text = (KUBERAY / name).read_text()
+    assert "LoadBalancer" not in text and "NodePort" not in text and "kind: Service\n" not in text
+
+
 def ray_schema() -> dict | None:
     spec = importlib.util.find_spec("ray")
     if spec is None or not spec.submodule_search_locations:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -238,6 +239,74 @@ def test_a_4xx_is_not_retried_but_a_5xx_is(status, attempts):
         httpd.shutdown()
         httpd.server_close()
     assert seen == ["/v1/chat/completions"] * attempts
+
+
+def _endpoint(answer: Callable[[http.server.BaseHTTPRequestHandler], tuple[int, dict[str, str], bytes]],
+              host: str = "127.0.0.1") -> tuple[http.server.ThreadingHTTPServer, list[dict]]:
+    """A local HTTP server answering each POST with ``answer(handler)``; it records every request's headers."""
+    seen: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            seen.append({"time": time.monotonic(), **{k.lower(): v for k, v in self.headers.items()}})
+            status, headers, body = answer(self)
+            self.send_response(status)
+            for key, value in {**headers, "Content-Length": str(len(body))}.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, seen
+
+
+def test_the_key_never_follows_a_redirect_to_another_host(monkeypatch):
+    ok = json.dumps({"choices": [{"message": {"content": "surprise"}}]}).encode()
+    other, other_seen = _endpoint(lambda h: (200, {}, ok), host="localhost")
+    moved, moved_seen = _endpoint(lambda h: (307, {"Location": f"http://localhost:{other.server_port}/v1/x"}, b""))
+    monkeypatch.setenv("HOSTED_KEY", "k-123")
+    backbone = create("backbone", "openai-compatible", base_url=f"http://127.0.0.1:{moved.server_port}/v1",
+                      api_key_env="HOSTED_KEY")
+    try:
+        assert backbone.generate(backbone.load(MODEL), [PROMPT], [_map()]) == ["surprise"]
+    finally:
+        for httpd in (other, moved):
+            httpd.shutdown()
+            httpd.server_close()
+    assert moved_seen[0]["authorization"] == "Bearer k-123" and "authorization" not in other_seen[0]
+
+
+def test_retry_after_is_honoured_and_an_oversized_answer_is_refused():
+    ok = json.dumps({"choices": [{"message": {"content": "fear"}}]}).encode()
+    calls = []
+
+    def busy_once(handler) -> tuple[int, dict[str, str], bytes]:
+        calls.append(1)
+        return (503, {"Retry-After": "1"}, b'{"error": "busy"}') if len(calls) == 1 else (200, {}, ok)
+
+    httpd, seen = _endpoint(busy_once)
+    backbone = create("backbone", "openai-compatible", base_url=f"http://127.0.0.1:{httpd.server_port}/v1",
+                      retries=2, backoff_s=0.0)
+    try:
+        assert backbone.generate(backbone.load(MODEL), [PROMPT], [_map()]) == ["fear"]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert len(seen) == 2 and seen[1]["time"] - seen[0]["time"] >= 0.9  # the server's Retry-After, not backoff
+    httpd, _ = _endpoint(lambda h: (200, {}, b" " * 2_000_000 + ok))
+    backbone = create("backbone", "openai-compatible", base_url=f"http://127.0.0.1:{httpd.server_port}/v1",
+                      max_response_bytes=1_000_000)
+    try:
+        with pytest.raises(InputError, match="answered more than 1000000 bytes"):
+            backbone.generate(backbone.load(MODEL), [PROMPT], [_map()])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 # ---------------------------------------------------------------- the eval stage

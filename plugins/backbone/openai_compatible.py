@@ -1,9 +1,11 @@
 """A backbone served elsewhere behind the OpenAI chat-completions protocol: compare MELLM with hosted MLLMs.
 
 ``generate`` sends each (prompt, MMC-map) to ``{base_url}/chat/completions`` as a user message with the prompt's
-text and the map as a ``data:image/png;base64`` URL, ``concurrency`` requests at a time, with the Python standard
-library only. ``mellm serve`` answers the same protocol, so a local MELLM and a hosted model are evaluated by the
-same eval stage, prompts and parser. Timeouts, 429 and 5xx are retried with exponential backoff; other 4xx are not.
+text and the map as a ``data:image/png;base64`` URL, ``concurrency`` requests at a time, through ``requests``.
+``mellm serve`` answers the same protocol, so a local MELLM and a hosted model are evaluated by the same eval
+stage, prompts and parser. Timeouts, connection errors, 429 and 5xx are retried by urllib3's ``Retry`` with
+exponential backoff, honouring ``Retry-After``; other 4xx are not. The key never follows a redirect to another
+host (``requests`` drops ``Authorization`` there), and an answer is read up to ``max_response_bytes`` only.
 Nothing is trained here: ``collate``, ``loss``, ``save`` and ``merge`` refuse.
 """
 
@@ -12,15 +14,15 @@ from __future__ import annotations
 import base64
 import json
 import os
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from mellm_core import PluginSpec, hookimpl
 from mellm_core.errors import InputError
@@ -37,7 +39,8 @@ class OpenAICompatibleParams:
     api_key_env: str = ""  # environment variable holding the bearer key ("" = send no key)
     concurrency: int = 4  # requests in flight at once within one generate call (a thread pool)
     retries: int = 3  # further attempts after a timeout, a 429 or a 5xx answer
-    backoff_s: float = 1.0  # wait before the first retry; doubled before each next one
+    backoff_s: float = 1.0  # exponential backoff factor between retries (urllib3's; Retry-After wins when sent)
+    max_response_bytes: int = 10_000_000  # longest answer body read; a longer one is an error
     timeout_s: float = 120.0  # seconds one request may take before it counts as timed out
     temperature: float = 0.0  # sampling temperature sent with each request (0 = greedy)
     max_tokens: int | None = None  # answer cap when the stage gives none (null = the server's)
@@ -45,22 +48,24 @@ class OpenAICompatibleParams:
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got '{self.base_url}'")
-        if self.concurrency < 1 or self.retries < 0 or self.backoff_s < 0 or self.timeout_s <= 0:
-            raise ValueError(f"concurrency must be >= 1, retries and backoff_s >= 0 and timeout_s > 0, got "
-                             f"{self.concurrency}, {self.retries}, {self.backoff_s}, {self.timeout_s}")
+        if (self.concurrency < 1 or self.retries < 0 or self.backoff_s < 0 or self.timeout_s <= 0
+                or self.max_response_bytes < 1):
+            raise ValueError(f"concurrency and max_response_bytes must be >= 1, retries and backoff_s >= 0 and "
+                             f"timeout_s > 0, got {self.concurrency}, {self.max_response_bytes}, {self.retries}, "
+                             f"{self.backoff_s}, {self.timeout_s}")
 
 
 @dataclass
 class Endpoint:
-    """What ``load`` resolves once: the URL, the model name and the request headers."""
+    """What ``load`` resolves once: the URL, the model name, the request headers and the HTTP session."""
 
     url: str
     model: str
     headers: dict[str, str]
+    session: requests.Session
 
 
-class _Retry(Exception):
-    """A failure worth another attempt (timeout, connection error, 429, 5xx)."""
+RETRIED = (429, 500, 502, 503, 504)  # answers worth another attempt, besides timeouts and connection errors
 
 
 class OpenAICompatible:
@@ -84,7 +89,15 @@ class OpenAICompatible:
                 raise InputError(f"environment variable {self.params.api_key_env} (backbone.params.api_key_env) "
                                  "is not set: export the endpoint's key in it")
             headers["Authorization"] = f"Bearer {key}"
-        return Endpoint(self.params.base_url.rstrip("/") + "/chat/completions", self.params.model or model, headers)
+        session = requests.Session()
+        retry = Retry(total=self.params.retries, connect=self.params.retries, read=self.params.retries,
+                      status=self.params.retries, other=0, allowed_methods=None, status_forcelist=RETRIED,
+                      backoff_factor=self.params.backoff_s, respect_retry_after_header=True, raise_on_status=False)
+        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=self.params.concurrency)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return Endpoint(self.params.base_url.rstrip("/") + "/chat/completions", self.params.model or model, headers,
+                        session)
 
     def _body(self, endpoint: Endpoint, prompt: str, image: np.ndarray, max_new_tokens: int | None) -> bytes:
         """One request: the prompt's text (without ``<image>``) and the image as a PNG data URL."""
@@ -103,42 +116,38 @@ class OpenAICompatible:
             body["max_tokens"] = cap
         return json.dumps(body).encode("utf-8")
 
-    def _once(self, endpoint: Endpoint, body: bytes) -> str:
-        """One attempt: the answer's text; ``_Retry`` for what may pass, ``InputError`` for what will not."""
-        request = urllib.request.Request(endpoint.url, data=body, headers=endpoint.headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=self.params.timeout_s) as answer:
-                data = json.loads(answer.read())
-        except urllib.error.HTTPError as exc:
-            problem = f"{endpoint.url} answered HTTP {exc.code}: {_error_text(exc.read())}"
-            if exc.code == 429 or exc.code >= 500:
-                raise _Retry(problem) from None
-            raise InputError(problem) from None
-        except TimeoutError as exc:
-            raise _Retry(f"{endpoint.url} timed out after {self.params.timeout_s} s ({exc})") from None
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError):
-                raise _Retry(f"{endpoint.url} timed out after {self.params.timeout_s} s") from None
-            raise _Retry(f"{endpoint.url} could not be reached ({exc.reason})") from None
-        except (json.JSONDecodeError, UnicodeDecodeError, ConnectionError) as exc:
-            raise _Retry(f"{endpoint.url} sent an unreadable answer ({exc})") from None
-        try:
-            return str(data["choices"][0]["message"]["content"] or "")
-        except (KeyError, IndexError, TypeError):
-            raise InputError(f"{endpoint.url} answered without choices[0].message.content: "
-                             f"{json.dumps(data)[:200]}") from None
-
     def _ask(self, endpoint: Endpoint, body: bytes) -> str:
-        """The answer, retried with exponential backoff; the last failure as ``InputError``."""
-        for attempt in range(self.params.retries):
-            try:
-                return self._once(endpoint, body)
-            except _Retry:
-                time.sleep(self.params.backoff_s * 2 ** attempt)
+        """The answer's text (retries are the session's); every failure that remains is an ``InputError``."""
+        attempts = f"after {self.params.retries + 1} attempts"
         try:
-            return self._once(endpoint, body)
-        except _Retry as exc:
-            raise InputError(f"{exc} (after {self.params.retries + 1} attempts)") from None
+            with endpoint.session.post(endpoint.url, data=body, headers=endpoint.headers, stream=True,
+                                       timeout=self.params.timeout_s) as answer:
+                raw = self._read(answer, endpoint.url)
+                status = answer.status_code
+        except requests.exceptions.RetryError as exc:
+            raise InputError(f"{endpoint.url} kept failing ({_reason(exc)}; {attempts})") from None
+        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
+            timed_out = isinstance(exc, requests.exceptions.Timeout) or "timed out" in str(exc).lower()
+            problem = f"timed out after {self.params.timeout_s} s" if timed_out else f"could not be reached ({exc})"
+            raise InputError(f"{endpoint.url} {problem} ({attempts})") from None
+        if status >= 400:
+            tail = f" ({attempts})" if status in RETRIED else ""
+            raise InputError(f"{endpoint.url} answered HTTP {status}: {_error_text(raw)}{tail}")
+        try:
+            return str(json.loads(raw)["choices"][0]["message"]["content"] or "")
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise InputError(f"{endpoint.url} answered without choices[0].message.content: "
+                             f"{raw[:200].decode('utf-8', 'replace')}") from None
+
+    def _read(self, answer: requests.Response, url: str) -> bytes:
+        """The body, refusing one longer than ``max_response_bytes`` without reading the rest."""
+        limit, parts, size = self.params.max_response_bytes, [], 0
+        for chunk in answer.iter_content(65536):
+            size += len(chunk)
+            if size > limit:
+                raise InputError(f"{url} answered more than {limit} bytes (backbone.params.max_response_bytes)")
+            parts.append(chunk)
+        return b"".join(parts)
 
     def generate(self, module: Endpoint, prompts: list[str], images: list[np.ndarray],
                  max_new_tokens: int | None = None) -> list[str]:
@@ -164,6 +173,12 @@ class OpenAICompatible:
     def merge(self, module: Endpoint, out_dir: str) -> None:
         """Refused: nothing is trained here."""
         raise InputError(NOT_TRAINABLE)
+
+
+def _reason(exc: requests.exceptions.RetryError) -> str:
+    """What urllib3 gave up on, from the error it wraps."""
+    inner = exc.args[0] if exc.args else exc
+    return str(getattr(inner, "reason", inner))
 
 
 def _error_text(raw: bytes) -> str:
