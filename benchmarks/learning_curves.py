@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from table import print_table
 
 from mellm_core.config import TrainConfig
@@ -49,9 +50,11 @@ def accuracy(backbone, module, rows: list[dict], images: list[np.ndarray], label
     return float(np.mean([parse_output(t, labels).emotion == r["label"] for t, r in zip(texts, rows, strict=True)]))
 
 
-def curve(folder: Path, variant: str, seed: int, steps: int, every: int, curriculum: int) -> list[float]:
+def curve(folder: Path, variant: str, seed: int, steps: int, every: int, curriculum: int, extra: dict
+          ) -> list[float]:
     """Held-out accuracy after every ``every`` steps of one run."""
     params, tasks, staged = VARIANTS[variant]
+    params = {**params, **extra}
     rows = [json.loads(x) for x in (folder / "instructions" / "train.jsonl").read_text().splitlines()]
     test = [json.loads(x) for x in (folder / "instructions" / "test.jsonl").read_text().splitlines()]
     rows = [r for r in rows if r["task"] in tasks]
@@ -92,14 +95,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=750)
     parser.add_argument("--every", type=int, default=250)
     parser.add_argument("--curriculum", type=int, default=400, help="MER-only steps of px224-curriculum")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a backbone param for every variant, e.g. --param tiny_rope_theta=100")
     args = parser.parse_args()
     torch.set_num_threads(1)
     marks = list(range(args.every, args.steps + 1, args.every))
+    extra = {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in args.param)}
     rows = []
     for variant in args.variants:
         for seed in args.seeds:
             started = time.perf_counter()
-            accs = curve(args.folder, variant, seed, args.steps, args.every, args.curriculum)
+            accs = curve(args.folder, variant, seed, args.steps, args.every, args.curriculum, extra)
             rows.append([variant, seed, *(f"{a:.2f}" for a in accs), f"{time.perf_counter() - started:.0f}"])
             print(f"{variant} seed {seed}: {accs}", flush=True)
     test = [json.loads(x) for x in (args.folder / "instructions" / "test.jsonl").read_text().splitlines()]

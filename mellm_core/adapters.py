@@ -30,10 +30,34 @@ def anchor_adapter(adapter: str | Path, final: str | Path | None = None) -> None
             write_bytes_atomic(path, json.dumps(config, indent=2).encode())
 
 
+POINTER = "adapter.json"  # in a bucket's train/: {"adapter": the published version's folder}
+VERSIONS = "adapters"  # in a bucket's train/: one folder per published version
+
+
 def trained_adapter(output_dir: str) -> str | None:
-    """The adapter ``mellm train`` published under ``output_dir``, when there is one."""
-    trained = Location(output_dir) / "train" / "adapter"
+    """The adapter ``mellm train`` published under ``output_dir``, when there is one: ``train/adapter`` in a local
+    folder (swapped in whole by a rename), the version ``train/adapter.json`` names in a bucket (which has no
+    renames: the pointer, one object, switches at once to a version written whole beforehand)."""
+    train = Location(output_dir) / "train"
+    if train.remote and (train / POINTER).is_file():
+        trained = Location(json.loads((train / POINTER).read_text())["adapter"])
+    else:
+        trained = train / "adapter"
     return str(trained) if (trained / CONFIG).is_file() else None
+
+
+def publish_remote_adapter(train: Location, source: Location, version: str) -> Location:
+    """Write ``source`` as version ``version`` under ``train/adapters/``, switch the pointer to it, then delete
+    all versions but it and the one before (a reader may still be fetching that one)."""
+    versions = train / VERSIONS
+    target = versions / version
+    target.copy_from(source)
+    previous = trained_adapter(str(train.parent))
+    (train / POINTER).write_text(json.dumps({"adapter": str(target)}))
+    keep = {target.name} | ({Location(previous).name} if previous else set())
+    for name in {f.split("/", 1)[0] for f in versions.files()} - keep:
+        (versions / name).rmtree()
+    return target
 
 
 def require_adapter(adapter: str | Location, key: str = "adapter") -> Location:

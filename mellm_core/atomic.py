@@ -13,12 +13,17 @@ from mellm_core.errors import MellmError
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` (creating its folder) through a temporary file beside it and a rename."""
+    """Write ``data`` to ``path`` (creating its folder) through a temporary file beside it and a rename. The data
+    reaches the disk before the rename, so a crash of the machine leaves the old file or the new one, never an
+    empty one under the new name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as sink:
+            sink.write(data)
+            sink.flush()
+            os.fsync(sink.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

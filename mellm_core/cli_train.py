@@ -15,13 +15,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.local:
         from mellm_core.training import run_local
 
-        summary = run_local(recipe, progress=not args.json)
+        summary = run_local(recipe, progress=not args.json, overwrite=args.overwrite)
         if not summary:  # a non-zero rank of a torchrun launch: rank 0 reports
             return 0
     else:
         from mellm_core.stages.train import run_train
 
-        summary = run_train(recipe, progress=not args.json)
+        summary = run_train(recipe, progress=not args.json, overwrite=args.overwrite)
     if args.json:
         print_json({k: summary.get(k) for k in SUMMARY_KEYS})
     elif summary["skipped"]:
@@ -33,14 +33,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from mellm_core.adapters import local_adapter
+    from mellm_core.adapters import local_adapter, trained_adapter
     from mellm_core.config import load_recipe
     from mellm_core.errors import InputError
     from mellm_core.plugins import get_registry
     from mellm_core.storage import Location, model_folder
 
     recipe = load_recipe(args.recipe, args.overrides)
-    adapter = Location(args.adapter or Location(recipe.output_dir) / "train" / "adapter")
+    adapter = Location(args.adapter or trained_adapter(recipe.output_dir) or Location(recipe.output_dir) / "train"
+                       / "adapter")
     if not args.out and Location(recipe.output_dir).remote:
         raise InputError(f"output_dir {recipe.output_dir} is a URI and merged weights are written locally: give --out")
     out = Path(args.out or Location(recipe.output_dir).path / "train" / "merged")
@@ -61,6 +62,8 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--local", action="store_true",
                    help="run the training loop in this process without Ray (instructions must exist; "
                         "works under torchrun)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with train.resume=false, start over even on an unfinished run's checkpoints (deleting them)")
     p.add_argument("--json", action="store_true", help="print a JSON summary line")
     p.set_defaults(func=cmd_train)
 

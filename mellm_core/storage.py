@@ -306,15 +306,18 @@ class Journal:
         self._pending: list[str] = []
         self._last = time.monotonic()
         self._next = max(self._numbers(), default=0) + 1 if location.remote else 0
+        self._repaired = False
 
     def _numbers(self) -> list[int]:
         """The numbers of the part objects present, in order (anything else in the folder is ignored)."""
         return sorted(int(name) for name in self.parts.files() if name.isdigit())
 
     def lines(self) -> list[str]:
-        """Every line written so far (by this run or an earlier one), in order."""
+        """Every whole line written so far (by this run or an earlier one), in order: a line a killed run left
+        cut short, even inside a multi-byte character, is not one."""
         if not self.location.remote:
-            return self.location.read_text().splitlines() if self.location.is_file() else []
+            data = self.location.read_bytes() if self.location.is_file() else b""
+            return data[:data.rfind(b"\n") + 1].decode("utf-8", "replace").splitlines()
         out: list[str] = []
         for number in self._numbers():
             out.extend((self.parts / f"{number:05d}").read_text().splitlines())
@@ -322,8 +325,13 @@ class Journal:
 
     def append(self, lines: list[str]) -> None:
         if not self.location.remote:
-            with open(self._text_path(), "a", encoding="utf-8") as sink:
-                sink.write("".join(line + "\n" for line in lines))
+            path = self._text_path()
+            with open(path, "ab") as sink:
+                if not self._repaired:  # drop a line cut short by a killed run, so this one starts a new line
+                    data = path.read_bytes()
+                    sink.truncate(data.rfind(b"\n") + 1)
+                    self._repaired = True
+                sink.write("".join(line + "\n" for line in lines).encode("utf-8"))
             return
         self._pending.extend(lines)
         if time.monotonic() - self._last >= self.every:

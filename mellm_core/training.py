@@ -10,13 +10,15 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mellm_core.adapters import CONFIG, anchor_adapter
+from mellm_core.adapters import CONFIG, anchor_adapter, publish_remote_adapter
 from mellm_core.config import Recipe, settings_hash
 from mellm_core.errors import InputError
+from mellm_core.stagelock import StageLock
 from mellm_core.storage import Location, is_uri, replace_folder
 from mellm_core.trainloop import ADAPTER, METRICS, PROGRESS, LocalSession, World, barrier, train_worker
 
@@ -84,6 +86,27 @@ def finished(p: Plan) -> dict[str, Any] | None:
     return summary if same and adapter and (Location(adapter) / CONFIG).is_file() else None
 
 
+def unfinished(storage: str) -> dict[str, Any] | None:
+    """The progress of the newest checkpoint in ``storage`` when the run that wrote it stopped before its last step
+    (checkpoints written before runs recorded their length count as unfinished)."""
+    folder = Location(storage) / RUN
+    found = [json.loads((folder / name).read_text()) for name in folder.files()
+             if name.count("/") == 1 and name.endswith("/" + PROGRESS)]
+    if not found:
+        return None
+    latest = max(found, key=lambda x: x["step"])
+    return latest if latest["step"] < latest.get("max_steps", latest["step"] + 1) else None
+
+
+def check_start_over(p: Plan, overwrite: bool) -> None:
+    """Starting over (``train.resume=false``) never deletes an unfinished run's checkpoints unasked."""
+    left = unfinished(p.storage)
+    if left and not overwrite:
+        raise InputError(f"{Location(p.storage) / RUN} holds the checkpoints of an unfinished run (step {left['step']}"
+                         f" of {left.get('max_steps', '?')}): continue it with train.resume=true, or start over and "
+                         "delete them with `mellm train ... --overwrite`")
+
+
 def publish(checkpoint: Path, p: Plan, extra: dict[str, Any]) -> dict[str, Any]:
     """Copy the final checkpoint's adapter and metrics into ``train/`` and write ``summary.json`` (last: a run
     counts as finished only once its summary is there)."""
@@ -96,8 +119,9 @@ def publish(checkpoint: Path, p: Plan, extra: dict[str, Any]) -> dict[str, Any]:
                "settings_hash": p.digest, **extra}
     (p.train_dir / SUMMARY).unlink()
     adapter = p.train_dir / ADAPTER
-    if adapter.remote:
-        adapter.copy_from(Location(checkpoint / ADAPTER))  # anchored where it is fetched (``local_adapter``)
+    if adapter.remote:  # a new version beside the old, then the pointer; anchored where fetched (``local_adapter``)
+        version = f"{p.digest[:12]}-{progress['step']:07d}-{time.time_ns()}"
+        adapter = publish_remote_adapter(p.train_dir, Location(checkpoint / ADAPTER), version)
     else:
         replace_folder(adapter.path, Location(checkpoint / ADAPTER), prepare=anchor_adapter)
     (p.train_dir / METRICS).write_bytes((checkpoint / METRICS).read_bytes())
@@ -124,8 +148,16 @@ def _world(use_gpu: bool) -> World:
     return World(int(os.environ.get("RANK", "0")), size, device)
 
 
-def run_local(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
-    """Train in this process with the same loop Ray Train runs; instructions must already exist."""
+def run_local(recipe: Recipe, progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
+    """Train in this process with the same loop Ray Train runs; instructions must already exist. Starting over
+    on an unfinished run's checkpoints needs ``overwrite``."""
+    if os.environ.get("RANK", "0") != "0":  # other ranks of a torchrun launch: rank 0 holds the stage's lock
+        return _train_local(recipe, progress, overwrite)
+    with StageLock(Location(recipe.output_dir) / "train", "train"):  # one writer per folder
+        return _train_local(recipe, progress, overwrite)
+
+
+def _train_local(recipe: Recipe, progress: bool, overwrite: bool) -> dict[str, Any]:
     from tqdm import tqdm
 
     p = plan(recipe)
@@ -135,6 +167,8 @@ def run_local(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
     if is_uri(p.storage):
         raise InputError(f"checkpoints at {p.storage}: training without Ray keeps them in a local or shared folder; "
                          "set train.storage_path to one")
+    if not recipe.train.resume:
+        check_start_over(p, overwrite)
     world = _world(recipe.train.use_gpu)
     storage = Path(p.storage) / RUN
     if world.rank == 0:

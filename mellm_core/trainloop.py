@@ -34,7 +34,8 @@ STATE = "trainer_state.pt"
 METRICS = "metrics.jsonl"
 ADAPTER = "adapter"
 PREFETCH = 2  # steps whose batches are collated ahead, in a thread, while the current step computes
-PROGRESS = "progress.json"  # {"step", "start_step"}: where the run that wrote a checkpoint began
+PROGRESS = "progress.json"  # {"step", "start_step", "max_steps"}: where the run that wrote a checkpoint began and
+# where it was going
 
 
 @dataclass
@@ -178,7 +179,8 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
                 if world.rank == 0:
                     session.progress(line)
             if checkpoint_now:
-                _checkpoint(backbone, module, optimizer, scheduler, step, start_step, history, world, session)
+                _checkpoint(backbone, module, optimizer, scheduler, step, start_step, cfg.max_steps, history, world,
+                            session)
             if step % cfg.log_every == 0 or checkpoint_now:
                 window = _window()  # after the checkpoint, so that its writing is not counted as training
 
@@ -214,7 +216,7 @@ def restore_state(folder: Path, optimizer: Any, scheduler: Any, device: str) -> 
 
 
 def _checkpoint(backbone: Any, module: torch.nn.Module, optimizer: Any, scheduler: Any, step: int,
-                start_step: int, history: list[dict], world: World, session: Session) -> None:
+                start_step: int, max_steps: int, history: list[dict], world: World, session: Session) -> None:
     """Rank 0 writes adapter, optimizer, scheduler, step and metrics to a folder; every worker reports."""
     if world.rank != 0:
         session.report({"step": step}, None)
@@ -227,7 +229,7 @@ def _checkpoint(backbone: Any, module: torch.nn.Module, optimizer: Any, schedule
         if torch.cuda.is_available() and str(next(module.parameters()).device).startswith("cuda"):
             state["cuda_rng"] = torch.cuda.get_rng_state(next(module.parameters()).device)
         torch.save(state, folder / STATE)
-        (folder / PROGRESS).write_text(json.dumps({"step": step, "start_step": start_step}))
+        (folder / PROGRESS).write_text(json.dumps({"step": step, "start_step": start_step, "max_steps": max_steps}))
         (folder / METRICS).write_text("".join(json.dumps(h) + "\n" for h in history))
         session.report({"step": step, "loss": history[-1]["loss"] if history else None}, folder)
     finally:

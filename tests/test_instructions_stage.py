@@ -141,3 +141,27 @@ def test_train_tasks_choose_what_the_training_set_holds(recipe_dir):
     assert summary["test"]["tasks"] == {"mer": summary["test"]["samples"], "meu": summary["test"]["samples"]}
     with pytest.raises(Exception, match="instructions.train_tasks must be a non-empty list of: meu, mer"):
         load_recipe("quickstart", ["instructions.train_tasks=[]"])
+
+
+def test_a_rewrite_killed_half_way_never_leaves_the_old_summary_vouching_for_new_files(recipe_dir, monkeypatch):
+    """summary.json goes first and comes back last: a run killed between the two files is rebuilt next time,
+    never taken for finished (and training never starts on a train.jsonl of one run and a test.jsonl of another)."""
+    from mellm_core.storage import Location
+
+    run_instructions(load_recipe("quickstart", [f"output_dir={recipe_dir}"]))
+    summary = recipe_dir / "instructions" / "summary.json"
+    assert summary.is_file()
+    write = Location.write_text
+
+    def killed_at_test(self, text, encoding="utf-8"):
+        if self.name == "test.jsonl":
+            raise KeyboardInterrupt  # the run is stopped here
+        write(self, text, encoding)
+
+    monkeypatch.setattr(Location, "write_text", killed_at_test)
+    changed = load_recipe("quickstart", [f"output_dir={recipe_dir}", "instructions.prompt=fgmu-zh"])
+    with pytest.raises(KeyboardInterrupt):
+        run_instructions(changed)
+    assert not summary.exists()
+    monkeypatch.setattr(Location, "write_text", write)
+    assert not run_instructions(changed)["skipped"] and summary.is_file()

@@ -108,6 +108,28 @@ def test_journal_keeps_lines_across_runs(root):
     assert Journal(root / "log.jsonl").lines() == [] and root.files() == {}
 
 
+def test_a_journal_cut_at_any_byte_resumes_with_its_whole_lines(tmp_path):
+    """A killed run can leave its journal cut anywhere: in the header, mid-line, inside a multi-byte character.
+    Reading keeps the whole lines only, the eval stage's reader never fails on what is left, and the next run's
+    lines start on a line of their own."""
+    from mellm_core.stages.eval import _read_partial
+
+    header = json.dumps({"settings_hash": "h1"})
+    records = [json.dumps({"sample_id": f"s{i}", "task": "mer", "text": "情绪 surprise"}, ensure_ascii=False)
+               for i in range(3)]
+    full = "".join(line + "\n" for line in [header, *records]).encode("utf-8")
+    path = tmp_path / "predictions.partial.jsonl"
+    for cut in range(len(full) + 1):
+        path.write_bytes(full[:cut])
+        journal = Journal(Location(path))
+        whole = [header, *records][:full[:cut].count(b"\n")]
+        assert journal.lines() == whole, cut
+        done = _read_partial(journal, "h1")
+        assert sorted(done) == [(f"s{i}", "mer") for i in range(max(0, len(whole) - 1))], cut
+        journal.append([records[0]])
+        assert Journal(Location(path)).lines() == [*whole, records[0]], cut
+
+
 def test_journal_in_a_bucket_writes_parts_not_objects_per_line(s3):
     journal = Journal(Location(s3) / "log.jsonl", every=3600)
     journal.append([str(i) for i in range(100)])
@@ -257,3 +279,57 @@ def test_maps_resume_from_journal_parts_in_a_bucket(s3, tmp_path, motion_pair):
     manifest = [json.loads(line) for line in (out / MANIFEST).read_text().splitlines()]
     assert [r["map_path"] for r in manifest] == [f"{out}/c0.png", f"{out}/c1.png"]
     assert sorted(out.files()) == ["c0.png", "c1.png", MANIFEST]
+
+
+@pytest.mark.parametrize("where", ["local", "bucket"])
+def test_one_writer_per_stage_folder_and_a_dead_holders_lock_is_taken_over(where, tmp_path, request):
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from mellm_core.stagelock import STALE_S, StageLock
+
+    root = Location(str(tmp_path) if where == "local" else request.getfixturevalue("s3") + "/locks")
+    folder = root / "eval"
+    with StageLock(folder, "eval"):
+        with pytest.raises(InputError, match=rf"another `mellm eval` is writing to {folder}: host "
+                                             rf"{socket.gethostname()}, pid \d+, started \d{{4}}-"):
+            StageLock(folder, "eval").__enter__()
+        with StageLock(root / "maps", "maps"):  # other stages of the same output_dir go on
+            pass
+    assert not (root / ".eval.lock").exists()  # released
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    here = {"token": "t", "host": socket.gethostname(), "pid": int(dead.stdout), "started": "then",
+            "beat": time.time()}
+    for left, taken in ((here, True), ({**here, "host": "node-7", "pid": 1}, False),
+                        ({**here, "host": "node-7", "pid": 1, "beat": time.time() - STALE_S - 1}, True)):
+        (root / ".eval.lock").write_text(json.dumps(left))
+        if taken:  # a killed run's lock: its process is gone, or its heartbeat stopped long ago
+            with StageLock(folder, "eval"):
+                assert json.loads((root / ".eval.lock").read_text())["token"] != "t"
+        else:  # another node's run, beating: refused, its lock left alone
+            with pytest.raises(InputError, match="host node-7, pid 1, started then"):
+                StageLock(folder, "eval").__enter__()
+            assert json.loads((root / ".eval.lock").read_text())["token"] == "t"
+
+
+def test_a_bucket_never_shows_a_half_published_adapter(s3, tmp_path):
+    """Versions are written whole beside each other and one pointer object switches between them; readers
+    (trained_adapter: eval, serve, export) only ever see a complete version; two versions are kept."""
+    from mellm_core.adapters import publish_remote_adapter, trained_adapter
+
+    train = Location(s3) / "pub" / "train"
+    assert trained_adapter(str(train.parent)) is None
+    published = []
+    for n in range(3):
+        source = tmp_path / f"v{n}"
+        source.mkdir()
+        (source / "adapter_config.json").write_text(json.dumps({"r": n}))
+        (source / "adapter_model.safetensors").write_bytes(b"w" * (n + 1))
+        published.append(publish_remote_adapter(train, Location(source), f"v{n}"))
+        current = Location(trained_adapter(str(train.parent)))
+        assert current == published[-1] and json.loads((current / "adapter_config.json").read_text()) == {"r": n}
+    kept = {name.split("/", 1)[0] for name in (train / "adapters").files()}
+    assert kept == {"v1", "v2"}  # the one in use and the one before it

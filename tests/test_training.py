@@ -177,3 +177,24 @@ def test_torchrun_ranks_train_as_one_process_and_never_restore_a_stale_checkpoin
     wa = load_file(one / "train" / "adapter" / "adapter_model.safetensors")
     wb = load_file(two / "train" / "adapter" / "adapter_model.safetensors")
     assert wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
+
+
+def test_starting_over_never_deletes_an_unfinished_runs_checkpoints_unasked(tmp_path, capsys):
+    import shutil
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder in (a, b):
+        write_instructions(folder, n=8)
+    run_local(recipe(a, "train.max_steps=4", "train.checkpoint_every=2"), progress=False)
+    stopped = b / "train" / "checkpoints" / "run"
+    shutil.copytree(a / "train" / "checkpoints" / "run" / "checkpoint_0000002", stopped / "checkpoint_0000002")
+    with pytest.raises(InputError, match=r"unfinished run \(step 2 of 4\): continue it with train.resume=true, or "
+                                         r"start over and delete them with `mellm train \.\.\. --overwrite`"):
+        run_local(recipe(b, "train.max_steps=4", "train.checkpoint_every=2"), progress=False)
+    assert (stopped / "checkpoint_0000002").is_dir()  # nothing deleted
+    assert main(["train", "quickstart", "--local", f"output_dir={b}", *FAST, "train.max_steps=4",
+                 "train.checkpoint_every=2", "--overwrite", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["end_step"] == 4
+    assert sorted(p.name for p in stopped.iterdir()) == ["checkpoint_0000002", "checkpoint_0000004"]  # new ones
+    # a finished run's checkpoints are no obstacle to the next fresh start
+    run_local(recipe(b, "train.max_steps=4", "train.checkpoint_every=2", "train.lr=1e-3"), progress=False)

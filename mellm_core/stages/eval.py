@@ -31,6 +31,7 @@ from mellm_core.evaluation import (
 from mellm_core.frames import read_rgb
 from mellm_core.parse import parse_output
 from mellm_core.predictor import Predictor
+from mellm_core.stagelock import StageLock
 from mellm_core.stages.cluster import init_ray
 from mellm_core.storage import Journal, Location
 
@@ -88,7 +89,11 @@ class EvalActor:
 def _read_partial(journal: Journal, digest: str) -> dict[tuple[str, str], dict]:
     """Answers of an earlier run with the same settings (its first line holds the digest)."""
     lines = journal.lines()
-    if not lines or json.loads(lines[0]).get("settings_hash") != digest:
+    try:
+        header = json.loads(lines[0]) if lines else {}
+    except json.JSONDecodeError:  # a header a killed run wrote in part: nothing after it can be trusted
+        return {}
+    if not isinstance(header, dict) or header.get("settings_hash") != digest:
         return {}
     done = {}
     for line in lines[1:]:
@@ -103,6 +108,11 @@ def _read_partial(journal: Journal, digest: str) -> dict[tuple[str, str], dict]:
 
 def run_eval(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
     """Evaluate the recipe's model on its test instructions; skip when predictions are up to date."""
+    with StageLock(Location(recipe.output_dir) / "eval", "eval"):  # one writer per folder
+        return _run_eval(recipe, progress)
+
+
+def _run_eval(recipe: Recipe, progress: bool) -> dict[str, Any]:
     test = Location(recipe.output_dir) / "instructions" / "test.jsonl"
     if not test.is_file():
         raise InputError(f"{test} does not exist; run `mellm instructions` (or `mellm train`) first")

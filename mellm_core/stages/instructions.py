@@ -21,6 +21,7 @@ from mellm_core.plugins import get_registry
 from mellm_core.records import Instruction, MapRecord, Sample
 from mellm_core.regions import regions_from_dict
 from mellm_core.splits import fixed_split, loso_folds, natural_key, read_id_list, subject_key, zero_shot
+from mellm_core.stagelock import StageLock
 from mellm_core.storage import Location
 
 SUMMARY = "summary.json"
@@ -126,6 +127,11 @@ def run_instructions(recipe: Recipe, manifest: str | Location | None = None, out
     """Write train/test instructions for a recipe from its maps manifest; skip when nothing changed."""
     manifest = Location(manifest) if manifest else Location(recipe.output_dir) / "maps" / "manifest.jsonl"
     out = Location(out_dir) if out_dir else Location(recipe.output_dir) / "instructions"
+    with StageLock(out, "instructions"):  # one writer per folder
+        return _write_instructions(recipe, manifest, out)
+
+
+def _write_instructions(recipe: Recipe, manifest: Location, out: Location) -> dict[str, Any]:
     if not manifest.is_file():
         raise InputError(f"maps manifest {manifest} does not exist; run `mellm maps` first")
     data = manifest.read_bytes()
@@ -141,6 +147,7 @@ def run_instructions(recipe: Recipe, manifest: str | Location | None = None, out
     records = [MapRecord.from_json(line) for line in data.decode("utf-8").splitlines() if line.strip()]
     train, test, summary = build_instructions(records, recipe.instructions, recipe.seed, recipe.maps.min_motion)
     out.mkdir()
+    previous.unlink()  # first: a run killed while rewriting the files never leaves them looking up to date
     for name, rows in (("train.jsonl", train), ("test.jsonl", test)):
         (out / name).write_text("".join(r.to_json() + "\n" for r in rows))
     summary = {**summary, "settings_hash": digest, "out_dir": str(out)}

@@ -24,6 +24,7 @@ from mellm_core.config import MapsConfig, settings_hash
 from mellm_core.errors import InputError, MellmError
 from mellm_core.records import MapRecord, Sample
 from mellm_core.regions import regions_to_dict
+from mellm_core.stagelock import StageLock
 from mellm_core.storage import Journal, Location
 
 MANIFEST = "manifest.jsonl"
@@ -164,6 +165,12 @@ def run_maps(
 
     Ray is started (or joined at ``address``) only when some map has to be computed.
     """
+    with StageLock(Location(out_dir), "maps"):  # one writer per folder
+        return _run_maps(samples, cfg, out_dir, overwrite, progress, address)
+
+
+def _run_maps(samples: list[Sample], cfg: MapsConfig, out_dir: str | Location, overwrite: bool | None,
+              progress: bool, address: str | None) -> MapsSummary:
     import ray
     from tqdm import tqdm
 

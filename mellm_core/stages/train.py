@@ -22,9 +22,10 @@ from tqdm import tqdm
 
 from mellm_core.config import Recipe
 from mellm_core.errors import MellmError
+from mellm_core.stagelock import StageLock
 from mellm_core.stages.cluster import init_ray
 from mellm_core.storage import Location
-from mellm_core.training import RUN, canonical, finished, plan, publish
+from mellm_core.training import RUN, canonical, check_start_over, finished, plan, publish
 from mellm_core.trainloop import World, checkpoint_name, train_worker
 
 
@@ -82,18 +83,26 @@ def _follow(queue: Queue, total: int, stop: threading.Event, show: bool, nodes: 
     bar.close()
 
 
-def run_train(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
-    """Fine-tune the recipe's backbone on its instructions (building them first when absent or stale)."""
+def run_train(recipe: Recipe, progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
+    """Fine-tune the recipe's backbone on its instructions (building them first when absent or stale). Starting
+    over on an unfinished run's checkpoints needs ``overwrite``."""
     from mellm_core.stages.instructions import run_instructions
     from mellm_core.stages.maps import run_recipe_maps
 
     run_recipe_maps(recipe, progress=progress)
     run_instructions(recipe)
+    with StageLock(Location(recipe.output_dir) / "train", "train"):  # one writer per folder
+        return _train(recipe, progress, overwrite)
+
+
+def _train(recipe: Recipe, progress: bool, overwrite: bool) -> dict[str, Any]:
     p = plan(recipe)
     done = finished(p)
     if done:
         return {**done, "skipped": True}
     cfg = recipe.train
+    if not cfg.resume:
+        check_start_over(p, overwrite)
     init_ray(recipe.ray.address)
     if not cfg.resume:
         _start_over(p.storage)

@@ -57,6 +57,7 @@ class QwenParams:
     tiny_layers: int = 2  # tiny-random: LM decoder layers
     tiny_vision_depth: int = 2  # tiny-random: vision blocks
     tiny_vocab_size: int = 2048  # tiny-random: BPE vocabulary trained on the prompt plugins' texts
+    tiny_rope_theta: float = 10000.0  # tiny-random: RoPE base of the LM (its M-RoPE height and width positions)
 
     def __post_init__(self) -> None:
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
@@ -107,7 +108,7 @@ class Qwen25VL:
         p = self.params
         if model == TINY:
             return str(build_tiny(image_processor_class(), p.tiny_hidden_size, p.tiny_layers, p.tiny_vision_depth,
-                                  p.tiny_vocab_size))
+                                  p.tiny_vocab_size, p.tiny_rope_theta))
         local = Path(model).expanduser()
         return str(local.resolve()) if local.exists() else model
 

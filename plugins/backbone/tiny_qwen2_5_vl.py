@@ -65,14 +65,15 @@ def corpus() -> list[str]:
     return texts
 
 
-def tiny_key(hidden: int, layers: int, vision_depth: int, vocab: int) -> str:
-    return settings_hash(TINY_VERSION, hidden, layers, vision_depth, vocab, corpus())
+def tiny_key(hidden: int, layers: int, vision_depth: int, vocab: int, rope_theta: float = 10000.0) -> str:
+    extra = () if rope_theta == 10000.0 else (rope_theta,)  # the folders built before the setting existed stay valid
+    return settings_hash(TINY_VERSION, hidden, layers, vision_depth, vocab, *extra, corpus())
 
 
-def build_tiny(image_processor: type, hidden: int = 128, layers: int = 2, vision_depth: int = 2, vocab: int = 2048
-               ) -> Path:
+def build_tiny(image_processor: type, hidden: int = 128, layers: int = 2, vision_depth: int = 2, vocab: int = 2048,
+               rope_theta: float = 10000.0) -> Path:
     """The folder of the tiny model with these sizes, building it on first use (one builder at a time per host)."""
-    path = cache_dir() / f"tiny-random-qwen2_5_vl-{tiny_key(hidden, layers, vision_depth, vocab)}"
+    path = cache_dir() / f"tiny-random-qwen2_5_vl-{tiny_key(hidden, layers, vision_depth, vocab, rope_theta)}"
     if _complete(path):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +84,7 @@ def build_tiny(image_processor: type, hidden: int = 128, layers: int = 2, vision
             try:
                 tmp.mkdir()
                 with torch.random.fork_rng(devices=[]):  # the caller's seeded RNG is the same, built here or not
-                    _write_tiny(tmp, image_processor, hidden, layers, vision_depth, vocab)
+                    _write_tiny(tmp, image_processor, hidden, layers, vision_depth, vocab, rope_theta)
                 shutil.rmtree(path, ignore_errors=True)  # an interrupted earlier build
                 os.replace(tmp, path)
             finally:
@@ -110,7 +111,8 @@ def _tokenizer(vocab: int):
                                    model_max_length=32768)
 
 
-def _write_tiny(out: Path, image_processor: type, hidden: int, layers: int, vision_depth: int, vocab: int) -> None:
+def _write_tiny(out: Path, image_processor: type, hidden: int, layers: int, vision_depth: int, vocab: int,
+                rope_theta: float) -> None:
     from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     tokenizer = _tokenizer(vocab)
@@ -121,7 +123,7 @@ def _write_tiny(out: Path, image_processor: type, hidden: int, layers: int, visi
     config = Qwen2_5_VLConfig(
         text_config=dict(
             hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=heads,
-            num_key_value_heads=2, vocab_size=len(tokenizer), max_position_embeddings=4096, rope_theta=10000.0,
+            num_key_value_heads=2, vocab_size=len(tokenizer), max_position_embeddings=4096, rope_theta=rope_theta,
             rope_scaling={"type": "mrope", "mrope_section": [2 * unit, 3 * unit, 3 * unit]},
             bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
         ),
