@@ -488,6 +488,27 @@ def test_requests_need_the_api_key_but_healthz_does_not(server, frames):
     assert requests.get(server.url + "healthz", timeout=30).status_code == 200
 
 
+def test_a_killed_model_replica_costs_its_requests_a_503_and_the_service_recovers(server, frames):
+    """Requests in flight when the model replica's process dies get 503 with Retry-After (never a 500); Serve
+    starts a new replica and the service answers again."""
+    files = {"onset": _png(frames["onset"]), "apex": _png(frames["apex"])}
+    replica = next(p for p in psutil.Process(server.proc.pid).children(recursive=True)
+                   if "ServeReplica:mellm:ModelWorker" in " ".join(p.cmdline()))
+    with ThreadPoolExecutor(8) as pool:
+        sent = [pool.submit(_post, server, files) for _ in range(8)]
+        time.sleep(0.6)  # the first requests are mapped and wait in the model's batch (serve.batch_wait_s 0.5)
+        replica.kill()
+        answers = [f.result() for f in sent]
+    codes = [a.status_code for a in answers]
+    assert set(codes) <= {200, 503}, [a.text for a in answers]
+    assert all(a.headers["Retry-After"] and "retry" in a.json()["error"] for a in answers if a.status_code == 503)
+    deadline = time.monotonic() + 180
+    while (answer := _post(server, files)).status_code != 200:
+        assert answer.status_code == 503 and time.monotonic() < deadline, answer.text
+        time.sleep(2)
+    assert answer.json()["timings"]["batch_size"] >= 1
+
+
 def test_the_web_page_uploads_two_frames_and_shows_the_map_and_the_result(server, frames, tmp_path):
     from playwright.sync_api import sync_playwright
 

@@ -31,6 +31,7 @@ import ray
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from ray import serve
+from ray.exceptions import RayActorError
 from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -73,6 +74,15 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> J
     client's lone surrogate echoed back, become U+FFFD)."""
     text = message.encode("utf-8", "replace").decode("utf-8")
     return JSONResponse({"error": text}, status_code=status, headers=headers)
+
+
+REPLICA_GONE = RayActorError  # a replica died (or is unavailable, restarting) under a request
+
+
+def replica_gone() -> JSONResponse:
+    """503: the replica answering the request stopped; Serve starts another, so the client may retry."""
+    return error(503, "the replica answering this request stopped; a new one is starting: retry in a few seconds",
+                 {"Retry-After": "5"})
 
 
 def server_fault(where: str, exc: BaseException | str) -> JSONResponse:
@@ -192,10 +202,16 @@ class ModelWorker:
         self.predictor = Predictor(recipe, adapter, device, labels=labels)
         self.max_new_tokens = recipe.serve.max_new_tokens
         self.turn = asyncio.Lock()
+        self.broken = ""  # set by a device failure; check_health then asks Serve for a new replica
         self.analyze.set_max_batch_size(recipe.serve.max_batch_size)
         self.analyze.set_batch_wait_timeout_s(recipe.serve.batch_wait_s)
         self.chat.set_max_batch_size(recipe.serve.max_batch_size)
         self.chat.set_batch_wait_timeout_s(recipe.serve.batch_wait_s)
+
+    def check_health(self) -> None:
+        """Serve's periodic probe: a replica whose device failed (a CUDA error) is replaced, not kept answering."""
+        if self.broken:
+            raise RuntimeError(f"the model's device failed: {self.broken}")
 
     async def _isolated(self, run: Callable[[list], list], items: list) -> list:
         """``run(items)``; when that fails, ``run`` on each item alone, with failures as ``{"status", "error"}``."""
@@ -203,6 +219,7 @@ class ModelWorker:
             async with self.turn:
                 return await asyncio.to_thread(run, items)
         except Exception as exc:
+            self._note(exc)
             if len(items) == 1:
                 return [_failure(exc)]
         answers = []
@@ -211,8 +228,14 @@ class ModelWorker:
                 async with self.turn:
                     answers += await asyncio.to_thread(run, [item])
             except Exception as exc:
+                self._note(exc)
                 answers.append(_failure(exc))
         return answers
+
+    def _note(self, exc: Exception) -> None:
+        """Remember a failure of the device itself (not of a request), for ``check_health``."""
+        if "CUDA error" in str(exc) or "device-side assert" in str(exc):
+            self.broken = str(exc)[:200]
 
     def _analyze(self, maps: list[np.ndarray]) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
@@ -329,6 +352,8 @@ class Gateway:
         self.waiting += 1
         try:
             answer = await self.model.chat.remote((ask.prompt, rgb, ask.max_tokens))
+        except REPLICA_GONE:
+            return replica_gone()
         finally:
             self.waiting -= 1
         return _answer_error(answer, "chat") or JSONResponse(completion(self.model_name, answer["text"]))
@@ -361,6 +386,8 @@ class Gateway:
             if "error" in mapped:
                 return error(mapped["status"], mapped["error"])
             answer = await self.model.analyze.remote(mapped["rgb"])
+        except REPLICA_GONE:
+            return replica_gone()
         finally:
             self.waiting -= 1
         if failed := _answer_error(answer, "analyze"):
