@@ -50,8 +50,8 @@ def accuracy(backbone, module, rows: list[dict], images: list[np.ndarray], label
     return float(np.mean([parse_output(t, labels).emotion == r["label"] for t, r in zip(texts, rows, strict=True)]))
 
 
-def curve(folder: Path, variant: str, seed: int, steps: int, every: int, curriculum: int, extra: dict
-          ) -> list[float]:
+def curve(folder: Path, variant: str, seed: int, steps: int, every: int, curriculum: int, extra: dict,
+          weight_decay: float = 0.0) -> list[float]:
     """Held-out accuracy after every ``every`` steps of one run."""
     params, tasks, staged = VARIANTS[variant]
     params = {**params, **extra}
@@ -70,7 +70,7 @@ def curve(folder: Path, variant: str, seed: int, steps: int, every: int, curricu
     backbone = get_registry().create("backbone", "qwen2_5_vl", train_base=True, **params)
     module = backbone.load("tiny-random", train=cfg, labels=labels)
     trainable = [p for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine(cfg))
     images = [read_rgb(r["images"][0]) for r in test]
     out = []
@@ -95,6 +95,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=750)
     parser.add_argument("--every", type=int, default=250)
     parser.add_argument("--curriculum", type=int, default=400, help="MER-only steps of px224-curriculum")
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (train.weight_decay)")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="a backbone param for every variant, e.g. --param tiny_rope_theta=100")
     args = parser.parse_args()
@@ -105,7 +106,8 @@ def main() -> None:
     for variant in args.variants:
         for seed in args.seeds:
             started = time.perf_counter()
-            accs = curve(args.folder, variant, seed, args.steps, args.every, args.curriculum, extra)
+            accs = curve(args.folder, variant, seed, args.steps, args.every, args.curriculum, extra,
+                         args.weight_decay)
             rows.append([variant, seed, *(f"{a:.2f}" for a in accs), f"{time.perf_counter() - started:.0f}"])
             print(f"{variant} seed {seed}: {accs}", flush=True)
     test = [json.loads(x) for x in (args.folder / "instructions" / "test.jsonl").read_text().splitlines()]
