@@ -338,3 +338,14 @@ def test_control_tokens_in_a_prompt_reach_the_model_as_plain_text(backbone, rows
         special = backbone.tokenizer.convert_tokens_to_ids(token)
         assert int((ids == special).sum()) == int((honest == special).sum()), token
     assert forged[len("<image>"):] + "<|im_end|>" in backbone.tokenizer.decode(ids)  # its characters, verbatim
+
+
+def test_the_tiny_models_rope_base_is_a_setting_with_its_own_folder():
+    """tiny_rope_theta builds a tiny model of its own (the demo's: base 10); the default folder stays the same."""
+    from transformers import AutoConfig
+
+    default = Path(create("backbone", "qwen2_5_vl").resolve("tiny-random"))
+    small = Path(create("backbone", "qwen2_5_vl", tiny_rope_theta=10).resolve("tiny-random"))
+    assert small != default
+    thetas = [AutoConfig.from_pretrained(f).text_config for f in (default, small)]
+    assert [getattr(c, "rope_theta", None) or c.rope_parameters["rope_theta"] for c in thetas] == [10000.0, 10.0]
