@@ -110,7 +110,7 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     protocol: str = "all"  # label protocol of the test set (e.g. casme2-5, dfme-7)
-    adapter: str | None = None  # adapter folder (null = output_dir/train/adapter when trained, else the base model)
+    adapter: str | None = None  # adapter folder (null = the one `mellm train` published, else the base model)
     base_model: bool = False  # evaluate the base model even when a trained adapter exists (zero-shot baselines)
     batch_size: int = 8  # test samples per generation batch
     actors: int = 1  # model replicas (Ray Data actor pool); each loads the model once
@@ -124,7 +124,7 @@ class EvalConfig:
 class ServeConfig:
     host: str = "127.0.0.1"  # address the HTTP server binds
     port: int = 8000  # HTTP port
-    adapter: str | None = None  # trained adapter folder (null = output_dir/train/adapter when it exists, else base)
+    adapter: str | None = None  # trained adapter folder (null = the one `mellm train` published, else the base)
     model_replicas: int = 1  # model deployment replicas (ignored when autoscaling is on)
     map_replicas: int = 1  # map deployment replicas (CPU: landmarks + flow + colorizer)
     autoscaling: bool = False  # let Serve scale both deployments between 1 and *_replicas by load

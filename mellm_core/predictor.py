@@ -46,7 +46,7 @@ def model_note(recipe: Recipe, adapter: str | None, command: str) -> str | None:
     if adapter:
         return None
     untrained = " (random weights: its answers mean nothing)" if recipe.backbone.model == "tiny-random" else ""
-    return (f"note: no trained adapter in {Location(recipe.output_dir) / 'train' / 'adapter'}: the base model "
+    return (f"note: no trained adapter under {Location(recipe.output_dir) / 'train'}: the base model "
             f"{recipe.backbone.model} answers{untrained}; train one with `{command}`")
 
 

@@ -88,23 +88,36 @@ def finished(p: Plan) -> dict[str, Any] | None:
 
 def unfinished(storage: str) -> dict[str, Any] | None:
     """The progress of the newest checkpoint in ``storage`` when the run that wrote it stopped before its last step
-    (checkpoints written before runs recorded their length count as unfinished)."""
+    (checkpoints written before runs recorded their length count as unfinished). Checkpoints lie at any depth
+    (Ray Train nests them under its trial folder); staging copies (dot names) and unreadable files are skipped."""
     folder = Location(storage) / RUN
-    found = [json.loads((folder / name).read_text()) for name in folder.files()
-             if name.count("/") == 1 and name.endswith("/" + PROGRESS)]
+    found = []
+    for name in folder.files():
+        parts = name.split("/")
+        if parts[-1] != PROGRESS or any(x.startswith(".") for x in parts) or not parts[-2].startswith("checkpoint_"):
+            continue
+        try:
+            found.append(json.loads((folder / name).read_text()))
+        except ValueError:
+            continue
     if not found:
         return None
     latest = max(found, key=lambda x: x["step"])
     return latest if latest["step"] < latest.get("max_steps", latest["step"] + 1) else None
 
 
-def check_start_over(p: Plan, overwrite: bool) -> None:
-    """Starting over (``train.resume=false``) never deletes an unfinished run's checkpoints unasked."""
-    left = unfinished(p.storage)
-    if left and not overwrite:
+def start_run(p: Plan, recipe: Recipe, overwrite: bool) -> dict[str, Any] | None:
+    """Before a run: the finished run's summary when there is nothing to do; else, for a fresh start
+    (``train.resume=false``), an error rather than deleting an unfinished run's checkpoints unasked."""
+    done = finished(p)
+    if done:
+        return {**done, "skipped": True}
+    left = None if recipe.train.resume or overwrite else unfinished(p.storage)
+    if left:
         raise InputError(f"{Location(p.storage) / RUN} holds the checkpoints of an unfinished run (step {left['step']}"
                          f" of {left.get('max_steps', '?')}): continue it with train.resume=true, or start over and "
                          "delete them with `mellm train ... --overwrite`")
+    return None
 
 
 def publish(checkpoint: Path, p: Plan, extra: dict[str, Any]) -> dict[str, Any]:
@@ -161,14 +174,11 @@ def _train_local(recipe: Recipe, progress: bool, overwrite: bool) -> dict[str, A
     from tqdm import tqdm
 
     p = plan(recipe)
-    done = finished(p)
-    if done:
-        return {**done, "skipped": True}
+    if done := start_run(p, recipe, overwrite):
+        return done
     if is_uri(p.storage):
         raise InputError(f"checkpoints at {p.storage}: training without Ray keeps them in a local or shared folder; "
                          "set train.storage_path to one")
-    if not recipe.train.resume:
-        check_start_over(p, overwrite)
     world = _world(recipe.train.use_gpu)
     storage = Path(p.storage) / RUN
     if world.rank == 0:

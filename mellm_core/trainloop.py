@@ -145,7 +145,8 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if world.device.startswith("cuda")
                 else contextlib.nullcontext())
     window = _window()
-    with ThreadPoolExecutor(1, thread_name_prefix="mellm-collate") as pool:
+    pool = ThreadPoolExecutor(1, thread_name_prefix="mellm-collate")
+    try:
         ahead: dict[int, Future] = {}
         while step < cfg.max_steps:
             for later in range(step, min(step + PREFETCH + 1, cfg.max_steps)):
@@ -183,6 +184,8 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
                             session)
             if step % cfg.log_every == 0 or checkpoint_now:
                 window = _window()  # after the checkpoint, so that its writing is not counted as training
+    finally:  # a failed step shows its error at once, without waiting for the batches collated ahead
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _window() -> dict[str, Any]:

@@ -160,6 +160,6 @@ def test_analyze_one_pair_end_to_end(motion_pair, trained, tmp_path, capsys):
     assert main(fresh) == 0
     printed = capsys.readouterr()
     assert "model tiny-random, adapter none (base model)" in printed.out
-    assert printed.err.startswith(f"note: no trained adapter in {tmp_path / 'fresh' / 'train' / 'adapter'}")
+    assert printed.err.startswith(f"note: no trained adapter under {tmp_path / 'fresh' / 'train'}")
     assert "(random weights: its answers mean nothing); train one with `mellm train quickstart output_dir=" \
         in printed.err

@@ -147,10 +147,11 @@ def test_a_failing_batch_is_answered_item_by_item_so_one_bad_request_fails_alone
         return [{"text": i.upper()} for i in items]
 
     worker = object.__new__(ModelWorker.func_or_class)
-    worker.turn = asyncio.Lock()
+    worker.turn, worker.broken = asyncio.Lock(), ""
     answers = asyncio.run(worker._isolated(run, ["a", "bad", "b", "broken"]))
+    rid = answers[3].pop("request_id")  # the replica logged the traceback under it
     assert answers == [{"text": "A"}, {"status": 400, "error": "item bad is wrong"}, {"text": "B"},
-                       {"status": 500, "error": "RuntimeError: replica fault"}]
+                       {"status": 500, "error": "RuntimeError: replica fault"}] and len(rid) == 16
     assert calls == [["a", "bad", "b", "broken"], ["a"], ["bad"], ["b"], ["broken"]]
     calls.clear()
     assert asyncio.run(worker._isolated(run, ["a", "b"])) == [{"text": "A"}, {"text": "B"}] and len(calls) == 1
@@ -477,6 +478,10 @@ def test_a_host_outside_serve_allowed_hosts_is_refused():
     assert refused.status_code == 400 and "Host 'attacker.example' is not served here" in refused.json()["error"]
     assert client.get("/v1/nothing", headers={"Host": "localhost:8000"}).status_code == 404  # past the guard
     assert client.get("/healthz", headers={"Host": "10.0.0.7:8000"}).status_code != 400
+    from mellm_core.stages.serve import host_name
+
+    assert [host_name(h) for h in ("LocalHost:8000", "[::1]", "[::1]:8000", "127.0.0.1", "[::1")] == [
+        "localhost", "::1", "::1", "127.0.0.1", ""]
 
 
 def test_requests_need_the_api_key_but_healthz_does_not(server, frames):

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -71,7 +72,7 @@ api = FastAPI(title="mellm", docs_url=None, redoc_url=None, openapi_url=None)
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The one shape of every error answer: ``{"error": message}`` (characters that cannot be sent, such as a
-    client's lone surrogate echoed back, become U+FFFD)."""
+    client's lone surrogate echoed back, become ``?``)."""
     text = message.encode("utf-8", "replace").decode("utf-8")
     return JSONResponse({"error": text}, status_code=status, headers=headers)
 
@@ -85,9 +86,9 @@ def replica_gone() -> JSONResponse:
                  {"Retry-After": "5"})
 
 
-def server_fault(where: str, exc: BaseException | str) -> JSONResponse:
+def server_fault(where: str, exc: BaseException | str, rid: str | None = None) -> JSONResponse:
     """A 500 that names a request id and nothing else; the log gets the id with the traceback or the detail."""
-    rid = uuid.uuid4().hex[:16]
+    rid = rid or uuid.uuid4().hex[:16]
     log = logging.getLogger("ray.serve")
     if isinstance(exc, BaseException):
         log.error("%s failed (request id %s)", where, rid, exc_info=exc)
@@ -122,7 +123,7 @@ async def _guard(request: Request, call_next: Callable) -> Any:
     """Before any route: the Host allow-list (``serve.allowed_hosts``, against DNS rebinding) and the API key on
     every route but the page and /healthz; after it, headers that keep the page out of frames and scripts."""
     guard: Guard = request.app.state.guard
-    host = (request.headers.get("host") or "").rsplit(":", 1)[0].strip("[]").lower()
+    host = host_name(request.headers.get("host") or "")
     if guard.hosts and host not in guard.hosts and request.url.path != "/healthz":
         return error(400, f"Host '{host}' is not served here (serve.allowed_hosts)")
     if (request.method, request.url.path) not in OPEN_ROUTES and not authorized(
@@ -132,6 +133,14 @@ async def _guard(request: Request, call_next: Callable) -> Any:
     response = await call_next(request)
     response.headers.update(guard.headers)
     return response
+
+
+def host_name(value: str) -> str:
+    """The host of a Host header or an allowed-hosts entry, without port or IPv6 brackets, lower case."""
+    try:
+        return (urlsplit("//" + value.strip()).hostname or "").lower()
+    except ValueError:  # e.g. a bracket never closed
+        return ""
 
 
 @dataclass
@@ -147,7 +156,7 @@ def security_headers(page_html: str) -> dict[str, str]:
     """A Content-Security-Policy that lets the page run only its own inline script and style (by hash) and talk
     only to this origin, plus no framing and no MIME sniffing."""
     def hashes(tag: str) -> str:
-        found = re.findall(rf"<{tag}>(.*?)</{tag}>", page_html, flags=re.S)
+        found = re.findall(rf"<{tag}(?:\s[^>]*)?>(.*?)</{tag}>", page_html, flags=re.S)
         return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(x.encode()).digest()).decode()}'" for x in found)
 
     policy = (f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
@@ -215,22 +224,25 @@ class ModelWorker:
 
     async def _isolated(self, run: Callable[[list], list], items: list) -> list:
         """``run(items)``; when that fails, ``run`` on each item alone, with failures as ``{"status", "error"}``."""
+        whole = await self._run(run, items)
+        if isinstance(whole, list):
+            return whole
+        if len(items) == 1:
+            return [_failure(whole)]
+        answers = []
+        for item in items:
+            alone = await self._run(run, [item])
+            answers += alone if isinstance(alone, list) else [_failure(alone)]
+        return answers
+
+    async def _run(self, run: Callable[[list], list], items: list) -> list | Exception:
+        """``run(items)`` in a thread, one generate call at a time on this replica; its exception if it fails."""
         try:
             async with self.turn:
                 return await asyncio.to_thread(run, items)
         except Exception as exc:
             self._note(exc)
-            if len(items) == 1:
-                return [_failure(exc)]
-        answers = []
-        for item in items:
-            try:
-                async with self.turn:
-                    answers += await asyncio.to_thread(run, [item])
-            except Exception as exc:
-                self._note(exc)
-                answers.append(_failure(exc))
-        return answers
+            return exc
 
     def _note(self, exc: Exception) -> None:
         """Remember a failure of the device itself (not of a request), for ``check_health``."""
@@ -266,11 +278,20 @@ class ModelWorker:
         return await self._isolated(self._chat, asks)
 
 
+def decode_rgb(data: bytes) -> np.ndarray | None:
+    """An RGB array of PNG or JPEG bytes, or None when they do not decode."""
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return None if pixels is None else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+
+
 def _failure(exc: Exception) -> dict[str, Any]:
-    """A failed item's answer: the request's fault (400, with its message) or the server's (500, detail logged)."""
+    """A failed item's answer: the request's fault (400, with its message) or the server's (500 with a request
+    id, the traceback logged here, in the replica, under that id)."""
     if isinstance(exc, MellmError):
         return {"status": 400, "error": str(exc)}
-    return {"status": 500, "error": f"{type(exc).__name__}: {exc}"}
+    rid = uuid.uuid4().hex[:16]
+    logging.getLogger("ray.serve").error("model replica: a batch item failed (request id %s)", rid, exc_info=exc)
+    return {"status": 500, "error": f"{type(exc).__name__}: {exc}", "request_id": rid}
 
 
 def _answer_error(answer: dict[str, Any], where: str) -> JSONResponse | None:
@@ -278,7 +299,7 @@ def _answer_error(answer: dict[str, Any], where: str) -> JSONResponse | None:
     if "error" not in answer:
         return None
     if answer["status"] >= 500:
-        return server_fault(where, answer["error"])
+        return server_fault(where, answer["error"], answer.get("request_id"))
     return error(answer["status"], answer["error"])
 
 
@@ -297,7 +318,7 @@ class Gateway:
         self.model_name = model_name
         self.waiting = 0  # requests this gateway has handed to the map or model replicas and not yet answered
         self.page_html = (files("mellm_core") / "web" / "index.html").read_text(encoding="utf-8")
-        api.state.guard = Guard(key, {h.lower() for h in cfg.allowed_hosts}, security_headers(self.page_html))
+        api.state.guard = Guard(key, {host_name(h) for h in cfg.allowed_hosts}, security_headers(self.page_html))
 
     async def _body(self, request: Request) -> bytes:
         """The body within ``serve.max_body_bytes`` and ``serve.body_timeout_s`` (413, 408)."""
@@ -305,7 +326,7 @@ class Gateway:
         try:
             return await asyncio.wait_for(read_body(request.stream(), self.cfg.max_body_bytes),
                                           self.cfg.body_timeout_s)
-        except TimeoutError:
+        except (TimeoutError, asyncio.TimeoutError):  # one class from Python 3.11, two before
             raise RequestError(408, f"the request body did not arrive within {self.cfg.body_timeout_s:g} s "
                                     "(serve.body_timeout_s)") from None
 
@@ -343,10 +364,9 @@ class Gateway:
             return error(exc.status, str(exc))
         except ClientDisconnect:
             return error(400, "the client closed the connection before sending the whole body")
-        pixels = await asyncio.to_thread(cv2.imdecode, np.frombuffer(ask.image, np.uint8), cv2.IMREAD_COLOR)
-        if pixels is None:
+        rgb = await asyncio.to_thread(decode_rgb, ask.image)
+        if rgb is None:
             return error(400, "image_url is not a readable image: send a PNG or JPEG file")
-        rgb = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
         if busy := self._busy():
             return busy
         self.waiting += 1

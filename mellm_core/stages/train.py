@@ -25,7 +25,7 @@ from mellm_core.errors import MellmError
 from mellm_core.stagelock import StageLock
 from mellm_core.stages.cluster import init_ray
 from mellm_core.storage import Location
-from mellm_core.training import RUN, canonical, check_start_over, finished, plan, publish
+from mellm_core.training import RUN, canonical, plan, publish, start_run
 from mellm_core.trainloop import World, checkpoint_name, train_worker
 
 
@@ -97,12 +97,9 @@ def run_train(recipe: Recipe, progress: bool = True, overwrite: bool = False) ->
 
 def _train(recipe: Recipe, progress: bool, overwrite: bool) -> dict[str, Any]:
     p = plan(recipe)
-    done = finished(p)
-    if done:
-        return {**done, "skipped": True}
+    if done := start_run(p, recipe, overwrite):
+        return done
     cfg = recipe.train
-    if not cfg.resume:
-        check_start_over(p, overwrite)
     init_ray(recipe.ray.address)
     if not cfg.resume:
         _start_over(p.storage)

@@ -68,6 +68,21 @@ class Endpoint:
 RETRIED = (429, 500, 502, 503, 504)  # answers worth another attempt, besides timeouts and connection errors
 
 
+class _CappedRetry(Retry):
+    """urllib3's Retry, with a server's ``Retry-After`` honoured up to ``timeout_s`` (urllib3 allows hours)."""
+
+    cap_s = 120.0
+
+    def get_retry_after(self, response) -> float | None:  # noqa: ANN001 (urllib3's signature)
+        wait = super().get_retry_after(response)
+        return None if wait is None else min(wait, self.cap_s)
+
+    def new(self, **kw) -> Retry:  # noqa: ANN003 (urllib3's signature)
+        fresh = super().new(**kw)
+        fresh.cap_s = self.cap_s
+        return fresh
+
+
 class OpenAICompatible:
     """Generation through an OpenAI-compatible chat-completions endpoint (see the backbone hook's contract)."""
 
@@ -90,9 +105,11 @@ class OpenAICompatible:
                                  "is not set: export the endpoint's key in it")
             headers["Authorization"] = f"Bearer {key}"
         session = requests.Session()
-        retry = Retry(total=self.params.retries, connect=self.params.retries, read=self.params.retries,
-                      status=self.params.retries, other=0, allowed_methods=None, status_forcelist=RETRIED,
-                      backoff_factor=self.params.backoff_s, respect_retry_after_header=True, raise_on_status=False)
+        retry = _CappedRetry(total=self.params.retries, connect=self.params.retries, read=self.params.retries,
+                             status=self.params.retries, other=0, allowed_methods=None, status_forcelist=RETRIED,
+                             backoff_factor=self.params.backoff_s, backoff_max=self.params.timeout_s,
+                             respect_retry_after_header=True, raise_on_status=False)
+        retry.cap_s = self.params.timeout_s
         adapter = HTTPAdapter(max_retries=retry, pool_maxsize=self.params.concurrency)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
@@ -117,12 +134,29 @@ class OpenAICompatible:
         return json.dumps(body).encode("utf-8")
 
     def _ask(self, endpoint: Endpoint, body: bytes) -> str:
-        """The answer's text (retries are the session's); every failure that remains is an ``InputError``."""
+        """The answer's text; every failure that remains after the retries is an ``InputError``. The session
+        retries up to an answer's headers; a body cut off while it arrives is asked again here."""
+        for _ in range(self.params.retries):
+            try:
+                return self._once(endpoint, body)
+            except _BodyCut:
+                continue
+        try:
+            return self._once(endpoint, body)
+        except _BodyCut as exc:
+            raise InputError(f"{endpoint.url} kept cutting its answer off ({exc}; after "
+                             f"{self.params.retries + 1} attempts)") from None
+
+    def _once(self, endpoint: Endpoint, body: bytes) -> str:
         attempts = f"after {self.params.retries + 1} attempts"
         try:
             with endpoint.session.post(endpoint.url, data=body, headers=endpoint.headers, stream=True,
                                        timeout=self.params.timeout_s) as answer:
-                raw = self._read(answer, endpoint.url)
+                try:
+                    raw = self._read(answer, endpoint.url)
+                except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError,
+                        requests.exceptions.ConnectionError) as exc:
+                    raise _BodyCut(str(exc)) from None
                 status = answer.status_code
         except requests.exceptions.RetryError as exc:
             raise InputError(f"{endpoint.url} kept failing ({_reason(exc)}; {attempts})") from None
@@ -130,6 +164,8 @@ class OpenAICompatible:
             timed_out = isinstance(exc, requests.exceptions.Timeout) or "timed out" in str(exc).lower()
             problem = f"timed out after {self.params.timeout_s} s" if timed_out else f"could not be reached ({exc})"
             raise InputError(f"{endpoint.url} {problem} ({attempts})") from None
+        except requests.exceptions.RequestException as exc:  # too many redirects, a bad URL, ...
+            raise InputError(f"{endpoint.url}: {type(exc).__name__}: {exc}") from None
         if status >= 400:
             tail = f" ({attempts})" if status in RETRIED else ""
             raise InputError(f"{endpoint.url} answered HTTP {status}: {_error_text(raw)}{tail}")
@@ -173,6 +209,10 @@ class OpenAICompatible:
     def merge(self, module: Endpoint, out_dir: str) -> None:
         """Refused: nothing is trained here."""
         raise InputError(NOT_TRAINABLE)
+
+
+class _BodyCut(Exception):
+    """The connection broke while the answer's body arrived (worth another attempt)."""
 
 
 def _reason(exc: requests.exceptions.RetryError) -> str:
