@@ -309,6 +309,37 @@ def test_retry_after_is_honoured_and_an_oversized_answer_is_refused():
         httpd.server_close()
 
 
+def test_an_answer_cut_off_mid_body_is_asked_again():
+    """urllib3 retries up to an answer's headers; a connection that breaks while the body arrives is retried by
+    the backbone itself."""
+    ok = json.dumps({"choices": [{"message": {"content": "sadness"}}]}).encode()
+    calls = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            calls.append(1)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(ok) + (1000 if len(calls) == 1 else 0)))
+            self.end_headers()
+            self.wfile.write(ok[:10] if len(calls) == 1 else ok)  # the first answer stops short
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    backbone = create("backbone", "openai-compatible", base_url=f"http://127.0.0.1:{httpd.server_port}/v1",
+                      retries=1, timeout_s=10)
+    try:
+        assert backbone.generate(backbone.load(MODEL), [PROMPT], [_map()]) == ["sadness"]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert len(calls) == 2
+
+
 # ---------------------------------------------------------------- the eval stage
 
 
