@@ -317,7 +317,7 @@ class Journal:
         cut short, even inside a multi-byte character, is not one."""
         if not self.location.remote:
             data = self.location.read_bytes() if self.location.is_file() else b""
-            return data[:data.rfind(b"\n") + 1].decode("utf-8", "replace").splitlines()
+            return data[:_whole_lines(data)].decode("utf-8", "replace").splitlines()
         out: list[str] = []
         for number in self._numbers():
             out.extend((self.parts / f"{number:05d}").read_text().splitlines())
@@ -328,8 +328,7 @@ class Journal:
             path = self._text_path()
             with open(path, "ab") as sink:
                 if not self._repaired:  # drop a line cut short by a killed run, so this one starts a new line
-                    data = path.read_bytes()
-                    sink.truncate(data.rfind(b"\n") + 1)
+                    sink.truncate(_whole_lines(path.read_bytes()))
                     self._repaired = True
                 sink.write("".join(line + "\n" for line in lines).encode("utf-8"))
             return
@@ -358,3 +357,8 @@ class Journal:
         path = self.location.path
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+
+def _whole_lines(data: bytes) -> int:
+    """The length of the whole lines at the start of ``data`` (a line cut short at its end is not one)."""
+    return data.rfind(b"\n") + 1

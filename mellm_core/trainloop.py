@@ -171,7 +171,8 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
             step += 1
             window["steps"] += 1
             checkpoint_now = step % cfg.checkpoint_every == 0 or step == cfg.max_steps
-            if step % cfg.log_every == 0 or checkpoint_now:
+            log_now = step % cfg.log_every == 0 or checkpoint_now
+            if log_now:
                 loss_sum, tokens = _reduce([float(window["loss"]), float(window["tokens"])], world)
                 n, secs = window["steps"], time.perf_counter() - window["since"]  # float() waited for the device
                 line = {"step": step, "loss": round(loss_sum / world.size / n, 6), "lr": lr,
@@ -182,7 +183,7 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
             if checkpoint_now:
                 _checkpoint(backbone, module, optimizer, scheduler, step, start_step, cfg.max_steps, history, world,
                             session)
-            if step % cfg.log_every == 0 or checkpoint_now:
+            if log_now:
                 window = _window()  # after the checkpoint, so that its writing is not counted as training
     finally:  # a failed step shows its error at once, without waiting for the batches collated ahead
         pool.shutdown(wait=False, cancel_futures=True)

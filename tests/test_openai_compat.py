@@ -211,48 +211,20 @@ def test_a_stuck_endpoint_times_out_after_its_retries():
     assert len(listener.accepted) == 2
 
 
-@pytest.mark.parametrize(("status", "attempts"), [(400, 1), (503, 3)])
-def test_a_4xx_is_not_retried_but_a_5xx_is(status, attempts):
-    seen: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's name)
-            seen.append(self.path)
-            self.rfile.read(int(self.headers["Content-Length"]))
-            body = json.dumps({"error": {"message": f"refused with {status}"}}).encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    backbone = create("backbone", "openai-compatible", base_url=f"http://127.0.0.1:{httpd.server_port}/v1",
-                      retries=2, backoff_s=0.05)
-    try:
-        with pytest.raises(InputError, match=f"answered HTTP {status}: refused with {status}"):
-            backbone.generate(backbone.load(MODEL), [PROMPT], [_map()])
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-    assert seen == ["/v1/chat/completions"] * attempts
-
-
 def _endpoint(answer: Callable[[http.server.BaseHTTPRequestHandler], tuple[int, dict[str, str], bytes]],
               host: str = "127.0.0.1") -> tuple[http.server.ThreadingHTTPServer, list[dict]]:
-    """A local HTTP server answering each POST with ``answer(handler)``; it records every request's headers."""
+    """A local HTTP server answering each POST with ``answer(handler)`` (its headers may claim another
+    Content-Length than the body has); it records every request's path and headers."""
     seen: list[dict] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 (http.server's name)
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            seen.append({"time": time.monotonic(), **{k.lower(): v for k, v in self.headers.items()}})
+            seen.append({"time": time.monotonic(), "path": self.path,
+                         **{k.lower(): v for k, v in self.headers.items()}})
             status, headers, body = answer(self)
             self.send_response(status)
-            for key, value in {**headers, "Content-Length": str(len(body))}.items():
+            for key, value in {"Content-Length": str(len(body)), **headers}.items():
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(body)
@@ -263,6 +235,21 @@ def _endpoint(answer: Callable[[http.server.BaseHTTPRequestHandler], tuple[int, 
     httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd, seen
+
+
+@pytest.mark.parametrize(("status", "attempts"), [(400, 1), (503, 3)])
+def test_a_4xx_is_not_retried_but_a_5xx_is(status, attempts):
+    body = json.dumps({"error": {"message": f"refused with {status}"}}).encode()
+    httpd, seen = _endpoint(lambda h: (status, {}, body))
+    backbone = create("backbone", "openai-compatible", base_url=f"http://127.0.0.1:{httpd.server_port}/v1",
+                      retries=2, backoff_s=0.05)
+    try:
+        with pytest.raises(InputError, match=f"answered HTTP {status}: refused with {status}"):
+            backbone.generate(backbone.load(MODEL), [PROMPT], [_map()])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert [x["path"] for x in seen] == ["/v1/chat/completions"] * attempts
 
 
 def test_the_key_never_follows_a_redirect_to_another_host(monkeypatch):
@@ -315,21 +302,11 @@ def test_an_answer_cut_off_mid_body_is_asked_again():
     ok = json.dumps({"choices": [{"message": {"content": "sadness"}}]}).encode()
     calls = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's name)
-            self.rfile.read(int(self.headers["Content-Length"]))
-            calls.append(1)
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(ok) + (1000 if len(calls) == 1 else 0)))
-            self.end_headers()
-            self.wfile.write(ok[:10] if len(calls) == 1 else ok)  # the first answer stops short
-            self.close_connection = True
+    def short_once(handler) -> tuple[int, dict[str, str], bytes]:
+        calls.append(1)  # the first answer promises 1,000 bytes more than it sends
+        return (200, {"Content-Length": str(len(ok) + 1000)}, ok[:10]) if len(calls) == 1 else (200, {}, ok)
 
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    httpd, _ = _endpoint(short_once)
     backbone = create("backbone", "openai-compatible", base_url=f"http://127.0.0.1:{httpd.server_port}/v1",
                       retries=1, timeout_s=10)
     try:
