@@ -22,6 +22,7 @@ from mellm_core.errors import ConfigError, MellmError
 from mellm_core.plugins import Registry, build_params, get_registry
 
 HEAD_MOTION_MODES = ("nose", "similarity", "none")
+FLOW_REGIONS = ("frame", "face")
 
 
 @dataclass
@@ -42,9 +43,10 @@ class MapsConfig:
     head_motion: str = "nose"  # nose (reference) | similarity (robust fit at rigid landmarks) | none
     nose_window: int = 5  # half-size in pixels of the nose-tip window for head_motion=nose
     crop: bool = False  # crop to the landmark box plus margin and resize to a square
-    crop_margin: float = 0.2  # crop margin as a fraction of the landmark box size
+    crop_margin: float = 0.2  # margin around the landmark box (crop and flow_region face), fraction of its size
     crop_size: int = 256  # side of the square crop in pixels
     max_side: int = 0  # downscale so that the longer side is at most this many pixels (0 = no cap)
+    flow_region: str = "frame"  # frame | face (the landmark box plus crop_margin; no motion drawn outside it)
     min_motion: float = 0.1  # mean motion (px) below which a facial region is never reported as salient
     cpus_per_actor: float = 1.0  # CPUs reserved by each map actor
     actors: int = 0  # size of the actor pool (0 = one per CPU in the cluster)
@@ -139,6 +141,7 @@ class ServeConfig:
     body_timeout_s: float = 30.0  # a request body must arrive within this (slow uploads get 408)
     request_timeout_s: float = 300.0  # longest a request may take end to end (Serve's HTTP proxy)
     max_queued_requests: int = 64  # requests waiting for maps or the model per gateway; more get 503 + Retry-After
+    flow_region: str = "face"  # the service's maps.flow_region: face bounds the flow's cost by the face's size
     allowed_hosts: list[str] = field(default_factory=list)  # Host headers answered (empty: any); e.g. [localhost]
 
 
@@ -289,6 +292,10 @@ def check_recipe(recipe: Recipe, registry: Registry) -> list[str]:
             problems.append(f"maps.{key} must be at least 1, got {getattr(recipe.maps, key)}")
     if recipe.maps.max_side < 0 or recipe.maps.actors < 0 or recipe.maps.crop_margin < 0:
         problems.append("maps.max_side, maps.actors and maps.crop_margin must not be negative")
+    for key, region in (("maps.flow_region", recipe.maps.flow_region),
+                        ("serve.flow_region", recipe.serve.flow_region)):
+        if region not in FLOW_REGIONS:
+            problems.append(f"{key}: unknown region '{region}' (choose from: {', '.join(FLOW_REGIONS)})")
     problems.extend(_check_train(recipe.train))
     from mellm_core.labels import PROTOCOLS
 

@@ -1,4 +1,5 @@
-"""One onset/apex pair -> MMC-map: landmarks, optional crop and size cap, flow, head motion, colorizer.
+"""One onset/apex pair -> MMC-map: landmarks, optional crop and size cap, flow (of the frame or the face box),
+head motion, colorizer.
 
 ``Mapper`` holds the plugins built from a recipe's ``maps`` section, so a Ray actor or a server builds it once.
 """
@@ -45,6 +46,15 @@ def crop_matrix(landmarks: np.ndarray, margin: float, size: int) -> np.ndarray:
     )
 
 
+def face_box(landmarks: np.ndarray, margin: float, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """Rows and columns of the landmark box plus ``margin`` (a fraction of its size), clipped to the image."""
+    lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
+    pad = (hi - lo) * margin
+    x0, y0 = np.floor(np.maximum(lo - pad, 0)).astype(int)
+    x1, y1 = np.ceil(np.minimum(hi + pad + 1, [shape[1], shape[0]])).astype(int)
+    return slice(int(y0), int(y1)), slice(int(x0), int(x1))
+
+
 def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return (points @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
 
@@ -77,6 +87,16 @@ class Mapper:
             landmarks = (landmarks * np.array([size[0] / width, size[1] / height])).astype(np.float32)
         return onset, apex, landmarks
 
+    def _flow(self, onset: np.ndarray, apex: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """The flow of the whole frame, or with ``flow_region: face`` of the face box only (zero elsewhere): its
+        cost then follows the face, not the frame (what the service needs against large uploads)."""
+        if self.cfg.flow_region == "frame":
+            return self.flow(onset, apex)
+        rows, cols = face_box(landmarks, self.cfg.crop_margin, onset.shape)
+        flow = np.zeros((*onset.shape, 2), np.float32)
+        flow[rows, cols] = self.flow(np.ascontiguousarray(onset[rows, cols]), np.ascontiguousarray(apex[rows, cols]))
+        return flow
+
     def __call__(self, onset: np.ndarray, apex: np.ndarray) -> MapResult:
         """Map one gray onset/apex pair; raises ``InputError`` (e.g. ``NoFaceError``) naming the problem."""
         check_pair(onset, apex)
@@ -84,7 +104,7 @@ class Mapper:
         landmarks = np.asarray(self.landmarker(onset), dtype=np.float32)
         t1 = time.perf_counter()
         onset, apex, landmarks = self._geometry(onset, apex, landmarks)
-        flow = self.flow(onset, apex)
+        flow = self._flow(onset, apex, landmarks)
         t2 = time.perf_counter()
         compensated, head = compensate(flow, landmarks, self.cfg.head_motion, self.cfg.nose_window)
         rgb = self.colorizer(compensated, onset, landmarks)

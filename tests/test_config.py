@@ -122,5 +122,13 @@ def test_every_shipped_recipe_caps_what_one_request_costs():
         if recipe.backbone.name == "qwen2_5_vl":
             assert recipe.backbone.params.get("max_pixels"), path.name
         assert recipe.serve.max_new_tokens >= 1 and recipe.serve.max_queued_requests >= 1, path.name
+        assert recipe.serve.flow_region == "face", path.name  # the flow's cost follows the face, not the upload
     with pytest.raises(ConfigError, match="serve.max_new_tokens, max_body_bytes"):
         load_recipe("quickstart", ["serve.max_queued_requests=0"])
+
+
+def test_flow_regions_are_checked():
+    with pytest.raises(ConfigError) as err:
+        load_recipe("quickstart", ["maps.flow_region=head", "serve.flow_region=body"])
+    assert "maps.flow_region: unknown region 'head' (choose from: frame, face)" in err.value.problems
+    assert "serve.flow_region: unknown region 'body' (choose from: frame, face)" in err.value.problems

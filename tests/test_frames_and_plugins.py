@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mellm_core import create
-from mellm_core.errors import InputError, NoFaceError
+from mellm_core.errors import InputError, NoFaceError, PluginError
 from mellm_core.frames import check_pair, decode_gray, read_gray
 from mellm_core.warp import similarity_flow, warp_forward
 
@@ -76,3 +76,16 @@ def test_none_landmarker_places_the_nose():
     points = create("landmarker", "none", nose_x=0.4, nose_y=0.6)(np.zeros((100, 200), np.uint8))
     np.testing.assert_allclose(points[30], [80, 60], atol=1e-4)
     assert points[8][1] > points[30][1] > points[19][1]  # chin below nose below brow
+
+
+def test_dlib68_finds_a_large_face_on_a_reduced_copy_and_fits_it_at_full_size(face_photos):
+    """detect_side bounds the detector's cost on large frames; the points match a full-size detection."""
+    gray = cv2.resize(cv2.cvtColor(face_photos["astronaut"], cv2.COLOR_BGR2GRAY), None, fx=4, fy=4)
+    full = create("landmarker", "dlib68", detect_side=0, upsample=0)(gray)
+    reduced = create("landmarker", "dlib68", detect_side=512, upsample=1)(gray)
+    assert np.median(np.linalg.norm(full - reduced, axis=1)) < 0.02 * (full[:, 0].max() - full[:, 0].min())
+
+
+def test_dlib68_refuses_a_negative_detect_side():
+    with pytest.raises(PluginError, match="detect_side must not be negative"):
+        create("landmarker", "dlib68", detect_side=-1)

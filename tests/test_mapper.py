@@ -8,7 +8,7 @@ import pytest
 
 from mellm_core.config import MapsConfig
 from mellm_core.errors import InputError
-from mellm_core.mapper import Mapper
+from mellm_core.mapper import Mapper, face_box
 from mellm_core.mmc import mmc_colorize
 
 
@@ -55,3 +55,27 @@ def test_zero_motion_map_is_the_gray_onset(gray_pair):
     result = Mapper(MapsConfig(flow="dis"))(onset, onset)
     assert np.isfinite(result.raw_flow).all()
     assert np.array_equal(result.rgb, np.repeat(onset[..., None], 3, axis=-1))
+
+
+def test_face_region_flow_matches_the_frame_flow_on_the_face_and_draws_no_motion_elsewhere(gray_pair):
+    """flow_region face computes the flow in the landmark box plus margin only: the map there is the frame map's
+    (up to the flow's border effects), outside it the gray onset."""
+    onset, apex = gray_pair
+    frame = Mapper(MapsConfig(flow="dis"))(onset, apex)
+    face = Mapper(MapsConfig(flow="dis", flow_region="face", crop_margin=0.1))(onset, apex)
+    rows, cols = face_box(face.landmarks, 0.1, onset.shape)
+    assert (rows.stop - rows.start) * (cols.stop - cols.start) < 0.8 * onset.size  # the flow saw less than the frame
+    outside = np.ones(onset.shape, bool)
+    outside[rows, cols] = False
+    assert outside.any() and not face.raw_flow[outside].any()
+    inner = (slice(rows.start + 16, rows.stop - 16), slice(cols.start + 16, cols.stop - 16))
+    moving = np.linalg.norm(frame.raw_flow[inner], axis=-1) > 0.5
+    assert moving.sum() > 100
+    error = np.linalg.norm(face.raw_flow[inner] - frame.raw_flow[inner], axis=-1)[moving]
+    assert np.median(error) < 0.2
+
+
+def test_face_box_adds_the_margin_and_stays_inside_the_image():
+    points = np.array([[10, 20], [50, 100]], np.float32)
+    rows, cols = face_box(points, 0.25, (110, 200))
+    assert (cols.start, cols.stop) == (0, 61) and (rows.start, rows.stop) == (0, 110)

@@ -12,6 +12,7 @@ import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -255,7 +256,7 @@ def test_a_good_request_returns_the_map_the_mapper_draws(server, frames):
     from mellm_core.config import load_recipe
     from mellm_core.frames import to_gray
     from mellm_core.labels import get_protocol
-    from mellm_core.mapper import Mapper
+    from mellm_core.mapper import Mapper, face_box
 
     answer = _post(server, {"onset": _png(frames["onset"]), "apex": _png(frames["apex"])})
     assert answer.status_code == 200, answer.text
@@ -264,8 +265,15 @@ def test_a_good_request_returns_the_map_the_mapper_draws(server, frames):
     assert body["emotion"] is None or body["emotion"] in get_protocol("casme2-5").classes
     assert isinstance(body["analysis"], str) and all(isinstance(au, int) for au in body["aus"])
     served = cv2.imdecode(np.frombuffer(base64.b64decode(body["mmc_map_png_base64"]), np.uint8), cv2.IMREAD_COLOR)
-    expected = Mapper(load_recipe("quickstart", OVERRIDES).maps)(to_gray(frames["onset"]), to_gray(frames["apex"]))
-    assert np.array_equal(cv2.cvtColor(served, cv2.COLOR_BGR2RGB), expected.rgb)
+    served = cv2.cvtColor(served, cv2.COLOR_BGR2RGB)
+    recipe = load_recipe("quickstart", OVERRIDES)
+    onset = to_gray(frames["onset"])
+    expected = Mapper(replace(recipe.maps, flow_region="face"))(onset, to_gray(frames["apex"]))
+    assert recipe.serve.flow_region == "face" and np.array_equal(served, expected.rgb)
+    rows, cols = face_box(expected.landmarks, recipe.maps.crop_margin, onset.shape)
+    outside = np.ones(onset.shape, bool)
+    outside[rows, cols] = False  # the flow ran on the face only: no motion drawn outside it
+    assert outside.any() and np.array_equal(served[outside], np.repeat(onset[outside][:, None], 3, axis=1))
     assert body["head_motion"] == pytest.approx(expected.head_motion, abs=1e-4)
     timings = body["timings"]
     assert {"decode_s", "landmarks_s", "flow_s", "colorize_s", "map_s", "model_s", "total_s"} <= set(timings)

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.resources import files
 from typing import Any
 from urllib.parse import urlsplit
@@ -447,7 +447,7 @@ def build_app(recipe: Recipe, api_key: str | None = None) -> Application:
     mapper = MapWorker.options(
         **_replicas(cfg.map_replicas, cfg.autoscaling, slots), max_ongoing_requests=map_in_flight,
         ray_actor_options={"num_cpus": cfg.map_cpus},
-    ).bind(recipe.maps, slots)
+    ).bind(replace(recipe.maps, flow_region=cfg.flow_region), slots)
     model = ModelWorker.options(
         **_replicas(cfg.model_replicas, cfg.autoscaling, cfg.max_batch_size), max_ongoing_requests=model_in_flight,
         ray_actor_options={"num_gpus": cfg.model_gpus} if cfg.model_gpus > 0 else {},
