@@ -33,12 +33,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from synthetic import SyntheticPair, face_box, photo_pairs
+from synthetic import SyntheticPair, photo_pairs
 from table import print_table
 
 from mellm_core.config import HEAD_MOTION_MODES, MapsConfig
 from mellm_core.headmotion import compensate, head_motion_field
-from mellm_core.mapper import Mapper, MapResult
+from mellm_core.mapper import Mapper, MapResult, face_box
 from mellm_core.mmc import polar, quantize_angle
 from mellm_core.plugins import create
 
@@ -167,13 +167,12 @@ class ModeScore:
 
 
 def map_change(
-    clean: np.ndarray, noisy: np.ndarray, box: tuple[int, int, int, int]
+    clean: np.ndarray, noisy: np.ndarray, box: tuple[slice, slice]
 ) -> tuple[float, float, float]:
     """Share of pixels changed by > CHANGED_LEVELS (whole map, face box) and mean absolute change."""
     diff = np.abs(clean.astype(np.int16) - noisy.astype(np.int16))
     changed = diff.max(axis=-1) > CHANGED_LEVELS
-    x0, y0, x1, y1 = box
-    return float(changed.mean()), float(changed[y0:y1, x0:x1].mean()), float(diff.mean())
+    return float(changed.mean()), float(changed[box].mean()), float(diff.mean())
 
 
 def colour_inputs(result: MapResult, mapper: Mapper) -> tuple[float, np.ndarray]:
@@ -191,7 +190,7 @@ def stability(mapper: Mapper, pair: SyntheticPair, noisy: np.ndarray, score: Mod
     """Map change under noise, with its two causes: the brightness scale (max magnitude) and hue flips."""
     clean, moved = mapper(pair.onset, pair.apex), mapper(pair.onset, noisy)
     changed, changed_face, mean_change = map_change(
-        clean.rgb, moved.rgb, face_box(pair.landmarks, pair.onset.shape)
+        clean.rgb, moved.rgb, face_box(pair.landmarks, 0.1, pair.onset.shape)
     )
     score.changed.append(changed)
     score.changed_face.append(changed_face)

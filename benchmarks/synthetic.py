@@ -19,6 +19,7 @@ from matplotlib import cbook
 from matplotlib import image as mpimg
 from skimage import data as skdata
 
+from mellm_core.mapper import face_box
 from mellm_core.plugins import create
 from mellm_core.warp import similarity_flow, warp_forward
 
@@ -57,16 +58,6 @@ def landmarker():
     return create("landmarker", "dlib68")
 
 
-def face_box(landmarks: np.ndarray, shape: tuple[int, int], margin: float = 0.1) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1): the landmark box grown by ``margin`` of its size per side, clipped to the image."""
-    lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
-    pad = (hi - lo) * margin
-    x0, y0 = np.floor(lo - pad).astype(int)
-    x1, y1 = np.ceil(hi + pad).astype(int) + 1
-    h, w = shape
-    return max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-
-
 @dataclass
 class SyntheticPair:
     """One onset/apex pair and its exact motion fields (HxWx2, onset -> apex)."""
@@ -85,9 +76,8 @@ class SyntheticPair:
 
     def box_mask(self) -> np.ndarray:
         """Boolean HxW mask of the face box."""
-        x0, y0, x1, y1 = face_box(self.landmarks, self.onset.shape)
         mask = np.zeros(self.onset.shape, dtype=bool)
-        mask[y0:y1, x0:x1] = True
+        mask[face_box(self.landmarks, 0.1, self.onset.shape)] = True
         return mask
 
 
