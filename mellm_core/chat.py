@@ -14,10 +14,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from mellm_core.records import IMAGE_TAG
 from mellm_core.upload import RequestError, image_size
 
 JSON_TYPE = "application/json"
-IMAGE_TAG = "<image>"  # backbones expect prompts that begin with it
 DATA_URL_TYPES = ("image/png", "image/jpeg")
 
 

@@ -23,6 +23,19 @@ from mellm_core.plugins import Registry, build_params, get_registry
 
 HEAD_MOTION_MODES = ("nose", "similarity", "none")
 FLOW_REGIONS = ("frame", "face")
+SPLIT_KINDS = ("holdout", "loso", "zero-shot", "fixed")
+TASKS = ("meu", "mer")
+
+
+def _choice(key: str, value: str, choices: tuple[str, ...], what: str) -> list[str]:
+    """A problem when ``value`` is not one of ``choices``."""
+    return [] if value in choices else [f"{key}: unknown {what} '{value}' (choose one of: {', '.join(choices)})"]
+
+
+def _protocol(key: str, value: str) -> list[str]:
+    from mellm_core.labels import PROTOCOLS
+
+    return _choice(key, value, tuple(PROTOCOLS), "protocol")
 
 
 @dataclass
@@ -53,6 +66,15 @@ class MapsConfig:
     batch_size: int = 4  # pairs per Ray Data batch
     overwrite: bool = False  # recompute maps even when inputs and settings are unchanged
 
+    def problems(self) -> list[str]:
+        found = _choice("maps.head_motion", self.head_motion, HEAD_MOTION_MODES, "mode")
+        found += _choice("maps.flow_region", self.flow_region, FLOW_REGIONS, "region")
+        found += [f"maps.{key} must be at least 1, got {getattr(self, key)}"
+                  for key in ("nose_window", "crop_size", "batch_size") if getattr(self, key) < 1]
+        if self.max_side < 0 or self.actors < 0 or self.crop_margin < 0:
+            found.append("maps.max_side, maps.actors and maps.crop_margin must not be negative")
+        return found
+
 
 @dataclass
 class SplitConfig:
@@ -74,6 +96,19 @@ class InstructionsConfig:
     train_tasks: list[str] = field(default_factory=lambda: ["meu", "mer"])  # tasks written for the training set
     test_tasks: list[str] = field(default_factory=lambda: ["meu"])  # tasks written for the test set
     split: SplitConfig = field(default_factory=SplitConfig)
+
+    def problems(self) -> list[str]:
+        found = _protocol("instructions.protocol", self.protocol)
+        found += _choice("instructions.split.kind", self.split.kind, SPLIT_KINDS, "split")
+        if not 0 <= self.mer_ratio <= 1:
+            found.append(f"instructions.mer_ratio must be between 0 and 1, got {self.mer_ratio}")
+        if not 0 < self.split.test_fraction < 1:
+            found.append(f"instructions.split.test_fraction must be between 0 and 1, got {self.split.test_fraction}")
+        for key in ("train_tasks", "test_tasks"):
+            tasks = getattr(self, key)
+            if not tasks or any(t not in TASKS for t in tasks):
+                found.append(f"instructions.{key} must be a non-empty list of: {', '.join(TASKS)} (got {tasks})")
+        return found
 
 
 @dataclass
@@ -108,6 +143,23 @@ class TrainConfig:
     storage_path: str | None = None  # checkpoints: local, shared or cloud URI (null = output_dir/train/checkpoints)
     resume: bool = False  # continue from the latest checkpoint instead of starting over
 
+    def problems(self) -> list[str]:
+        found = [f"train.{key} must be at least 1, got {getattr(self, key)}"
+                 for key in ("lora_rank", "max_steps", "batch_size", "grad_accum", "num_workers", "checkpoint_every",
+                             "keep_checkpoints", "log_every") if getattr(self, key) < 1]
+        per_step = self.num_workers * self.grad_accum
+        if per_step >= 1 and self.batch_size % per_step:
+            found.append(f"train.batch_size={self.batch_size} must be a multiple of train.num_workers x "
+                         f"train.grad_accum = {per_step}, so every worker gets equal micro-batches")
+        unknown = [t for t in self.curriculum_tasks if t not in TASKS]
+        if unknown:
+            found += _choice("train.curriculum_tasks", unknown[0], TASKS, "task")
+        if self.curriculum_steps < 0 or (self.curriculum_steps > 0 and not self.curriculum_tasks):
+            found.append("train.curriculum_steps must not be negative, and needs train.curriculum_tasks when set")
+        if self.lr <= 0 or self.warmup_steps < 0 or self.max_failures < -1 or self.max_grad_norm < 0:
+            found.append("train.lr must be positive; warmup_steps and max_grad_norm not negative; max_failures >= -1")
+        return found
+
 
 @dataclass
 class EvalConfig:
@@ -120,6 +172,14 @@ class EvalConfig:
     gpus_per_actor: float = 0.0  # GPUs per replica (0 = CPU)
     max_new_tokens: int | None = None  # generation cap (null = the backbone's)
     gallery: int = 12  # sample MMC-maps shown in report.html (right and wrong cases)
+
+    def problems(self) -> list[str]:
+        found = _protocol("eval.protocol", self.protocol)
+        if self.batch_size < 1 or self.actors < 1 or self.gallery < 0:
+            found.append("eval.batch_size and eval.actors must be at least 1 and eval.gallery not negative")
+        if self.cpus_per_actor <= 0 or self.gpus_per_actor < 0 or (self.max_new_tokens or 1) < 1:
+            found.append("eval.cpus_per_actor must be positive, gpus_per_actor not negative, max_new_tokens >= 1")
+        return found
 
 
 @dataclass
@@ -144,10 +204,29 @@ class ServeConfig:
     flow_region: str = "face"  # the service's maps.flow_region: face bounds the flow's cost by the face's size
     allowed_hosts: list[str] = field(default_factory=list)  # Host headers answered (empty: any); e.g. [localhost]
 
+    def problems(self) -> list[str]:
+        found = _choice("serve.flow_region", self.flow_region, FLOW_REGIONS, "region")
+        if min(self.max_new_tokens, self.max_body_bytes, self.max_pixels, self.max_prompt_chars,
+               self.max_queued_requests) < 1 or min(self.body_timeout_s, self.request_timeout_s) <= 0:
+            found.append("serve.max_new_tokens, max_body_bytes, max_pixels, max_prompt_chars and max_queued_requests "
+                         "must be at least 1, and body_timeout_s and request_timeout_s positive")
+        if min(self.max_batch_size, self.model_replicas, self.map_replicas) < 1:
+            found.append("serve.max_batch_size, model_replicas and map_replicas must be at least 1")
+        if self.batch_wait_s < 0 or self.model_gpus < 0 or self.map_cpus <= 0:
+            found.append("serve.batch_wait_s and model_gpus must not be negative, and map_cpus must be positive")
+        if not 0 <= self.port <= 65535 or not self.host.strip():
+            found.append(f"serve.port must be 0-65535 and serve.host not empty, got {self.host!r}:{self.port}")
+        return found
+
 
 @dataclass
 class RayConfig:
     address: str | None = None  # existing cluster to attach to (else RAY_ADDRESS, else a local one)
+
+    def problems(self) -> list[str]:
+        if self.address is not None and not self.address.strip():
+            return ["ray.address must be a cluster address (e.g. auto, ray://head:10001) or null, got ''"]
+        return []
 
 
 @dataclass
@@ -164,6 +243,7 @@ class Recipe:
     ray: RayConfig = field(default_factory=RayConfig)
 
 
+SECTIONS = ("maps", "instructions", "train", "eval", "serve", "ray")  # the sections that check their own fields
 # (section, key holding a plugin name, key holding its params, plugin kind)
 PLUGIN_FIELDS: tuple[tuple[str, str, str, str], ...] = (
     ("data", "dataset", "params", "dataset"),
@@ -173,8 +253,6 @@ PLUGIN_FIELDS: tuple[tuple[str, str, str, str], ...] = (
     ("instructions", "prompt", "prompt_params", "prompt"),
     ("backbone", "name", "params", "backbone"),
 )
-SPLIT_KINDS = ("holdout", "loso", "zero-shot", "fixed")
-TASKS = ("meu", "mer")
 
 
 def recipe_path(name_or_path: str | Path) -> Path:
@@ -267,7 +345,8 @@ def load_recipe(
 
 
 def check_recipe(recipe: Recipe, registry: Registry) -> list[str]:
-    """Problems with plugin names, plugin params and choices; kinds with no plugins installed are not checked."""
+    """Problems with plugin names and params (kinds with no plugins installed are not checked), then each
+    section's own checks (``problems()`` beside its fields)."""
     problems: list[str] = []
     for section, key, params_key, kind in PLUGIN_FIELDS:
         part = getattr(recipe, section)
@@ -283,32 +362,8 @@ def check_recipe(recipe: Recipe, registry: Registry) -> list[str]:
             registry.params(kind, name, getattr(part, params_key))
         except MellmError as exc:
             problems.append(f"{section}.{params_key}: {exc}")
-    if recipe.maps.head_motion not in HEAD_MOTION_MODES:
-        choices = ", ".join(HEAD_MOTION_MODES)
-        problems.append(f"maps.head_motion: unknown mode '{recipe.maps.head_motion}' (choose one of: {choices})")
-    problems.extend(_check_instructions(recipe.instructions))
-    for key in ("nose_window", "crop_size", "batch_size"):
-        if getattr(recipe.maps, key) < 1:
-            problems.append(f"maps.{key} must be at least 1, got {getattr(recipe.maps, key)}")
-    if recipe.maps.max_side < 0 or recipe.maps.actors < 0 or recipe.maps.crop_margin < 0:
-        problems.append("maps.max_side, maps.actors and maps.crop_margin must not be negative")
-    for key, region in (("maps.flow_region", recipe.maps.flow_region),
-                        ("serve.flow_region", recipe.serve.flow_region)):
-        if region not in FLOW_REGIONS:
-            problems.append(f"{key}: unknown region '{region}' (choose from: {', '.join(FLOW_REGIONS)})")
-    problems.extend(_check_train(recipe.train))
-    from mellm_core.labels import PROTOCOLS
-
-    if recipe.eval.protocol not in PROTOCOLS:
-        problems.append(f"eval.protocol: unknown protocol '{recipe.eval.protocol}' (choose one of: "
-                        f"{', '.join(PROTOCOLS)})")
-    serve_cfg = recipe.serve
-    if min(serve_cfg.max_new_tokens, serve_cfg.max_body_bytes, serve_cfg.max_pixels, serve_cfg.max_prompt_chars,
-           serve_cfg.max_queued_requests) < 1 or min(serve_cfg.body_timeout_s, serve_cfg.request_timeout_s) <= 0:
-        problems.append("serve.max_new_tokens, max_body_bytes, max_pixels, max_prompt_chars and max_queued_requests "
-                        "must be at least 1, and body_timeout_s and request_timeout_s positive")
-    if recipe.eval.batch_size < 1 or recipe.eval.actors < 1 or recipe.eval.gallery < 0:
-        problems.append("eval.batch_size and eval.actors must be at least 1 and eval.gallery not negative")
+    for section in SECTIONS:
+        problems.extend(getattr(recipe, section).problems())
     return problems
 
 
@@ -324,47 +379,6 @@ def device_warnings(recipe: Recipe) -> dict[str, str]:
             found[section] = (f"train.use_gpu is true but {section}.{key} is 0: {what} runs on CPU, in fp32 at CPU "
                               f"speed; set {section}.{key}: 1")
     return found
-
-
-def _check_train(cfg: TrainConfig) -> list[str]:
-    problems = []
-    for key in ("lora_rank", "max_steps", "batch_size", "grad_accum", "num_workers", "checkpoint_every",
-                "keep_checkpoints", "log_every"):
-        if getattr(cfg, key) < 1:
-            problems.append(f"train.{key} must be at least 1, got {getattr(cfg, key)}")
-    per_step = cfg.num_workers * cfg.grad_accum
-    if per_step >= 1 and cfg.batch_size % per_step:
-        problems.append(f"train.batch_size={cfg.batch_size} must be a multiple of train.num_workers x "
-                        f"train.grad_accum = {per_step}, so every worker gets equal micro-batches")
-    unknown = [t for t in cfg.curriculum_tasks if t not in TASKS]
-    if unknown:
-        problems.append(f"train.curriculum_tasks: unknown task '{unknown[0]}' (choose from: {', '.join(TASKS)})")
-    if cfg.curriculum_steps < 0 or (cfg.curriculum_steps > 0 and not cfg.curriculum_tasks):
-        problems.append("train.curriculum_steps must not be negative, and needs train.curriculum_tasks when set")
-    if cfg.lr <= 0 or cfg.warmup_steps < 0 or cfg.max_failures < -1 or cfg.max_grad_norm < 0:
-        problems.append("train.lr must be positive; warmup_steps and max_grad_norm not negative; max_failures >= -1")
-    return problems
-
-
-def _check_instructions(cfg: InstructionsConfig) -> list[str]:
-    from mellm_core.labels import PROTOCOLS
-
-    problems = []
-    if cfg.protocol not in PROTOCOLS:
-        choices = ", ".join(PROTOCOLS)
-        problems.append(f"instructions.protocol: unknown protocol '{cfg.protocol}' (choose one of: {choices})")
-    if cfg.split.kind not in SPLIT_KINDS:
-        choices = ", ".join(SPLIT_KINDS)
-        problems.append(f"instructions.split.kind: unknown split '{cfg.split.kind}' (choose one of: {choices})")
-    if not 0 <= cfg.mer_ratio <= 1:
-        problems.append(f"instructions.mer_ratio must be between 0 and 1, got {cfg.mer_ratio}")
-    if not 0 < cfg.split.test_fraction < 1:
-        problems.append(f"instructions.split.test_fraction must be between 0 and 1, got {cfg.split.test_fraction}")
-    for key in ("train_tasks", "test_tasks"):
-        tasks = getattr(cfg, key)
-        if not tasks or any(t not in TASKS for t in tasks):
-            problems.append(f"instructions.{key} must be a non-empty list of: {', '.join(TASKS)} (got {tasks})")
-    return problems
 
 
 def unchecked_kinds(recipe: Recipe, registry: Registry | None = None) -> list[str]:

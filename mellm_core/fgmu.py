@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mellm_core.facs import ACTION_UNITS, PROTOTYPES, region_stem, supported_aus
+from mellm_core.records import IMAGE_TAG
 from mellm_core.regions import REGIONS, RegionMotion
 
 
@@ -152,9 +153,9 @@ class TemplatePrompt:
         """The user turn for ``task`` ("meu" or "mer"), beginning with the ``<image>`` placeholder."""
         labels_text = self._labels(labels)
         if self.style == "compact":
-            return "<image>" + (self.p.compact_meu if task == "meu" else self.p.compact_mer).format(**labels_text)
+            return IMAGE_TAG + (self.p.compact_meu if task == "meu" else self.p.compact_mer).format(**labels_text)
         body = self.p.meu_steps if task == "meu" else self.p.mer_question
-        return "<image>" + self.p.prior + "\n\n" + body.format(**labels_text)
+        return IMAGE_TAG + self.p.prior + "\n\n" + body.format(**labels_text)
 
     def mer_target(self, emotion: str) -> str:
         return self.word(emotion)

@@ -57,19 +57,21 @@ def format_aus(aus: Iterable[int], sides: Mapping[str, str] | None = None) -> st
     return "+".join(f"{sides.get(str(au), '')}{au}" for au in sorted(set(aus)))
 
 
-# Spellings met in the datasets' spreadsheets (English and Chinese) -> the normalized emotion name.
+# The one emotion vocabulary: normalized name -> its spellings (English, then Chinese), as the datasets'
+# spreadsheets and the models' answers write them (``parse`` reads answers with it).
+BASIC_EMOTIONS = ("happiness", "sadness", "fear", "surprise", "disgust", "contempt", "anger")
 EMOTION_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "happiness": ("happiness", "happy", "joy", "happily", "高兴", "快乐", "开心", "喜悦", "愉快"),
+    "happiness": ("happiness", "happy", "joy", "joyful", "happily", "高兴", "快乐", "开心", "喜悦", "愉快"),
     "sadness": ("sadness", "sad", "悲伤", "伤心", "难过"),
     "surprise": ("surprise", "surprised", "惊讶", "吃惊", "惊奇"),
     "fear": ("fear", "fearful", "afraid", "scared", "恐惧", "害怕"),
     "anger": ("anger", "angry", "愤怒", "生气"),
-    "disgust": ("disgust", "disgusted", "disgusting", "厌恶", "反感"),
+    "disgust": ("disgust", "disgusted", "disgusting", "厌恶", "反感", "恶心"),
     "contempt": ("contempt", "contemptuous", "轻蔑", "蔑视"),
     "repression": ("repression", "repressed", "压抑"),
     "others": ("others", "other", "其他", "其它"),
-    "positive": ("positive", "积极", "正性"),
-    "negative": ("negative", "消极", "负性"),
+    "positive": ("positive", "积极", "正性", "正面"),
+    "negative": ("negative", "消极", "负性", "负面"),
     "neutral": ("neutral", "中性"),
 }
 _EMOTION_LOOKUP = {spelling: name for name, spellings in EMOTION_SYNONYMS.items() for spelling in spellings}
@@ -86,7 +88,7 @@ def normalize_emotion(text: object) -> str | None:
 
 
 @dataclass(frozen=True)
-class Protocol:
+class LabelProtocol:
     """A label protocol: which emotions count, under which class name, optionally per source dataset.
 
     ``classes`` is the class order metrics use (empty for ``all``, which keeps every sample as labelled);
@@ -131,13 +133,13 @@ CASME2_5 = ("happiness", "sadness", "fear", "surprise", "disgust")
 CASME3_6 = CASME2_5 + ("anger",)
 MEGC_3 = ("negative", "positive", "surprise")
 
-PROTOCOLS: dict[str, Protocol] = {
-    "dfme-7": Protocol(
+PROTOCOLS: dict[str, LabelProtocol] = {
+    "dfme-7": LabelProtocol(
         "dfme-7", "DFME's seven basic emotions (MELLM's training classes)", DFME_7, _identity(*DFME_7)
     ),
-    "casme2-5": Protocol("casme2-5", "MELLM's zero-shot CASME II classes", CASME2_5, _identity(*CASME2_5)),
-    "casme3-6": Protocol("casme3-6", "MELLM's zero-shot CAS(ME)^3 classes", CASME3_6, _identity(*CASME3_6)),
-    "megc-3": Protocol(
+    "casme2-5": LabelProtocol("casme2-5", "MELLM's zero-shot CASME II classes", CASME2_5, _identity(*CASME2_5)),
+    "casme3-6": LabelProtocol("casme3-6", "MELLM's zero-shot CAS(ME)^3 classes", CASME3_6, _identity(*CASME3_6)),
+    "megc-3": LabelProtocol(
         "megc-3",
         "MEGC 2019 composite: negative, positive, surprise (CASME II negative = disgust + repression;"
         " SAMM negative = anger, contempt, disgust, fear, sadness; SMIC as labelled)",
@@ -149,13 +151,13 @@ PROTOCOLS: dict[str, Protocol] = {
             "smic": _megc(()),
         },
     ),
-    "all": Protocol("all", "every sample, labelled as its dataset labels it"),
+    "all": LabelProtocol("all", "every sample, labelled as its dataset labels it"),
 }
 
 
-def get_protocol(name: str | Protocol) -> Protocol:
-    """The protocol called ``name`` (a Protocol passes through), or an error listing the choices."""
-    if isinstance(name, Protocol):
+def get_protocol(name: str | LabelProtocol) -> LabelProtocol:
+    """The protocol called ``name`` (a LabelProtocol passes through), or an error listing the choices."""
+    if isinstance(name, LabelProtocol):
         return name
     if name not in PROTOCOLS:
         raise MellmError(f"unknown label protocol '{name}' (choose one of: {', '.join(PROTOCOLS)})")
@@ -163,7 +165,7 @@ def get_protocol(name: str | Protocol) -> Protocol:
 
 
 def apply_protocol(
-    samples: Iterable[Sample], protocol: str | Protocol
+    samples: Iterable[Sample], protocol: str | LabelProtocol
 ) -> tuple[list[Sample], dict[str, int]]:
     """Samples inside the protocol, their ``emotion`` set to the protocol's class, and the excluded counts.
 

@@ -44,26 +44,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-# Normalized emotion -> the spellings that name it (English ones as whole words, any case).
-EMOTION_WORDS: dict[str, tuple[str, ...]] = {
-    "happiness": ("happiness", "happy", "joy", "joyful", "高兴", "开心", "快乐", "愉快", "喜悦"),
-    "sadness": ("sadness", "sad", "悲伤", "难过", "伤心"),
-    "fear": ("fear", "fearful", "afraid", "scared", "害怕", "恐惧"),
-    "surprise": ("surprise", "surprised", "惊讶", "吃惊", "惊奇"),
-    "disgust": ("disgust", "disgusted", "厌恶", "恶心"),
-    "contempt": ("contempt", "contemptuous", "轻蔑", "蔑视"),
-    "anger": ("anger", "angry", "生气", "愤怒"),
-}
+from mellm_core.labels import BASIC_EMOTIONS, EMOTION_SYNONYMS
+
+# Normalized emotion -> the spellings that name it (English ones as whole words, any case): labels' vocabulary.
+EMOTION_WORDS: dict[str, tuple[str, ...]] = {e: EMOTION_SYNONYMS[e] for e in BASIC_EMOTIONS}
 # MEGC's composite classes; a fallback unless the protocol's labels include them.
-VALENCE_WORDS: dict[str, tuple[str, ...]] = {
-    "negative": ("negative", "消极", "负面"),
-    "positive": ("positive", "积极", "正面"),
-}
+VALENCE_WORDS: dict[str, tuple[str, ...]] = {e: EMOTION_SYNONYMS[e] for e in ("negative", "positive")}
+# Words that name a class in a spreadsheet cell but are everyday words in an answer ("no other region moves").
+_SENTENCE_WORDS = frozenset({"other"})
 # Extra spellings of classes some datasets use, active only when ``labels`` names the class.
 LABEL_WORDS: dict[str, tuple[str, ...]] = {
-    "repression": ("repressed", "压抑"),
-    "others": ("其他", "其它"),
-    "neutral": ("中性",),
+    e: tuple(w for w in EMOTION_SYNONYMS[e][1:] if w not in _SENTENCE_WORDS)
+    for e in ("repression", "others", "neutral")
 }
 _SPECIAL = {"正面": r"正面(?=的?[情表微]|\W|$)"}
 

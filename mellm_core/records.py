@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+IMAGE_TAG = "<image>"  # where the image stands in a user prompt; every prompt begins with it
+
 
 class JsonRecord:
     """Mixin: ``to_dict`` / ``from_dict`` / ``to_json`` / ``from_json`` for a flat dataclass."""

@@ -18,7 +18,7 @@ import numpy as np
 from mellm_core.errors import InputError
 from mellm_core.evaluation import verdict_lines
 from mellm_core.frames import read_rgb
-from mellm_core.labels import Protocol, get_protocol
+from mellm_core.labels import LabelProtocol, get_protocol
 from mellm_core.storage import Location
 
 STYLE = """
@@ -121,7 +121,7 @@ def _card(pred: dict[str, Any], ok: bool) -> str:
             f"<pre>{html.escape(text)}</pre></div></div>")
 
 
-def _correct(pred: dict[str, Any], protocol: Protocol) -> bool:
+def _correct(pred: dict[str, Any], protocol: LabelProtocol) -> bool:
     return bool(pred.get("emotion")) and protocol.label(pred["emotion"], pred.get("dataset", "")) == pred["label"]
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mellm_core.errors import InputError
-from mellm_core.labels import Protocol, get_protocol, normalize_emotion, parse_aus
+from mellm_core.labels import LabelProtocol, get_protocol, normalize_emotion, parse_aus
 from mellm_core.parse import parse_output
 from mellm_core.plugins import Registry, get_registry
 
@@ -135,7 +135,7 @@ def _scored(record: Mapping[str, Any], index: int, vocabulary: Sequence[str]) ->
     return Scored(ident, record["label"], emotion, aus, gold_aus, record.get("dataset", ""))
 
 
-def predict(records: Iterable[Mapping[str, Any]], protocol: str | Protocol = "all") -> list[Scored]:
+def predict(records: Iterable[Mapping[str, Any]], protocol: str | LabelProtocol = "all") -> list[Scored]:
     """Check and read every record, parsing texts with the protocol's classes as extra vocabulary (for ``all``,
     the gold labels present); a bad record raises InputError naming its position and id.
     """
@@ -165,7 +165,7 @@ def _au_results(metrics: dict[str, Any], rows: list[Scored]) -> dict[str, Any]:
     return result
 
 
-def score_rows(rows: Sequence[Scored], protocol: str | Protocol = "all", registry: Registry | None = None) -> dict:
+def score_rows(rows: Sequence[Scored], protocol: str | LabelProtocol = "all", registry: Registry | None = None) -> dict:
     """Metrics of already read records: every metric plugin by name, then n, unparsed, excluded, labels (the
     classes present in the gold labels, in protocol order) and confusion_matrix (see ``confusion_matrix``).
     """
@@ -196,7 +196,7 @@ def score_rows(rows: Sequence[Scored], protocol: str | Protocol = "all", registr
     return result
 
 
-def score(records: Iterable[Mapping[str, Any]], protocol: str | Protocol = "all",
+def score(records: Iterable[Mapping[str, Any]], protocol: str | LabelProtocol = "all",
           registry: Registry | None = None) -> dict:
     """Read, parse and score records (see the module docstring): ``score(lines, "dfme-7")["uf1"]``."""
     return score_rows(predict(records, protocol), protocol, registry)

@@ -130,5 +130,16 @@ def test_every_shipped_recipe_caps_what_one_request_costs():
 def test_flow_regions_are_checked():
     with pytest.raises(ConfigError) as err:
         load_recipe("quickstart", ["maps.flow_region=head", "serve.flow_region=body"])
-    assert "maps.flow_region: unknown region 'head' (choose from: frame, face)" in err.value.problems
-    assert "serve.flow_region: unknown region 'body' (choose from: frame, face)" in err.value.problems
+    assert "maps.flow_region: unknown region 'head' (choose one of: frame, face)" in err.value.problems
+    assert "serve.flow_region: unknown region 'body' (choose one of: frame, face)" in err.value.problems
+
+
+def test_serve_and_ray_check_their_own_fields():
+    """serve.max_batch_size=0 would reach Ray Serve; every section refuses such values before anything starts."""
+    with pytest.raises(ConfigError) as err:
+        load_recipe("quickstart", ["serve.max_batch_size=0", "serve.port=70000", "serve.map_cpus=0",
+                                   "ray.address=''", "eval.cpus_per_actor=0"])
+    text = "\n".join(err.value.problems)
+    assert "serve.max_batch_size, model_replicas and map_replicas must be at least 1" in text
+    assert "serve.port must be 0-65535" in text and "map_cpus must be positive" in text
+    assert "ray.address must be a cluster address" in text and "eval.cpus_per_actor must be positive" in text

@@ -26,9 +26,9 @@ from urllib3.util.retry import Retry
 
 from mellm_core import PluginSpec, hookimpl
 from mellm_core.errors import InputError
+from mellm_core.records import IMAGE_TAG
 
 NAME = "openai-compatible"
-IMAGE_TAG = "<image>"
 NOT_TRAINABLE = "the openai-compatible backbone is served elsewhere; it cannot be trained or merged"
 
 

@@ -23,10 +23,10 @@ from mellm_core import PluginSpec, hookimpl
 from mellm_core.adapters import BASE, anchor_adapter
 from mellm_core.errors import InputError
 from mellm_core.frames import read_rgb
+from mellm_core.records import IMAGE_TAG
 from mellm_plugins.backbone.tiny_qwen2_5_vl import build_tiny
 
 TINY = "tiny-random"
-IMAGE = "<image>"
 IGNORE = -100
 LM_BLOCKS = r"model\.language_model\.layers\.\d+\.(?:self_attn|mlp)"
 VISION_BLOCKS = r"model\.visual\.blocks\.\d+\.(?:attn|mlp)"
@@ -198,12 +198,12 @@ class Qwen25VL:
         """Token ids of the chat turns around ``user``. The user's text is tokenized with special tokens split
         into plain characters: text that spells ``<|im_end|>``, ``<|image_pad|>`` ... reaches the model as the
         characters it is, so a prompt can neither open a turn nor fake an image slot."""
-        if user.count(IMAGE) != 1:
-            raise InputError(f"sample {sample}: the user prompt must hold exactly one {IMAGE} placeholder, "
-                             f"found {user.count(IMAGE)}")
+        if user.count(IMAGE_TAG) != 1:
+            raise InputError(f"sample {sample}: the user prompt must hold exactly one {IMAGE_TAG} placeholder, "
+                             f"found {user.count(IMAGE_TAG)}")
         n = int(grid.prod()) // self.image_processor.merge_size ** 2
-        before, after = user.split(IMAGE)
-        head, tail = self._prompt(IMAGE).split(IMAGE)
+        before, after = user.split(IMAGE_TAG)
+        head, tail = self._prompt(IMAGE_TAG).split(IMAGE_TAG)
         return (self._tokens(head) + self._tokens(before, plain=True)
                 + self._tokens("<|vision_start|>" + "<|image_pad|>" * n + "<|vision_end|>")
                 + self._tokens(after, plain=True) + self._tokens(tail))
