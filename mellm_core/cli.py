@@ -25,6 +25,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     from mellm_core.plugins import get_registry
 
     registry = get_registry()
+    if args.params:
+        return _print_params(registry, args.params, args.json)
     table = registry.table()
     if args.json:
         print_json({kind: sorted(entries) for kind, entries in table.items()})
@@ -39,6 +41,26 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                 print(f"  {name:<12} {entry.spec.description}  [{origin}]")
     for problem in registry.load_errors:
         print(f"warning: {problem}", file=sys.stderr)
+    return 0
+
+
+def _print_params(registry, target: str, as_json: bool) -> int:
+    """``mellm plugins --params KIND.NAME``: the plugin's parameters with types, defaults and help."""
+    from dataclasses import asdict
+
+    from mellm_core.plugins import describe_params
+
+    kind, _, name = target.partition(".")
+    if not name:
+        raise MellmError(f"--params takes KIND.NAME (e.g. maps: flow.tvl1, landmarker.dlib68), got '{target}'")
+    docs = describe_params(registry.get(kind, name).spec.params)
+    if as_json:
+        print_json([asdict(d) for d in docs])
+        return 0
+    if not docs:
+        print(f"{kind} plugin '{name}' takes no parameters")
+    for d in docs:
+        print(f"{d.name} ({d.type}, default {d.default!r})\n    {d.help or '(no help)'}")
     return 0
 
 
@@ -67,8 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = command(sub, "plugins", "list installed plugins by kind, with where each comes from", "mellm plugins --json")
-    p.add_argument("--json", action="store_true", help="print {kind: [names]} as JSON")
+    p = command(sub, "plugins", "list installed plugins by kind, with where each comes from; or one's parameters",
+                "mellm plugins --json\n  mellm plugins --params landmarker.dlib68")
+    p.add_argument("--json", action="store_true", help="print {kind: [names]} (or the parameters) as JSON")
+    p.add_argument("--params", metavar="KIND.NAME", help="show a plugin's parameters: type, default and help")
     p.set_defaults(func=cmd_plugins)
 
     config = command(sub, "config", "inspect recipes", "mellm config show recipes/quickstart.yaml train.lr=5e-5")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib.metadata
+import inspect
 import os
+import re
 import threading
 from dataclasses import dataclass
 from types import ModuleType
@@ -186,6 +188,47 @@ def build_params(cls: type, params: dict[str, Any], owner: str) -> Any:
 
 _registry: Registry | None = None
 _lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ParamDoc:
+    """One plugin parameter as ``mellm plugins --params`` shows it."""
+
+    name: str
+    type: str
+    default: Any
+    help: str
+
+
+_FIELD_LINE = re.compile(r"^\s+(\w+)\s*:[^#]*?(?:#\s*(.*))?$")
+_COMMENT_LINE = re.compile(r"^\s+#\s?(.*)$")
+
+
+def describe_params(cls: type | None) -> list[ParamDoc]:
+    """A params dataclass's fields with type, default and help (the comment after the field, and any comment
+    lines under it), read from its source: the one place a plugin author documents a setting."""
+    if cls is None:
+        return []
+    helps: dict[str, list[str]] = {}
+    last = None  # the field whose definition (possibly over several lines) or help comment is being read
+    for line in inspect.getsource(cls).splitlines()[1:]:
+        field_match, comment = _FIELD_LINE.match(line), _COMMENT_LINE.match(line)
+        if comment and last:
+            helps[last].append(comment.group(1).strip())
+        elif field_match and not line.lstrip().startswith(("def ", "@")):
+            last = field_match.group(1)
+            helps[last] = [field_match.group(2).strip()] if field_match.group(2) else []
+        elif last and (line.startswith(" " * 8) or line.lstrip().startswith(")")):  # a multi-line definition
+            if "#" in line:
+                helps[last].append(line.split("#", 1)[1].strip())
+        else:
+            last = None
+    docs = []
+    for f in dataclasses.fields(cls):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        default = None if default is dataclasses.MISSING else default
+        docs.append(ParamDoc(f.name, str(f.type), default, " ".join(helps.get(f.name, []))))
+    return docs
 
 
 def get_registry() -> Registry:

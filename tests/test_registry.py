@@ -18,7 +18,7 @@ from mellm_core import PluginSpec, hookimpl
 from mellm_core.config import MapsConfig
 from mellm_core.errors import PluginError
 from mellm_core.mapper import Mapper
-from mellm_core.plugins import Registry
+from mellm_core.plugins import Registry, describe_params, get_registry
 
 
 def test_builtins_are_registered_through_entry_points():
@@ -204,3 +204,24 @@ def test_broken_entry_point_is_reported_not_fatal(tmp_path):
     assert proc.returncode == 0
     assert "tvl1" in json.loads(proc.stdout)["flow"]
     assert "flow.broken" in proc.stderr and "no_such_module_here" in proc.stderr
+
+
+def test_every_shipped_plugin_parameter_has_a_type_a_default_and_help():
+    registry = get_registry()
+    undocumented = [f"{kind}.{name}.{d.name}" for kind, entries in registry.table().items()
+                    for name, entry in entries.items() for d in describe_params(entry.spec.params) if not d.help]
+    assert not undocumented
+
+
+def test_plugins_params_prints_a_plugins_settings(capsys):
+    from mellm_core.cli import main
+
+    assert main(["plugins", "--params", "landmarker.dlib68"]) == 0
+    out = capsys.readouterr().out
+    assert "detect_side (int, default 800)\n    the detector looks at a copy" in out
+    assert main(["plugins", "--params", "dataset.synthme", "--json"]) == 0
+    docs = {d["name"]: d for d in json.loads(capsys.readouterr().out)}
+    assert docs["face_fraction"] == {"name": "face_fraction", "type": "list[float]", "default": [0.5, 0.62],
+                                     "help": "landmark box / frame side, range"}  # help after a multi-line field
+    assert main(["plugins", "--params", "flow.tvl"]) == 1
+    assert "unknown flow plugin 'tvl'; did you mean 'tvl1'?" in capsys.readouterr().err

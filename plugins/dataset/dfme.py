@@ -38,8 +38,8 @@ DEFAULT_LISTS = {"train": "train.*", "TestA": "TestA.*", "TestB": "TestB.*"}
 
 @dataclass
 class DfmeParams:
-    # list name -> annotation file glob in the root; {} means DEFAULT_LISTS (a given dict replaces it whole)
-    lists: dict[str, str] = field(default_factory=dict)
+    lists: dict[str, str] = field(default_factory=dict)  # list name -> annotation file glob in the root
+    # ({} means DEFAULT_LISTS; a given dict replaces it whole)
     frames: str = "{list}/{clip}"  # clip folder under the root; placeholders {list}, {subject}, {clip}
     sheet: str = ""  # sheet name for .xlsx lists ("" = the first sheet)
     subject_column: str = "Subject"  # "" when a release has none

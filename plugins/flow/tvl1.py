@@ -19,8 +19,8 @@ class TVL1Params:
     nscales: int = 5  # pyramid levels
     warps: int = 5  # warpings per scale
     epsilon: float = 0.01  # stopping threshold
-    inner_iterations: int = 30
-    outer_iterations: int = 10
+    inner_iterations: int = 30  # iterations per warp, between outer updates
+    outer_iterations: int = 10  # outer (thresholding) iterations per warp
     scale_step: float = 0.8  # pyramid downscale factor
     median_filtering: int = 5  # median filter kernel size
     gamma: float = 0.0  # coefficient of the illumination variation term (0 = off)
