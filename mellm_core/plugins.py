@@ -55,7 +55,12 @@ def disabled_from_env() -> set[str]:
 
 
 class Registry:
-    """All plugins of all kinds, with checks: unknown names, duplicate names, misspelt params."""
+    """All plugins of all kinds, with checks: unknown names, duplicate names, misspelt params.
+
+    Entry points load one kind at a time, when that kind is first asked for: one named ``KIND.NAME`` (as the
+    shipped ones are) loads with its kind, any other name with every kind. So ``mellm score`` imports the metric
+    plugins only, and no command imports a backbone's modules before it asks for a backbone.
+    """
 
     def __init__(self, load_entry_points: bool = True):
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
@@ -63,13 +68,17 @@ class Registry:
         self.disabled = disabled_from_env()
         self.load_errors: list[str] = []
         self._dists: dict[int, str] = {}
-        self._cache: dict[str, dict[str, Registered]] | None = None
-        if load_entry_points:
-            self._load_entry_points()
+        self._cache: dict[str, dict[str, Registered]] = {}
+        self._unloaded = set(KINDS) if load_entry_points else set()
 
-    def _load_entry_points(self) -> None:
+    def _load_entry_points(self, kind: str) -> None:
+        """Import the entry points that may hold plugins of ``kind`` (once per kind)."""
+        if kind not in self._unloaded:
+            return
+        self._unloaded.discard(kind)
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in self.disabled or self.pm.has_plugin(ep.name):
+            prefix = ep.name.split(".", 1)[0]
+            if (prefix in KINDS and prefix != kind) or ep.name in self.disabled or self.pm.has_plugin(ep.name):
                 continue
             dist = ep.dist.name if ep.dist is not None else None
             try:
@@ -86,48 +95,51 @@ class Registry:
         self.pm.register(plugin, name=name)
         self.pm.check_pending()
         self._dists[id(plugin)] = distribution or ""
-        self._cache = None
+        self._cache = {}
 
     def unregister(self, plugin: ModuleType | object) -> None:
         self.pm.unregister(plugin)
-        self._cache = None
+        self._cache = {}
 
-    def _collect(self) -> dict[str, dict[str, Registered]]:
-        table: dict[str, dict[str, Registered]] = {kind: {} for kind in KINDS}
-        for kind in KINDS:
-            caller = getattr(self.pm.hook, f"mellm_{kind}")
-            for impl in caller.get_hookimpls():
-                source = impl.plugin
-                module = getattr(source, "__name__", type(source).__module__)
-                try:
-                    specs = list(impl.function() or ())
-                except Exception as exc:  # a plugin whose hook fails must not take the others down
-                    self.load_errors.append(f"{kind} hook of {module} failed: {type(exc).__name__}: {exc}")
+    def _collect(self, kind: str) -> dict[str, Registered]:
+        found: dict[str, Registered] = {}
+        for impl in getattr(self.pm.hook, f"mellm_{kind}").get_hookimpls():
+            source = impl.plugin
+            module = getattr(source, "__name__", type(source).__module__)
+            try:
+                specs = list(impl.function() or ())
+            except Exception as exc:  # a plugin whose hook fails must not take the others down
+                self.load_errors.append(f"{kind} hook of {module} failed: {type(exc).__name__}: {exc}")
+                continue
+            for spec in specs:
+                if f"{kind}.{spec.name}" in self.disabled:
                     continue
-                for spec in specs:
-                    if f"{kind}.{spec.name}" in self.disabled:
-                        continue
-                    entry = Registered(kind, spec, module, self._dists.get(id(source)) or None)
-                    previous = table[kind].get(spec.name)
-                    if previous is not None:
-                        raise PluginError(
-                            f"two {kind} plugins are named '{spec.name}': one from {previous.module}"
-                            f" ({previous.distribution or 'not installed'}) and one from {entry.module}"
-                            f" ({entry.distribution or 'not installed'}); disable one with"
-                            f" {DISABLE_ENV}={kind}.{spec.name} and rename the other"
-                        )
-                    table[kind][spec.name] = entry
-        return table
+                entry = Registered(kind, spec, module, self._dists.get(id(source)) or None)
+                previous = found.get(spec.name)
+                if previous is not None:
+                    raise PluginError(
+                        f"two {kind} plugins are named '{spec.name}': one from {previous.module}"
+                        f" ({previous.distribution or 'not installed'}) and one from {entry.module}"
+                        f" ({entry.distribution or 'not installed'}); disable one with"
+                        f" {DISABLE_ENV}={kind}.{spec.name} and rename the other"
+                    )
+                found[spec.name] = entry
+        return found
+
+    def entries(self, kind: str) -> dict[str, Registered]:
+        """name -> Registered for one kind, loading that kind's entry points first."""
+        self._check_kind(kind)
+        self._load_entry_points(kind)
+        if kind not in self._cache:
+            self._cache[kind] = self._collect(kind)
+        return self._cache[kind]
 
     def table(self) -> dict[str, dict[str, Registered]]:
-        """kind -> name -> Registered, for every kind (empty kinds included)."""
-        if self._cache is None:
-            self._cache = self._collect()
-        return self._cache
+        """kind -> name -> Registered, for every kind (empty kinds included); loads every kind."""
+        return {kind: self.entries(kind) for kind in KINDS}
 
     def names(self, kind: str) -> list[str]:
-        self._check_kind(kind)
-        return sorted(self.table()[kind])
+        return sorted(self.entries(kind))
 
     def _check_kind(self, kind: str) -> None:
         if kind not in KINDS:
@@ -135,8 +147,7 @@ class Registry:
 
     def get(self, kind: str, name: str) -> Registered:
         """The registered plugin, or an error listing the names available for that kind."""
-        self._check_kind(kind)
-        entries = self.table()[kind]
+        entries = self.entries(kind)
         if name not in entries:
             names = sorted(entries)
             raise PluginError(f"unknown {kind} plugin '{name}'{_suggest(name, names)} ({_choices(kind, names)})")

@@ -178,7 +178,7 @@ def test_bad_model_and_params_are_clear_errors(tmp_path):
 def test_patch_embedding_as_matmul_is_the_convolution(backbone, rows):
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from mellm_plugins.backbone.qwen2_5_vl import patch_embed_as_matmul
+    from mellm_plugins.backbone.qwen2_5_vl_model import patch_embed_as_matmul
 
     backbone.load("tiny-random")
     batch = backbone.collate(rows[:2])

@@ -63,3 +63,34 @@ def test_overrides_may_follow_options(capsys):
     assert "unknown key 'maps.nonsense'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["plugins", "stray=1"])
+
+
+HEAVY_PROBE = """
+import json, sys
+from mellm_core.cli import main
+try:
+    rc = main(sys.argv[1:])
+except SystemExit as exc:
+    rc = exc.code
+print(json.dumps({"rc": rc, "heavy": sorted(m for m in ("torch", "transformers", "ray") if m in sys.modules)}))
+"""
+
+
+def test_help_map_score_and_config_import_neither_torch_transformers_nor_ray(tmp_path, motion_pair):
+    """Plugins load one kind at a time and backbones load their model code when created: the light commands
+    start without the heavy libraries."""
+    import json
+
+    import cv2
+
+    for name in ("onset", "apex"):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), motion_pair[name])
+    (tmp_path / "pred.jsonl").write_text(json.dumps({"sample_id": "a", "label": "happiness",
+                                                     "text": "Micro-expression: happiness."}) + "\n")
+    commands = [["--help"], ["map", str(tmp_path / "onset.png"), str(tmp_path / "apex.png"), "-o",
+                             str(tmp_path / "map.png"), "--flow", "dis"],
+                ["score", str(tmp_path / "pred.jsonl")], ["config", "show", "quickstart"]]
+    for args in commands:
+        out = subprocess.run([sys.executable, "-c", HEAVY_PROBE, *args], capture_output=True, text=True,
+                             timeout=300).stdout.strip().splitlines()[-1]
+        assert json.loads(out) == {"rc": 0, "heavy": []}, (args, out)

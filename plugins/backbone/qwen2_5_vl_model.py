@@ -1,0 +1,291 @@
+"""The Qwen2.5-VL backbone's model code: loading with ``from_pretrained``, Qwen's chat format, LoRA, loss and
+generation. Torch and transformers load with this module, when a backbone is created (``qwen2_5_vl.create``).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import transformers
+from PIL import Image
+
+from mellm_core.adapters import BASE, anchor_adapter
+from mellm_core.errors import InputError
+from mellm_core.frames import read_rgb
+from mellm_core.records import IMAGE_TAG
+from mellm_plugins.backbone.qwen2_5_vl import TINY, QwenParams
+from mellm_plugins.backbone.tiny_qwen2_5_vl import build_tiny
+
+IGNORE = -100
+LM_BLOCKS = r"model\.language_model\.layers\.\d+\.(?:self_attn|mlp)"
+VISION_BLOCKS = r"model\.visual\.blocks\.\d+\.(?:attn|mlp)"
+
+transformers.utils.logging.disable_progress_bar()  # per-file loading bars drown the stages' own progress
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)  # peft's call
+
+
+def image_processor_class() -> type:
+    """Qwen's image processor on its PIL backend (works without torchvision)."""
+    return getattr(transformers, "Qwen2VLImageProcessorPil", None) or transformers.Qwen2VLImageProcessor
+
+
+def patch_embed_as_matmul(model: torch.nn.Module) -> None:
+    """Compute the vision patch embedding as the matrix product it is, with the same weights.
+
+    Its Conv3d kernel covers each flattened patch exactly, so the convolution is one matrix multiply; oneDNN's
+    conv3d takes about a third of a CPU training step of the tiny model for that product.
+    """
+    for module in model.modules():
+        if type(module).__name__ == "Qwen2_5_VisionPatchEmbed":
+            proj = module.proj
+
+            def forward(hidden_states: torch.Tensor, proj: torch.nn.Conv3d = proj) -> torch.Tensor:
+                weight = proj.weight.reshape(proj.weight.shape[0], -1)
+                return F.linear(hidden_states.to(weight.dtype).reshape(-1, weight.shape[1]), weight, proj.bias)
+
+            module.forward = forward
+
+
+def _targets(names: list[str], blocks: str) -> str | None:
+    return rf"{blocks}\.(?:{'|'.join(re.escape(n) for n in names)})" if names else None
+
+
+class Qwen25VL:
+    """Load, collate, loss, save and generate for Qwen2.5-VL (see the backbone hook's contract)."""
+
+    def __init__(self, params: QwenParams):
+        self.params = params
+        self.tokenizer: Any = None
+        self.image_processor: Any = None
+        self.model_path: str = ""
+
+    # ------------------------------------------------------------------ loading
+
+    def resolve(self, model: str) -> str:
+        """A loadable name: the tiny model's folder (built on first use), an absolute local folder, or a hub id."""
+        p = self.params
+        if model == TINY:
+            return str(build_tiny(image_processor_class(), p.tiny_hidden_size, p.tiny_layers, p.tiny_vision_depth,
+                                  p.tiny_vocab_size, p.tiny_rope_theta))
+        local = Path(model).expanduser()
+        return str(local.resolve()) if local.exists() else model
+
+    def _dtype(self, device: str) -> torch.dtype:
+        if self.params.dtype == "auto":
+            return torch.bfloat16 if device.startswith("cuda") else torch.float32
+        return getattr(torch, self.params.dtype)
+
+    def _load_processors(self, path: str) -> None:
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+        kwargs = {k: v for k, v in (("min_pixels", self.params.min_pixels), ("max_pixels", self.params.max_pixels))
+                  if v is not None}
+        self.image_processor = image_processor_class().from_pretrained(path, **kwargs)
+        self.ids = {t: self.tokenizer.convert_tokens_to_ids(t)
+                    for t in ("<|im_end|>", "<|endoftext|>", "<|image_pad|>")}
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.ids[
+            "<|endoftext|>"]
+
+    def load(self, model: str, device: str = "cpu", adapter: str | None = None, train: Any = None,
+             labels: tuple[str, ...] | list[str] = ()) -> torch.nn.Module:
+        """The model on ``device``: LoRA-wrapped and trainable when ``train`` is given, else ready for inference."""
+        from peft import LoraConfig, PeftModel, get_peft_model
+
+        self.model_path = self.resolve(model)
+        trained_base = Path(adapter, BASE) if adapter else None
+        base_path = str(trained_base) if trained_base and trained_base.is_dir() else self.model_path
+        if Path(base_path).is_dir() and not (Path(base_path) / "config.json").is_file():
+            raise InputError(f"backbone.model '{model}': {base_path} is not a model folder (no config.json)")
+        try:
+            self._load_processors(base_path)
+            base = transformers.Qwen2_5_VLForConditionalGeneration.from_pretrained(
+                base_path, dtype=self._dtype(device), use_safetensors=True, trust_remote_code=False,
+                attn_implementation=self.params.attn_implementation,
+            )
+        except (OSError, ValueError) as exc:
+            raise InputError(f"backbone.model '{model}' could not be loaded from {base_path}: {exc}") from None
+        base.config._name_or_path = self.model_path  # adapters name the model the user asked for
+        base.generation_config = self._greedy(base.generation_config)
+        base.to(device)
+        if device == "cpu":
+            patch_embed_as_matmul(base)
+        if train is None:
+            module = PeftModel.from_pretrained(base, adapter).merge_and_unload() if adapter else base
+            return module.eval()
+        if adapter:
+            module = PeftModel.from_pretrained(base, adapter, is_trainable=True)
+        else:
+            targets = [t for t in (_targets(self.params.lm_targets, LM_BLOCKS),
+                                   _targets(self.params.vision_targets, VISION_BLOCKS)) if t]
+            if not targets:
+                raise InputError("backbone.params.lm_targets and vision_targets are both empty: nothing to train")
+            module = get_peft_model(base, LoraConfig(
+                r=train.lora_rank, lora_alpha=train.lora_alpha, lora_dropout=train.lora_dropout,
+                target_modules="|".join(f"(?:{t})" for t in targets),
+                modules_to_save=["merger"] if self.params.train_merger and not self.params.train_base else None,
+            ))
+        if self.params.train_base:
+            for param in module.parameters():
+                param.requires_grad_(True)
+        if self.params.gradient_checkpointing:
+            module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            module.enable_input_require_grads()
+        module.config.use_cache = False
+        return module.train()
+
+    def _greedy(self, shipped: Any) -> Any:
+        """Plain greedy decoding: generate() fills every setting left unset from the model's generation config,
+        and instruct releases ship sampling and penalty settings (repetition_penalty, top_k, ...) that would
+        still bend a greedy answer; only the special token ids are kept."""
+        keep = {k: getattr(shipped, k, None) for k in ("bos_token_id", "decoder_start_token_id")}
+        return transformers.GenerationConfig(
+            **{k: v for k, v in keep.items() if v is not None}, do_sample=False, num_beams=1,
+            eos_token_id=[self.ids["<|im_end|>"], self.ids["<|endoftext|>"]], pad_token_id=self.pad_id)
+
+    # ------------------------------------------------------------------ text and images
+
+    def _prompt(self, user: str) -> str:
+        system = self.params.system_prompt
+        head = f"<|im_start|>system\n{system}<|im_end|>\n" if system else ""
+        return f"{head}<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
+
+    def _images(self, images: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        pil = [Image.fromarray(np.asarray(img, dtype=np.uint8)).convert("RGB") for img in images]
+        return dict(self.image_processor(images=pil, return_tensors="pt"))
+
+    def _encode_prompt(self, user: str, grid: torch.Tensor, sample: str) -> list[int]:
+        """Token ids of the chat turns around ``user``. The user's text is tokenized with special tokens split
+        into plain characters: text that spells ``<|im_end|>``, ``<|image_pad|>`` ... reaches the model as the
+        characters it is, so a prompt can neither open a turn nor fake an image slot."""
+        if user.count(IMAGE_TAG) != 1:
+            raise InputError(f"sample {sample}: the user prompt must hold exactly one {IMAGE_TAG} placeholder, "
+                             f"found {user.count(IMAGE_TAG)}")
+        n = int(grid.prod()) // self.image_processor.merge_size ** 2
+        before, after = user.split(IMAGE_TAG)
+        head, tail = self._prompt(IMAGE_TAG).split(IMAGE_TAG)
+        return (self._tokens(head) + self._tokens(before, plain=True)
+                + self._tokens("<|vision_start|>" + "<|image_pad|>" * n + "<|vision_end|>")
+                + self._tokens(after, plain=True) + self._tokens(tail))
+
+    def _tokens(self, text: str, plain: bool = False) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False, split_special_tokens=plain)["input_ids"] if text else []
+
+    # ------------------------------------------------------------------ training
+
+    def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        """Right-padded token ids, labels on the assistant's tokens only, and the images' patches."""
+        images = []
+        for row in rows:
+            if len(row.get("images") or []) != 1:
+                raise InputError(f"sample {row.get('sample_id')}: expected one image, got {row.get('images')}")
+            images.append(read_rgb(row["images"][0]))
+        vision = self._images(images)
+        sequences, labels = [], []
+        for row, grid in zip(rows, vision["image_grid_thw"], strict=True):
+            sample = row.get("sample_id")
+            roles = [m["role"] for m in row["messages"]]
+            if roles != ["user", "assistant"]:
+                raise InputError(f"sample {sample}: messages must be one user and one assistant turn, got {roles}")
+            prompt = self._encode_prompt(row["messages"][0]["content"], grid, sample)
+            target = self.tokenizer(row["messages"][1]["content"] + "<|im_end|>", add_special_tokens=False)[
+                "input_ids"]
+            limit = self.params.max_length
+            if len(prompt) >= limit:
+                raise InputError(f"sample {sample}: its prompt and image take {len(prompt)} tokens, not less than "
+                                 f"backbone.params.max_length={limit}; raise max_length or lower max_pixels")
+            target = target[: limit - len(prompt)]  # cut the end of a long target, never the image
+            sequences.append(prompt + target)
+            labels.append([IGNORE] * len(prompt) + target)
+        width = max(len(s) for s in sequences)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        lab = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        for i, (seq, lbl) in enumerate(zip(sequences, labels, strict=True)):
+            ids[i, : len(seq)] = torch.tensor(seq)
+            mask[i, : len(seq)] = 1
+            lab[i, : len(lbl)] = torch.tensor(lbl)
+        return {**self._model_inputs(ids, mask, vision), "labels": lab}
+
+    def _model_inputs(self, ids: torch.Tensor, mask: torch.Tensor, vision: dict[str, torch.Tensor]
+                      ) -> dict[str, torch.Tensor]:
+        """What Qwen's processor would hand the model for these tokens and images: ``mm_token_type_ids`` (1 on
+        image tokens) is what makes the model give the image 3-D M-RoPE positions instead of 1-D text ones."""
+        image = (ids == self.ids["<|image_pad|>"]).long()
+        return {"input_ids": ids, "attention_mask": mask, "mm_token_type_ids": image,
+                "pixel_values": vision["pixel_values"], "image_grid_thw": vision["image_grid_thw"]}
+
+    def loss(self, module: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean over samples of each sample's mean token loss, and the tokens in the batch (a device tensor).
+
+        Logits are computed only at the columns that predict an answer token (the model's ``logits_to_keep``):
+        at 7B a full fp32 copy of batch x length x 152k logits would take more memory than the rest of the step.
+        """
+        labels = batch["labels"]
+        predicts = (labels[:, 1:] != IGNORE).any(0).nonzero().flatten()  # columns whose next token is a target
+        out = module(**{k: v for k, v in batch.items() if k != "labels"}, use_cache=False, logits_to_keep=predicts)
+        target = labels[:, predicts + 1]
+        per_token = F.cross_entropy(out.logits.float().transpose(1, 2), target, ignore_index=IGNORE, reduction="none")
+        counted = (target != IGNORE).float()
+        per_sample = (per_token * counted).sum(1) / counted.sum(1).clamp(min=1)
+        return per_sample.mean(), batch["attention_mask"].sum()
+
+    def save(self, module: torch.nn.Module, out_dir: str | Path) -> None:
+        """The PEFT adapter; with ``train_base`` also the trained base model under ``base/``."""
+        out = Path(out_dir)
+        module = getattr(module, "module", module)  # unwrap DistributedDataParallel
+        module.save_pretrained(out, safe_serialization=True)
+        if self.params.train_base:
+            base = module.get_base_model()
+            state = {k.replace(".base_layer.", "."): v for k, v in base.state_dict().items() if "lora_" not in k}
+            fresh = transformers.Qwen2_5_VLForConditionalGeneration(base.config)
+            fresh.load_state_dict(state, strict=True)
+            fresh.generation_config = base.generation_config
+            fresh.save_pretrained(out / BASE, safe_serialization=True)
+            self.tokenizer.save_pretrained(out / BASE)
+            self.image_processor.save_pretrained(out / BASE)
+            anchor_adapter(out)
+
+    # ------------------------------------------------------------------ inference
+
+    def prompt_inputs(self, prompts: list[str], images: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        """Left-padded model inputs for a batch of (prompt, image) pairs, as Qwen's processor builds them."""
+        if len(prompts) != len(images):
+            raise InputError(f"generate: {len(prompts)} prompts but {len(images)} images")
+        vision = self._images(images)
+        encoded = [self._encode_prompt(p, g, f"#{i}") for i, (p, g) in
+                   enumerate(zip(prompts, vision["image_grid_thw"], strict=True))]
+        width = max(len(e) for e in encoded)
+        ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, seq in enumerate(encoded):
+            ids[i, width - len(seq):] = torch.tensor(seq)
+            mask[i, width - len(seq):] = 1
+        return self._model_inputs(ids, mask, vision)
+
+    @torch.no_grad()
+    def generate(self, module: torch.nn.Module, prompts: list[str], images: list[np.ndarray],
+                 max_new_tokens: int | None = None) -> list[str]:
+        """Greedy answers for a batch of (prompt, image) pairs (left-padded)."""
+        if not prompts:
+            return []
+        inputs = self.prompt_inputs(prompts, images)
+        device = next(module.parameters()).device
+        dtype = next(module.parameters()).dtype
+        inputs = {k: v.to(device, dtype) if k == "pixel_values" else v.to(device) for k, v in inputs.items()}
+        out = module.generate(**inputs, max_new_tokens=max_new_tokens or self.params.max_new_tokens)
+        width = inputs["input_ids"].shape[1]
+        return [t.strip() for t in self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)]
+
+    def merge(self, module: torch.nn.Module, out_dir: str | Path) -> None:
+        """A full model (adapter merged) with its tokenizer and image processor, loadable by any server."""
+        module = getattr(module, "module", module)
+        if hasattr(module, "merge_and_unload"):
+            module = module.merge_and_unload()
+        module.save_pretrained(out_dir, safe_serialization=True)
+        self.tokenizer.save_pretrained(out_dir)
+        self.image_processor.save_pretrained(out_dir)
