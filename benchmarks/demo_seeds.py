@@ -55,17 +55,20 @@ def halfway_accuracy(folder: Path, name: str, overrides: list[str]) -> float | N
     """Held-out MER accuracy of the checkpoint at half the steps (None when the run kept none there)."""
     from mellm_core.config import load_recipe
     from mellm_core.frames import read_rgb
+    from mellm_core.layout import ADAPTER, RunLayout
     from mellm_core.parse import parse_output
     from mellm_core.predictor import Predictor
-    from mellm_core.trainloop import ADAPTER, checkpoint_name
+    from mellm_core.training import RUN
+    from mellm_core.trainloop import checkpoint_name
 
     recipe = load_recipe(name, [f"output_dir={folder}", *overrides])
-    adapter = folder / "train" / "checkpoints" / "run" / checkpoint_name(recipe.train.max_steps // 2) / ADAPTER
+    layout = RunLayout(folder)
+    adapter = layout.checkpoints.path / RUN / checkpoint_name(recipe.train.max_steps // 2) / ADAPTER
     if not adapter.is_dir():
         return None
-    rows = [json.loads(x) for x in (folder / "instructions" / "test.jsonl").read_text().splitlines()]
+    rows = [json.loads(x) for x in layout.test_rows.read_text().splitlines()]
     rows = [r for r in rows if r["task"] == "mer"]
-    labels = json.loads((folder / "instructions" / "summary.json").read_text())["labels"]
+    labels = json.loads(layout.instructions_summary.read_text())["labels"]
     predictor = Predictor(recipe, str(adapter), task="mer", labels=labels)
     texts = predictor.texts([r["messages"][0]["content"] for r in rows], [read_rgb(r["images"][0]) for r in rows])
     return statistics.mean(parse_output(t, labels).emotion == r["label"] for t, r in zip(texts, rows, strict=True))

@@ -28,6 +28,7 @@ from table import print_table
 
 from mellm_core.config import TrainConfig
 from mellm_core.frames import read_rgb
+from mellm_core.layout import RunLayout
 from mellm_core.parse import parse_output
 from mellm_core.plugins import get_registry
 from mellm_core.trainloop import World, cosine, micro_batches, seed_everything
@@ -55,8 +56,9 @@ def curve(folder: Path, variant: str, seed: int, steps: int, every: int, curricu
     """Held-out accuracy after every ``every`` steps of one run."""
     params, tasks, staged = VARIANTS[variant]
     params = {**params, **extra}
-    rows = [json.loads(x) for x in (folder / "instructions" / "train.jsonl").read_text().splitlines()]
-    test = [json.loads(x) for x in (folder / "instructions" / "test.jsonl").read_text().splitlines()]
+    layout = RunLayout(folder)
+    rows = [json.loads(x) for x in layout.train_rows.read_text().splitlines()]
+    test = [json.loads(x) for x in layout.test_rows.read_text().splitlines()]
     rows = [r for r in rows if r["task"] in tasks]
     test = [r for r in test if r["task"] == "mer"]
     if not rows or not test:
@@ -111,7 +113,7 @@ def main() -> None:
                          args.weight_decay, args.lr)
             rows.append([variant, seed, *(f"{a:.2f}" for a in accs), f"{time.perf_counter() - started:.0f}"])
             print(f"{variant} seed {seed}: {accs}", flush=True)
-    test = [json.loads(x) for x in (args.folder / "instructions" / "test.jsonl").read_text().splitlines()]
+    test = [json.loads(x) for x in RunLayout(args.folder).test_rows.read_text().splitlines()]
     gold = [r["label"] for r in test if r["task"] == "mer"]
     majority = max(gold.count(g) for g in set(gold)) / len(gold)
     print_table(f"held-out MER accuracy by step (always the majority class: {majority:.2f})",

@@ -151,8 +151,9 @@ def ray_run(
     """``run_maps`` over the samples; also returns Ray start-up seconds and end-to-end seconds."""
     if niceness is not None:
         os.environ["RAY_worker_niceness"] = str(niceness)  # read by the raylet that init_ray starts
+    from mellm_core.layout import MANIFEST
     from mellm_core.stages.cluster import cluster_cpus, init_ray
-    from mellm_core.stages.maps import MANIFEST, run_maps
+    from mellm_core.stages.maps import run_maps
 
     start = time.perf_counter()
     init_ray()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mellm_core.atomic import write_bytes_atomic
 from mellm_core.errors import InputError
+from mellm_core.layout import ADAPTER, RunLayout
 from mellm_core.storage import Location, local_folder
 
 CONFIG = "adapter_config.json"
@@ -38,11 +39,11 @@ def trained_adapter(output_dir: str) -> str | None:
     """The adapter ``mellm train`` published under ``output_dir``, when there is one: ``train/adapter`` in a local
     folder (swapped in whole by a rename), the version ``train/adapter.json`` names in a bucket (which has no
     renames: the pointer, one object, switches at once to a version written whole beforehand)."""
-    train = Location(output_dir) / "train"
+    train = RunLayout(output_dir).train
     if train.remote and (train / POINTER).is_file():
         trained = Location(json.loads((train / POINTER).read_text())["adapter"])
     else:
-        trained = train / "adapter"
+        trained = train / ADAPTER
     return str(trained) if (trained / CONFIG).is_file() else None
 
 

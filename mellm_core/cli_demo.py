@@ -7,19 +7,19 @@ import shlex
 import sys
 
 from mellm_core.cli_common import command, print_json
+from mellm_core.layout import RunLayout
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from mellm_core.config import load_recipe
     from mellm_core.evaluation import task_summary, verdict_lines
     from mellm_core.stages.pipeline import run_pipeline
-    from mellm_core.storage import Location
 
     extra = [f"ray.address={args.address}"] if args.address else []
     recipe = load_recipe(args.recipe, [f"output_dir={args.out}", *args.overrides, *extra])
     result = run_pipeline(recipe, progress=not args.json)
     ev, inst = result["eval"], result["instructions"]
-    report = Location(recipe.output_dir) / "eval" / "report.html"
+    report = RunLayout(recipe.output_dir).report
     maps = result["maps"]
     reused = {"maps": maps.skipped == maps.samples, "instructions": inst["skipped"],
               "train": result["train"]["skipped"], "eval": ev["skipped"]}

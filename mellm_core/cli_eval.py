@@ -7,16 +7,16 @@ import shlex
 import sys
 
 from mellm_core.cli_common import command, load_recipe_args, print_json, recipe_args
+from mellm_core.layout import RunLayout
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from mellm_core.evaluation import task_summary, verdict_lines
     from mellm_core.stages.eval import run_eval
-    from mellm_core.storage import Location
 
     recipe = load_recipe_args(args)
     result = run_eval(recipe, progress=not args.json)
-    out = Location(recipe.output_dir) / "eval"
+    out = RunLayout(recipe.output_dir).eval
     tasks = {task: {k: block["overall"].get(k) for k in ("acc", "uf1", "uar", "au_f1", "n", "unparsed")}
              | task_summary(block) for task, block in result["tasks"].items()}
     if args.json:

@@ -10,6 +10,7 @@ import numpy as np
 
 from mellm_core.cli_common import command, print_json
 from mellm_core.errors import InputError, MellmError
+from mellm_core.layout import RunLayout
 
 SHORTCUTS = (("flow", "maps.flow"), ("colorizer", "maps.colorizer"), ("landmarker", "maps.landmarker"),
              ("head_motion", "maps.head_motion"))
@@ -89,7 +90,7 @@ def cmd_maps(args: argparse.Namespace) -> int:
         loaded = recipe_samples(recipe, progress=not args.json)
     else:
         raise InputError("say what to map: --dataset NAME --root DIR, --manifest FILE, or --recipe RECIPE")
-    out = Location(args.out) if args.out else Location(recipe.output_dir) / "maps"
+    out = Location(args.out) if args.out else RunLayout(recipe.output_dir).maps
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     summary = run_maps(loaded.samples, recipe.maps, out, overwrite=args.overwrite or None, progress=not args.json,

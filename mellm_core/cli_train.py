@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from mellm_core.cli_common import command, load_recipe_args, print_json, recipe_args
+from mellm_core.layout import RunLayout
 
 SUMMARY_KEYS = ("start_step", "end_step", "adapter", "final_loss", "samples_per_s")
 
@@ -40,11 +41,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from mellm_core.storage import Location, model_folder
 
     recipe = load_recipe(args.recipe, args.overrides)
-    adapter = Location(args.adapter or trained_adapter(recipe.output_dir) or Location(recipe.output_dir) / "train"
+    adapter = Location(args.adapter or trained_adapter(recipe.output_dir) or RunLayout(recipe.output_dir).train
                        / "adapter")
     if not args.out and Location(recipe.output_dir).remote:
         raise InputError(f"output_dir {recipe.output_dir} is a URI and merged weights are written locally: give --out")
-    out = Path(args.out or Location(recipe.output_dir).path / "train" / "merged")
+    out = Path(args.out or RunLayout(recipe.output_dir).merged.path)
     local = local_adapter(adapter)
     backbone = get_registry().create("backbone", recipe.backbone.name, **recipe.backbone.params)
     backbone.merge(backbone.load(model_folder(recipe.backbone.model), adapter=str(local)), out)

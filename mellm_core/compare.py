@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mellm_core.errors import InputError
-from mellm_core.evaluation import METRICS
+from mellm_core.layout import METRICS
 from mellm_core.storage import Location
 
 COLUMNS = ("acc", "uf1", "uar")

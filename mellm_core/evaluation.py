@@ -18,12 +18,10 @@ from mellm_core.adapters import trained_adapter
 from mellm_core.config import Recipe, settings_hash
 from mellm_core.errors import InputError
 from mellm_core.labels import get_protocol
+from mellm_core.layout import RunLayout
 from mellm_core.scoring import OTHER, predict, score_rows
 from mellm_core.storage import Location
 
-PREDICTIONS = "predictions.jsonl"
-METRICS = "metrics.json"
-REPORT = "report.html"
 ALPHA = 0.05  # significance level of the test against always-the-majority-class
 COLLAPSE_SHARE = 0.7  # one answer taking this share of the test set or more is reported as a collapse
 
@@ -67,7 +65,7 @@ def most_frequent_aus(au_sets: list[list[int]]) -> list[int]:
 
 def training_aus(output_dir: str) -> list[int] | None:
     """The training set's most frequent AU set (``instructions/train.jsonl``), or None when there is none."""
-    train = Location(output_dir) / "instructions" / "train.jsonl"
+    train = RunLayout(output_dir).train_rows
     if not train.is_file():
         return None
     rows = [json.loads(line) for line in train.read_text().splitlines() if line.strip()]

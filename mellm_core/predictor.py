@@ -15,9 +15,10 @@ from mellm_core.adapters import local_adapter, trained_adapter
 from mellm_core.config import Recipe
 from mellm_core.facs import PROTOTYPES
 from mellm_core.labels import get_protocol
+from mellm_core.layout import RunLayout
 from mellm_core.parse import parse_output
 from mellm_core.plugins import get_registry
-from mellm_core.storage import Location, model_folder
+from mellm_core.storage import model_folder
 
 
 @dataclass
@@ -36,7 +37,7 @@ def recipe_labels(recipe: Recipe) -> list[str]:
         classes = get_protocol(name).classes
         if classes:
             return list(classes)
-    summary = Location(recipe.output_dir) / "instructions" / "summary.json"
+    summary = RunLayout(recipe.output_dir).instructions_summary
     labels = json.loads(summary.read_text()).get("labels", []) if summary.is_file() else []
     return list(labels or PROTOTYPES)
 
@@ -46,7 +47,7 @@ def model_note(recipe: Recipe, adapter: str | None, command: str) -> str | None:
     if adapter:
         return None
     untrained = " (random weights: its answers mean nothing)" if recipe.backbone.model == "tiny-random" else ""
-    return (f"note: no trained adapter under {Location(recipe.output_dir) / 'train'}: the base model "
+    return (f"note: no trained adapter under {RunLayout(recipe.output_dir).train}: the base model "
             f"{recipe.backbone.model} answers{untrained}; train one with `{command}`")
 
 

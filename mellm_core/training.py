@@ -18,12 +18,12 @@ from typing import Any
 from mellm_core.adapters import CONFIG, anchor_adapter, publish_remote_adapter
 from mellm_core.config import Recipe, settings_hash
 from mellm_core.errors import InputError
+from mellm_core.layout import ADAPTER, SUMMARY, TRAIN_LOG, RunLayout
 from mellm_core.stagelock import StageLock
 from mellm_core.storage import Location, is_uri, replace_folder
-from mellm_core.trainloop import ADAPTER, METRICS, PROGRESS, LocalSession, World, barrier, train_worker
+from mellm_core.trainloop import PROGRESS, LocalSession, World, barrier, train_worker
 
 RUN = "run"  # the run's folder name under the checkpoint storage
-SUMMARY = "summary.json"
 # Settings that change where or how fast training runs, not what it computes.
 RUNTIME_KEYS = ("resume", "num_workers", "use_gpu", "cpus_per_worker", "resources_per_worker", "max_failures",
                 "storage_path", "keep_checkpoints", "log_every")
@@ -59,20 +59,19 @@ def read_rows(path: Location) -> list[dict]:
 
 def plan(recipe: Recipe) -> Plan:
     """The run for ``recipe`` from its instructions folder (which must exist)."""
-    inst = Location(recipe.output_dir) / "instructions"
-    rows_path = inst / "train.jsonl"
+    layout = RunLayout(recipe.output_dir)
+    rows_path = layout.train_rows
     if not rows_path.is_file():
         raise InputError(f"{rows_path} does not exist; run `mellm instructions` (or `mellm train`) first")
-    summary = json.loads((inst / "summary.json").read_text()) if (inst / "summary.json").is_file() else {}
+    summary = json.loads(layout.instructions_summary.read_text()) if layout.instructions_summary.is_file() else {}
     labels = list(summary.get("labels", []))
     train = {k: v for k, v in asdict(recipe.train).items() if k not in RUNTIME_KEYS}
     digest = settings_hash(hashlib.sha256(rows_path.read_bytes()).hexdigest(), asdict(recipe.backbone), train,
                            recipe.seed, labels)
     settings = {"backbone": asdict(recipe.backbone), "train": asdict(recipe.train), "seed": recipe.seed,
                 "labels": labels}
-    train_dir = Location(recipe.output_dir) / "train"
-    storage = recipe.train.storage_path or str((train_dir / "checkpoints").resolve())
-    return Plan(rows_path, labels, settings, digest, train_dir, storage)
+    storage = recipe.train.storage_path or str(layout.checkpoints.resolve())
+    return Plan(rows_path, labels, settings, digest, layout.train, storage)
 
 
 def finished(p: Plan) -> dict[str, Any] | None:
@@ -124,7 +123,7 @@ def publish(checkpoint: Path, p: Plan, extra: dict[str, Any]) -> dict[str, Any]:
     """Copy the final checkpoint's adapter and metrics into ``train/`` and write ``summary.json`` (last: a run
     counts as finished only once its summary is there)."""
     progress = json.loads((checkpoint / PROGRESS).read_text())
-    lines = [json.loads(x) for x in (checkpoint / METRICS).read_text().splitlines() if x.strip()]
+    lines = [json.loads(x) for x in (checkpoint / TRAIN_LOG).read_text().splitlines() if x.strip()]
     done = [x for x in lines if x["step"] > progress["start_step"]]
     speed = sum(x["samples_per_s"] for x in done) / len(done) if done else 0.0
     summary = {"start_step": progress["start_step"], "end_step": progress["step"],
@@ -137,7 +136,7 @@ def publish(checkpoint: Path, p: Plan, extra: dict[str, Any]) -> dict[str, Any]:
         adapter = publish_remote_adapter(p.train_dir, Location(checkpoint / ADAPTER), version)
     else:
         replace_folder(adapter.path, Location(checkpoint / ADAPTER), prepare=anchor_adapter)
-    (p.train_dir / METRICS).write_bytes((checkpoint / METRICS).read_bytes())
+    (p.train_dir / TRAIN_LOG).write_bytes((checkpoint / TRAIN_LOG).read_bytes())
     summary["adapter"] = str(adapter.resolve())
     (p.train_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
     return summary
@@ -166,7 +165,7 @@ def run_local(recipe: Recipe, progress: bool = True, overwrite: bool = False) ->
     on an unfinished run's checkpoints needs ``overwrite``."""
     if os.environ.get("RANK", "0") != "0":  # other ranks of a torchrun launch: rank 0 holds the stage's lock
         return _train_local(recipe, progress, overwrite)
-    with StageLock(Location(recipe.output_dir) / "train", "train"):  # one writer per folder
+    with StageLock(RunLayout(recipe.output_dir).train, "train"):  # one writer per folder
         return _train_local(recipe, progress, overwrite)
 
 

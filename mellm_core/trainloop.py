@@ -27,12 +27,11 @@ import torch.distributed as dist
 
 from mellm_core.config import BackboneConfig, TrainConfig
 from mellm_core.errors import InputError
+from mellm_core.layout import ADAPTER, TRAIN_LOG
 from mellm_core.plugins import get_registry
 from mellm_core.storage import model_folder
 
 STATE = "trainer_state.pt"
-METRICS = "metrics.jsonl"
-ADAPTER = "adapter"
 PREFETCH = 2  # steps whose batches are collated ahead, in a thread, while the current step computes
 PROGRESS = "progress.json"  # {"step", "start_step", "max_steps"}: where the run that wrote a checkpoint began and
 # where it was going
@@ -215,7 +214,7 @@ def restore_state(folder: Path, optimizer: Any, scheduler: Any, device: str) -> 
     torch.set_rng_state(state["rng"])  # dropout continues exactly where the run stopped
     if "cuda_rng" in state and device.startswith("cuda"):
         torch.cuda.set_rng_state(state["cuda_rng"], device)
-    history = [json.loads(line) for line in (folder / METRICS).read_text().splitlines() if line.strip()]
+    history = [json.loads(line) for line in (folder / TRAIN_LOG).read_text().splitlines() if line.strip()]
     return int(state["step"]), history
 
 
@@ -234,7 +233,7 @@ def _checkpoint(backbone: Any, module: torch.nn.Module, optimizer: Any, schedule
             state["cuda_rng"] = torch.cuda.get_rng_state(next(module.parameters()).device)
         torch.save(state, folder / STATE)
         (folder / PROGRESS).write_text(json.dumps({"step": step, "start_step": start_step, "max_steps": max_steps}))
-        (folder / METRICS).write_text("".join(json.dumps(h) + "\n" for h in history))
+        (folder / TRAIN_LOG).write_text("".join(json.dumps(h) + "\n" for h in history))
         session.report({"step": step, "loss": history[-1]["loss"] if history else None}, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

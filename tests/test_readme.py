@@ -129,7 +129,8 @@ RUNNABLE = [c for c in COMMANDS if excluded_reason(c) is None]
 
 def _write_metrics(run: Path, model: str, answers: list[tuple[str, str]]) -> None:
     """``run/eval/metrics.json`` as `mellm eval` writes it, for (gold, answered) emotion pairs."""
-    from mellm_core.evaluation import METRICS, metrics_of
+    from mellm_core.evaluation import metrics_of
+    from mellm_core.layout import METRICS
 
     rows = [{"sample_id": f"s{i}", "task": "mer", "label": gold, "emotion": said, "dataset": "synthme"}
             for i, (gold, said) in enumerate(answers)]

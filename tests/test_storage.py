@@ -265,8 +265,9 @@ def test_maps_resume_from_journal_parts_in_a_bucket(s3, tmp_path, motion_pair):
 
     from mellm_core.config import MapsConfig
     from mellm_core.datasets import load_samples
+    from mellm_core.layout import MANIFEST
     from mellm_core.mapper import Mapper, maps_settings_hash
-    from mellm_core.stages.maps import MANIFEST, PARTIAL, map_one, run_maps
+    from mellm_core.stages.maps import PARTIAL, map_one, run_maps
 
     samples = load_samples("manifest", write_pairs(tmp_path, motion_pair, n=2)).samples
     cfg = MapsConfig(landmarker="none", flow="dis")

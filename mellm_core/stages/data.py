@@ -11,6 +11,7 @@ from mellm_core.atomic import write_bytes_atomic
 from mellm_core.config import Recipe, settings_hash
 from mellm_core.datasets import Loaded, load_samples
 from mellm_core.errors import InputError
+from mellm_core.layout import RunLayout
 from mellm_core.plugins import get_registry
 from mellm_core.storage import Location, cache_dir
 
@@ -20,7 +21,7 @@ UPLOADED = ".mellm-uploaded.json"  # written last into an uploaded copy: which s
 
 def data_root(recipe: Recipe) -> Location:
     """The dataset root: ``data.root``, or ``output_dir/data`` when it is null."""
-    return Location(recipe.data.root) if recipe.data.root else Location(recipe.output_dir) / "data"
+    return Location(recipe.data.root) if recipe.data.root else RunLayout(recipe.output_dir).data
 
 
 def _generated_with(root: Location) -> str | None:

@@ -20,15 +20,13 @@ from mellm_core.adapters import require_adapter
 from mellm_core.config import Recipe, device_warnings
 from mellm_core.errors import InputError, MellmError
 from mellm_core.evaluation import (
-    METRICS,
-    PREDICTIONS,
-    REPORT,
     eval_adapter,
     eval_digest,
     metrics_of,
     training_aus,
 )
 from mellm_core.frames import read_rgb
+from mellm_core.layout import METRICS, PREDICTIONS, REPORT, RunLayout
 from mellm_core.parse import parse_output
 from mellm_core.predictor import Predictor
 from mellm_core.stagelock import StageLock
@@ -108,15 +106,15 @@ def _read_partial(journal: Journal, digest: str) -> dict[tuple[str, str], dict]:
 
 def run_eval(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
     """Evaluate the recipe's model on its test instructions; skip when predictions are up to date."""
-    with StageLock(Location(recipe.output_dir) / "eval", "eval"):  # one writer per folder
+    with StageLock(RunLayout(recipe.output_dir).eval, "eval"):  # one writer per folder
         return _run_eval(recipe, progress)
 
 
 def _run_eval(recipe: Recipe, progress: bool) -> dict[str, Any]:
-    test = Location(recipe.output_dir) / "instructions" / "test.jsonl"
+    test = RunLayout(recipe.output_dir).test_rows
     if not test.is_file():
         raise InputError(f"{test} does not exist; run `mellm instructions` (or `mellm train`) first")
-    out = Location(recipe.output_dir) / "eval"
+    out = RunLayout(recipe.output_dir).eval
     data = test.read_bytes()
     adapter = eval_adapter(recipe)
     if adapter:

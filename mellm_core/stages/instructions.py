@@ -17,14 +17,13 @@ from mellm_core.config import InstructionsConfig, Recipe, settings_hash
 from mellm_core.errors import InputError
 from mellm_core.fgmu import analyze
 from mellm_core.labels import apply_protocol, get_protocol
+from mellm_core.layout import SUMMARY, RunLayout
 from mellm_core.plugins import get_registry
 from mellm_core.records import Instruction, MapRecord, Sample
 from mellm_core.regions import regions_from_dict
 from mellm_core.splits import fixed_split, loso_folds, natural_key, read_id_list, subject_key, zero_shot
 from mellm_core.stagelock import StageLock
 from mellm_core.storage import Location
-
-SUMMARY = "summary.json"
 
 
 def _as_sample(record: MapRecord) -> Sample:
@@ -125,8 +124,8 @@ def build_instructions(
 def run_instructions(recipe: Recipe, manifest: str | Location | None = None, out_dir: str | Location | None = None
                      ) -> dict[str, Any]:
     """Write train/test instructions for a recipe from its maps manifest; skip when nothing changed."""
-    manifest = Location(manifest) if manifest else Location(recipe.output_dir) / "maps" / "manifest.jsonl"
-    out = Location(out_dir) if out_dir else Location(recipe.output_dir) / "instructions"
+    manifest = Location(manifest) if manifest else RunLayout(recipe.output_dir).manifest
+    out = Location(out_dir) if out_dir else RunLayout(recipe.output_dir).instructions
     with StageLock(out, "instructions"):  # one writer per folder
         return _write_instructions(recipe, manifest, out)
 

@@ -22,12 +22,12 @@ import numpy as np
 from mellm_core.atomic import encode_png
 from mellm_core.config import MapsConfig, settings_hash
 from mellm_core.errors import InputError, MellmError
+from mellm_core.layout import MANIFEST, RunLayout
 from mellm_core.records import MapRecord, Sample
 from mellm_core.regions import regions_to_dict
 from mellm_core.stagelock import StageLock
 from mellm_core.storage import Journal, Location
 
-MANIFEST = "manifest.jsonl"
 PARTIAL = "manifest.partial.jsonl"
 _UNSAFE = re.compile(r"[^\w.-]+")
 MAX_BLOCKS = 2000  # Ray Data blocks of input samples; beyond this, blocks hold more than one batch
@@ -259,5 +259,5 @@ def run_recipe_maps(recipe: Any, progress: bool = True) -> MapsSummary:
     loaded = recipe_samples(recipe, progress)
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    return run_maps(loaded.samples, recipe.maps, Location(recipe.output_dir) / "maps", progress=progress,
+    return run_maps(loaded.samples, recipe.maps, RunLayout(recipe.output_dir).maps, progress=progress,
                     address=recipe.ray.address)

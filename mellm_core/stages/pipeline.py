@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from mellm_core.config import Recipe
-from mellm_core.storage import Location
+from mellm_core.layout import RunLayout
 
 STAGES = ("maps", "instructions", "train", "eval")
 
@@ -41,10 +41,10 @@ def run_pipeline(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
 
 def held_out_pair(recipe: Recipe) -> dict[str, str] | None:
     """The first test clip's onset and apex frames, gold label and id (a pair the trained model has not seen)."""
-    from mellm_core.stages.maps import MANIFEST, read_records
+    from mellm_core.stages.maps import read_records
 
-    test = Location(recipe.output_dir) / "instructions" / "test.jsonl"
-    manifest = Location(recipe.output_dir) / "maps" / MANIFEST
+    layout = RunLayout(recipe.output_dir)
+    test, manifest = layout.test_rows, layout.manifest
     if not (test.is_file() and manifest.is_file()):
         return None
     first = next((json.loads(line) for line in test.read_text().splitlines() if line.strip()), None)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from mellm_core.config import Recipe
 from mellm_core.errors import MellmError
+from mellm_core.layout import RunLayout
 from mellm_core.stagelock import StageLock
 from mellm_core.stages.cluster import init_ray
 from mellm_core.storage import Location
@@ -91,7 +92,7 @@ def run_train(recipe: Recipe, progress: bool = True, overwrite: bool = False) ->
 
     run_recipe_maps(recipe, progress=progress)
     run_instructions(recipe)
-    with StageLock(Location(recipe.output_dir) / "train", "train"):  # one writer per folder
+    with StageLock(RunLayout(recipe.output_dir).train, "train"):  # one writer per folder
         return _train(recipe, progress, overwrite)
 
 
