@@ -14,7 +14,7 @@ def test_demo_runs_every_stage_prints_working_commands_then_reuses_them(ray_loca
     """Every stage's files, headline metrics with the verdict; the analyze command the demo prints runs as printed
     on a held-out pair with the demo's adapter, and the serve command's recipe builds the Serve application with it
     (serving itself is tested in test_serve); a second run redoes nothing."""
-    from mellm_core.cli_common import load_recipe_args
+    from mellm_core.cli.common import load_recipe_args
     from mellm_core.stages.serve import build_app
 
     out, pairs = tmp_path / "demo", write_pairs(tmp_path, motion_pair)

@@ -8,7 +8,7 @@ import json
 import pytest
 from sklearn.metrics import f1_score, recall_score
 
-from mellm_core.cli_score import register_score
+from mellm_core.cli.score import register_score
 from mellm_core.errors import InputError, MellmError
 from mellm_core.plugins import Registry
 from mellm_core.scoring import predict, record_problem, score

@@ -6,16 +6,16 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from mellm_core.cli_common import command, print_json
-from mellm_core.cli_data import register_data, register_synth
-from mellm_core.cli_demo import register_demo
-from mellm_core.cli_eval import register_analyze, register_eval
-from mellm_core.cli_instructions import register_instructions
-from mellm_core.cli_maps import register_map, register_maps
-from mellm_core.cli_report import register_report
-from mellm_core.cli_score import register_score
-from mellm_core.cli_serve import register_serve
-from mellm_core.cli_train import register_export, register_train
+from mellm_core.cli.common import command, print_json
+from mellm_core.cli.data import register_data, register_synth
+from mellm_core.cli.demo import register_demo
+from mellm_core.cli.eval import register_analyze, register_eval
+from mellm_core.cli.instructions import register_instructions
+from mellm_core.cli.maps import register_map, register_maps
+from mellm_core.cli.report import register_report
+from mellm_core.cli.score import register_score
+from mellm_core.cli.serve import register_serve
+from mellm_core.cli.train import register_export, register_train
 from mellm_core.errors import ConfigError, MellmError
 
 # ---------------------------------------------------------------- plugins

@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 
-from mellm_core.cli_common import command, load_recipe_args, print_json, recipe_args
+from mellm_core.cli.common import command, load_recipe_args, print_json, recipe_args
 from mellm_core.layout import RunLayout
 
 

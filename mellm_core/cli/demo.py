@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 
-from mellm_core.cli_common import command, print_json
+from mellm_core.cli.common import command, print_json
 from mellm_core.layout import RunLayout
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mellm_core.cli_common import command, print_json
+from mellm_core.cli.common import command, print_json
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mellm_core.cli_common import command, print_json
+from mellm_core.cli.common import command, print_json
 from mellm_core.errors import InputError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mellm_core.cli_common import command, load_recipe_args, print_json, recipe_args
+from mellm_core.cli.common import command, load_recipe_args, print_json, recipe_args
 from mellm_core.layout import RunLayout
 
 SUMMARY_KEYS = ("start_step", "end_step", "adapter", "final_loss", "samples_per_s")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mellm_core.cli_common import command, print_json
+from mellm_core.cli.common import command, print_json
 from mellm_core.errors import InputError, MellmError
 from mellm_core.layout import RunLayout
 

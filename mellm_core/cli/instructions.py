@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mellm_core.cli_common import command, load_recipe_args, print_json, recipe_args
+from mellm_core.cli.common import command, load_recipe_args, print_json, recipe_args
 
 
 def cmd_instructions(args: argparse.Namespace) -> int:

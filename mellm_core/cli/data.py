@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from mellm_core.cli_common import command, print_json
+from mellm_core.cli.common import command, print_json
 from mellm_core.errors import MellmError
 
 
