@@ -54,12 +54,12 @@ def run_seed(seed: int, out: Path, recipe: str, overrides: list[str]) -> dict:
 def halfway_accuracy(folder: Path, name: str, overrides: list[str]) -> float | None:
     """Held-out MER accuracy of the checkpoint at half the steps (None when the run kept none there)."""
     from mellm_core.config import load_recipe
-    from mellm_core.frames import read_rgb
-    from mellm_core.layout import ADAPTER, RunLayout
-    from mellm_core.parse import parse_output
-    from mellm_core.predictor import Predictor
-    from mellm_core.training import RUN
-    from mellm_core.trainloop import checkpoint_name
+    from mellm_core.files.frames import read_rgb
+    from mellm_core.files.layout import ADAPTER, RunLayout
+    from mellm_core.model.predictor import Predictor
+    from mellm_core.model.training import RUN
+    from mellm_core.model.trainloop import checkpoint_name
+    from mellm_core.text.parse import parse_output
 
     recipe = load_recipe(name, [f"output_dir={folder}", *overrides])
     layout = RunLayout(folder)

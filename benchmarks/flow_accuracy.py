@@ -37,9 +37,9 @@ from synthetic import SyntheticPair, photo_pairs
 from table import print_table
 
 from mellm_core.config import HEAD_MOTION_MODES, MapsConfig
-from mellm_core.headmotion import compensate, head_motion_field
-from mellm_core.mapper import Mapper, MapResult, face_box
-from mellm_core.mmc import polar, quantize_angle
+from mellm_core.motion.headmotion import compensate, head_motion_field
+from mellm_core.motion.mapper import Mapper, MapResult, face_box
+from mellm_core.motion.mmc import polar, quantize_angle
 from mellm_core.plugins import create
 
 FLOWS: tuple[tuple[str, str, dict], ...] = (

@@ -28,10 +28,10 @@ from safetensors.torch import load_file
 from train_mfu import write_rows
 
 from mellm_core.config import load_recipe
-from mellm_core.frames import read_rgb
-from mellm_core.predictor import Predictor
-from mellm_core.training import run_local
-from mellm_core.trainloop import checkpoint_name
+from mellm_core.files.frames import read_rgb
+from mellm_core.model.predictor import Predictor
+from mellm_core.model.training import run_local
+from mellm_core.model.trainloop import checkpoint_name
 
 
 def main() -> int:

@@ -27,11 +27,11 @@ import yaml
 from table import print_table
 
 from mellm_core.config import TrainConfig
-from mellm_core.frames import read_rgb
-from mellm_core.layout import RunLayout
-from mellm_core.parse import parse_output
+from mellm_core.files.frames import read_rgb
+from mellm_core.files.layout import RunLayout
+from mellm_core.model.trainloop import World, cosine, micro_batches, seed_everything
 from mellm_core.plugins import get_registry
-from mellm_core.trainloop import World, cosine, micro_batches, seed_everything
+from mellm_core.text.parse import parse_output
 
 VARIANTS = {  # name -> (backbone params, training tasks, curriculum)
     "px112": ({"max_pixels": 112 * 112}, ["mer"], False),

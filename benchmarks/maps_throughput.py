@@ -44,11 +44,11 @@ from synthetic import crop_pairs
 from table import print_table
 
 from mellm_core.config import MapsConfig
-from mellm_core.mapper import Mapper
+from mellm_core.files.storage import Location
+from mellm_core.motion.mapper import Mapper
 from mellm_core.plugins import create
 from mellm_core.records import Sample
 from mellm_core.stages.maps import map_one, read_records
-from mellm_core.storage import Location
 
 _WORKER: dict[str, Any] = {}  # per-process state of the process-pool workers of (d)
 
@@ -151,7 +151,7 @@ def ray_run(
     """``run_maps`` over the samples; also returns Ray start-up seconds and end-to-end seconds."""
     if niceness is not None:
         os.environ["RAY_worker_niceness"] = str(niceness)  # read by the raylet that init_ray starts
-    from mellm_core.layout import MANIFEST
+    from mellm_core.files.layout import MANIFEST
     from mellm_core.stages.cluster import cluster_cpus, init_ray
     from mellm_core.stages.maps import run_maps
 

@@ -41,9 +41,9 @@ from synthetic import crop_pairs
 from table import print_table
 
 from mellm_core.config import load_recipe
-from mellm_core.frames import decode_gray
-from mellm_core.mapper import Mapper
-from mellm_core.predictor import Predictor
+from mellm_core.files.frames import decode_gray
+from mellm_core.model.predictor import Predictor
+from mellm_core.motion.mapper import Mapper
 
 LEVELS = (1, 8, 32)  # client concurrency
 Pair = tuple[bytes, bytes]

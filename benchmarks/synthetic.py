@@ -19,9 +19,9 @@ from matplotlib import cbook
 from matplotlib import image as mpimg
 from skimage import data as skdata
 
-from mellm_core.mapper import face_box
+from mellm_core.motion.mapper import face_box
+from mellm_core.motion.warp import similarity_flow, warp_forward
 from mellm_core.plugins import create
-from mellm_core.warp import similarity_flow, warp_forward
 
 # Landmark groups (dlib 68-point indices) that carry the local bumps.
 EXPRESSION_POINTS = (

@@ -26,8 +26,8 @@ from PIL import Image
 
 from mellm_core import create
 from mellm_core.config import load_recipe
+from mellm_core.model.training import run_local
 from mellm_core.records import Instruction
-from mellm_core.training import run_local
 
 
 def write_rows(out: Path, n: int, size: int, prompt: str) -> None:

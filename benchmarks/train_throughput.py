@@ -4,7 +4,7 @@ Run:  python benchmarks/train_throughput.py              (40 steps per configura
       options: --steps N --batch-size B --output-dir DIR (a quickstart run; its data, maps and instructions are
       built first when absent)
 
-The same loop (``mellm_core.trainloop.train_worker``), data, global batch and seed run three ways:
+The same loop (``mellm_core.model.trainloop.train_worker``), data, global batch and seed run three ways:
 
   (a) ``run_local``: one process, torch limited to 1 thread          (what one Ray worker with 1 CPU gets)
   (b) Ray Train, 1 worker, 1 CPU                                     overhead = (a) / (b) samples/s - 1
@@ -41,10 +41,10 @@ def main() -> None:
     parser.add_argument("--output-dir", default="runs/quickstart")
     args = parser.parse_args()
 
+    from mellm_core.model.training import run_local
     from mellm_core.stages.instructions import run_instructions
     from mellm_core.stages.maps import run_recipe_maps
     from mellm_core.stages.train import run_train
-    from mellm_core.training import run_local
 
     base = load_recipe("quickstart", [f"output_dir={args.output_dir}"])
     run_recipe_maps(base)

@@ -20,7 +20,7 @@ from synthetic import photo_pairs
 from table import print_table
 
 from mellm_core.config import MapsConfig
-from mellm_core.mapper import Mapper
+from mellm_core.motion.mapper import Mapper
 
 
 def main() -> None:

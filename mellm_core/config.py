@@ -33,7 +33,7 @@ def _choice(key: str, value: str, choices: tuple[str, ...], what: str) -> list[s
 
 
 def _protocol(key: str, value: str) -> list[str]:
-    from mellm_core.labels import PROTOCOLS
+    from mellm_core.text.labels import PROTOCOLS
 
     return _choice(key, value, tuple(PROTOCOLS), "protocol")
 

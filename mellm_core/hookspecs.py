@@ -81,7 +81,7 @@ class Hooks:
         """Instruction templates: the user prompt and the target text for the MEU and MER tasks, in one language.
 
         Instance: ``user_prompt(task, labels) -> str`` (task "meu" or "mer"; starts with ``<image>``; the
-        emotion list follows ``labels``), ``meu_target(analysis) -> str`` for an ``mellm_core.fgmu.Analysis``
+        emotion list follows ``labels``), ``meu_target(analysis) -> str`` for an ``mellm_core.text.fgmu.Analysis``
         (visual inspection, expression reasoning, final conclusion), ``mer_target(emotion) -> str`` and
         ``word(label) -> str`` (the language's word for a protocol label).
 

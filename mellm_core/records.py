@@ -68,7 +68,7 @@ class MapRecord(JsonRecord):
     head_motion: list[float] | None = None
     nose: list[float] | None = None
     landmarks: list[list[float]] | None = None
-    regions: dict[str, dict] | None = None  # per-region motion (see mellm_core.regions.RegionMotion)
+    regions: dict[str, dict] | None = None  # per-region motion (see mellm_core.motion.regions.RegionMotion)
     au_sides: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0

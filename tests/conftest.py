@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mellm_core.warp import similarity_flow, warp_forward
+from mellm_core.motion.warp import similarity_flow, warp_forward
 
 # Built models (the tiny Qwen2.5-VL) go to a folder of this test session unless the caller chose one; set before
 # any Ray instance starts so that its workers see it too.

@@ -12,7 +12,7 @@ from conftest import write_instructions
 from mellm_core import create
 from mellm_core.config import TrainConfig
 from mellm_core.errors import InputError
-from mellm_core.frames import read_rgb
+from mellm_core.files.frames import read_rgb
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,12 @@ import openpyxl
 import pytest
 
 from mellm_core.cli import main
-from mellm_core.datasets import load_samples
+from mellm_core.data.datasets import load_samples
+from mellm_core.data.frameindex import ClipFrames, fill_apex, frame_number, peak_motion_frame, resolve_dir
+from mellm_core.data.splits import fixed_split, loso_folds, zero_shot
 from mellm_core.errors import InputError, PluginError
-from mellm_core.frameindex import ClipFrames, fill_apex, frame_number, peak_motion_frame, resolve_dir
+from mellm_core.motion.warp import similarity_flow, warp_forward
 from mellm_core.plugins import create
-from mellm_core.splits import fixed_split, loso_folds, zero_shot
-from mellm_core.warp import similarity_flow, warp_forward
 
 # ---------------------------------------------------------------- fake frames
 

@@ -15,9 +15,9 @@ from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 from mellm_core.cli import main
 from mellm_core.config import load_recipe
-from mellm_core.scoring import score
+from mellm_core.model.training import run_local
 from mellm_core.stages.eval import run_eval
-from mellm_core.training import run_local
+from mellm_core.text.scoring import score
 
 SETTINGS = ["eval.protocol=all", "eval.batch_size=4", "eval.cpus_per_actor=0.5", "backbone.params={max_new_tokens: 6}",
             "train.lora_rank=8", "train.lora_alpha=16", "train.lr=3e-3", "train.batch_size=4", "train.num_workers=1",

@@ -7,7 +7,7 @@ from scipy.stats import binomtest
 from sklearn.metrics import f1_score
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from mellm_core.evaluation import binomial_tail, metrics_of, most_frequent_aus, verdict_lines
+from mellm_core.results.evaluation import binomial_tail, metrics_of, most_frequent_aus, verdict_lines
 
 
 @pytest.mark.parametrize(("k", "n", "p"), [(0, 10, 0.3), (7, 10, 0.3), (16, 50, 0.32), (27, 50, 0.32),

@@ -8,12 +8,12 @@ import pytest
 from conftest import local_motion
 
 from mellm_core import create
+from mellm_core.data.synth import AU_TEMPLATES, expression_field
 from mellm_core.errors import MellmError
-from mellm_core.facs import ACTION_UNITS, PROTOTYPES, expected_directions, region_stem, supported_aus
-from mellm_core.fgmu import Analysis, Observation, analyze
-from mellm_core.labels import PROTOCOLS
-from mellm_core.regions import REGIONS, analyze_regions, region_mask
-from mellm_core.synth import AU_TEMPLATES, expression_field
+from mellm_core.motion.facs import ACTION_UNITS, PROTOTYPES, expected_directions, region_stem, supported_aus
+from mellm_core.motion.regions import REGIONS, analyze_regions, region_mask
+from mellm_core.text.fgmu import Analysis, Observation, analyze
+from mellm_core.text.labels import PROTOCOLS
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,7 @@ def test_compact_style_keeps_the_chain_in_few_words(name):
 def test_targets_parse_back_to_their_labels(landmarks, name, emotion, style):
     """What the model is trained to write, the evaluation parser reads back exactly (both tasks, both languages,
     both styles)."""
-    from mellm_core.parse import parse_output
+    from mellm_core.text.parse import parse_output
 
     prompt = create("prompt", name, style=style)
     labels = list(PROTOCOLS["dfme-7"].classes)

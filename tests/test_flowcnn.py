@@ -14,9 +14,9 @@ from conftest import CLASSES, write_instructions
 from mellm_core import create
 from mellm_core.config import TrainConfig
 from mellm_core.errors import InputError
-from mellm_core.frames import read_rgb
-from mellm_core.labels import EMOTION_SYNONYMS, PROTOCOLS
-from mellm_core.parse import parse_output
+from mellm_core.files.frames import read_rgb
+from mellm_core.text.labels import EMOTION_SYNONYMS, PROTOCOLS
+from mellm_core.text.parse import parse_output
 
 SMALL = {"image_size": 32, "channels": [8, 16], "dropout": 0.0}
 
@@ -119,8 +119,8 @@ def test_generated_text_parses_back_to_each_class(classes):
 def test_mellm_train_local_writes_a_flowcnn_folder_that_eval_loads(tmp_path):
     from mellm_core.cli import main
     from mellm_core.config import load_recipe
-    from mellm_core.predictor import Predictor, default_adapter
-    from mellm_core.training import finished, plan
+    from mellm_core.model.predictor import Predictor, default_adapter
+    from mellm_core.model.training import finished, plan
 
     write_instructions(tmp_path, n=12)
     recipe_path = str(Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml")

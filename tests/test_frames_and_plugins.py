@@ -8,8 +8,8 @@ import pytest
 
 from mellm_core import create
 from mellm_core.errors import InputError, NoFaceError, PluginError
-from mellm_core.frames import check_pair, decode_gray, read_gray
-from mellm_core.warp import similarity_flow, warp_forward
+from mellm_core.files.frames import check_pair, decode_gray, read_gray
+from mellm_core.motion.warp import similarity_flow, warp_forward
 
 
 def test_read_gray_decodes_in_colour_then_converts(tmp_path, face_photos):

@@ -9,8 +9,8 @@ from conftest import local_motion
 
 from mellm_core import create
 from mellm_core.errors import InputError
-from mellm_core.headmotion import compensate, head_motion_field
-from mellm_core.warp import similarity_flow
+from mellm_core.motion.headmotion import compensate, head_motion_field
+from mellm_core.motion.warp import similarity_flow
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import pytest
 from mellm_core.cli import main
 from mellm_core.config import load_recipe
 from mellm_core.errors import InputError
+from mellm_core.motion.regions import RegionMotion
 from mellm_core.records import MapRecord
-from mellm_core.regions import RegionMotion
 from mellm_core.stages.instructions import run_instructions
 
 EMOTIONS = ["happiness", "sadness", "fear", "surprise", "disgust", "contempt", "anger", "others"]
@@ -146,7 +146,7 @@ def test_train_tasks_choose_what_the_training_set_holds(recipe_dir):
 def test_a_rewrite_killed_half_way_never_leaves_the_old_summary_vouching_for_new_files(recipe_dir, monkeypatch):
     """summary.json goes first and comes back last: a run killed between the two files is rebuilt next time,
     never taken for finished (and training never starts on a train.jsonl of one run and a test.jsonl of another)."""
-    from mellm_core.storage import Location
+    from mellm_core.files.storage import Location
 
     run_instructions(load_recipe("quickstart", [f"output_dir={recipe_dir}"]))
     summary = recipe_dir / "instructions" / "summary.json"

@@ -1,4 +1,4 @@
-"""FACS strings, emotion spellings and label protocols (mellm_core.labels)."""
+"""FACS strings, emotion spellings and label protocols (mellm_core.text.labels)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import math
 import pytest
 
 from mellm_core.errors import MellmError
-from mellm_core.labels import (
+from mellm_core.records import Sample
+from mellm_core.text.labels import (
     PROTOCOLS,
     apply_protocol,
     format_aus,
@@ -15,7 +16,6 @@ from mellm_core.labels import (
     normalize_emotion,
     parse_aus,
 )
-from mellm_core.records import Sample
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ import pytest
 
 from mellm_core.config import MapsConfig
 from mellm_core.errors import InputError
-from mellm_core.mapper import Mapper, face_box
-from mellm_core.mmc import mmc_colorize
+from mellm_core.motion.mapper import Mapper, face_box
+from mellm_core.motion.mmc import mmc_colorize
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 
 from mellm_core.cli import main
 from mellm_core.config import MapsConfig
-from mellm_core.mapper import Mapper
+from mellm_core.motion.mapper import Mapper
 from mellm_core.records import MapRecord
 from mellm_core.stages.maps import map_file_name
 

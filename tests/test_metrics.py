@@ -8,7 +8,7 @@ from sklearn.metrics import accuracy_score, f1_score, recall_score
 from sklearn.preprocessing import MultiLabelBinarizer
 
 from mellm_core.plugins import Registry
-from mellm_core.scoring import class_counts, confusion_matrix
+from mellm_core.text.scoring import class_counts, confusion_matrix
 
 CLASSES = ["happiness", "disgust", "contempt", "surprise", "fear", "anger", "sadness"]
 UNPARSED = "<unparsed>"  # scikit-learn cannot mix None with strings; any value outside the labels behaves alike

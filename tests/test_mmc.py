@@ -10,7 +10,7 @@ import pytest
 
 from mellm_core import create
 from mellm_core.cli import main
-from mellm_core.mmc import DIRECTIONS, hue_of_direction, mmc_colorize, quantize_angle, wheel_colorize
+from mellm_core.motion.mmc import DIRECTIONS, hue_of_direction, mmc_colorize, quantize_angle, wheel_colorize
 
 # Hue ranges (degrees on the 0..360 wheel) that each colour name of the prompt's colour table covers.
 COLOUR_HUES = {
@@ -59,7 +59,7 @@ def reference_map(onset_path: str, apex_path: str) -> np.ndarray:
 def test_default_map_reproduces_the_reference_pipeline(tmp_path, face_photos, photo):
     from conftest import local_motion
 
-    from mellm_core.warp import similarity_flow, warp_forward
+    from mellm_core.motion.warp import similarity_flow, warp_forward
 
     onset = face_photos[photo]
     shape = onset.shape[:2]

@@ -38,7 +38,7 @@ def test_multinode_pipeline_writes_every_stage_into_a_bucket(multinode_cluster, 
     bucket, and nothing is written locally."""
     import ray
 
-    from mellm_core.storage import Location
+    from mellm_core.files.storage import Location
 
     monkeypatch.chdir(tmp_path)
     run = Location(s3) / "run"

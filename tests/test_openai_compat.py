@@ -332,8 +332,8 @@ class _FlakyPredictor:
 
 
 def test_a_failing_sample_does_not_cost_its_batch_and_is_asked_again(tmp_path):
+    from mellm_core.files.storage import Journal, Location
     from mellm_core.stages.eval import EvalActor, _read_partial
-    from mellm_core.storage import Journal, Location
 
     rows = write_instructions(tmp_path, n=3)
     rows[1]["messages"][0]["content"] = "bad"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mellm_core.parse import EMOTION_WORDS, VALENCE_WORDS, Parsed, find_aus, parse_output
+from mellm_core.text.parse import EMOTION_WORDS, VALENCE_WORDS, Parsed, find_aus, parse_output
 
 EN_TEMPLATE = "Final conclusion:\nAUs: AU6 + AU12. Micro-expression: happiness."
 ZH_TEMPLATE = "最终结论：\nAU：AU6 + AU12。微表情：高兴。"

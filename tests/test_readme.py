@@ -129,8 +129,8 @@ RUNNABLE = [c for c in COMMANDS if excluded_reason(c) is None]
 
 def _write_metrics(run: Path, model: str, answers: list[tuple[str, str]]) -> None:
     """``run/eval/metrics.json`` as `mellm eval` writes it, for (gold, answered) emotion pairs."""
-    from mellm_core.evaluation import metrics_of
-    from mellm_core.layout import METRICS
+    from mellm_core.files.layout import METRICS
+    from mellm_core.results.evaluation import metrics_of
 
     rows = [{"sample_id": f"s{i}", "task": "mer", "label": gold, "emotion": said, "dataset": "synthme"}
             for i, (gold, said) in enumerate(answers)]
@@ -146,7 +146,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (``tiny-synthme``, for ``README_OVERRIDES``), onset.jpg/apex.jpg from its first clip, pairs.csv over 4 of its clips,
     outputs.jsonl of model answers, and two evaluated runs runs/a and runs/b."""
     from mellm_core import create
-    from mellm_core.datasets import load_samples
+    from mellm_core.data.datasets import load_samples
 
     root = tmp_path_factory.mktemp("readme")
     create("dataset", "synthme").generate(root / "tiny-synthme", n=8, seed=0)

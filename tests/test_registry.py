@@ -17,7 +17,7 @@ import pytest
 from mellm_core import PluginSpec, hookimpl
 from mellm_core.config import MapsConfig
 from mellm_core.errors import PluginError
-from mellm_core.mapper import Mapper
+from mellm_core.motion.mapper import Mapper
 from mellm_core.plugins import Registry, describe_params, get_registry
 
 

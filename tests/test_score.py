@@ -11,7 +11,7 @@ from sklearn.metrics import f1_score, recall_score
 from mellm_core.cli.score import register_score
 from mellm_core.errors import InputError, MellmError
 from mellm_core.plugins import Registry
-from mellm_core.scoring import predict, record_problem, score
+from mellm_core.text.scoring import predict, record_problem, score
 
 EN = "Reasoning: AU4 hints at anger.\nFinal conclusion:\nAUs: {aus}. Micro-expression: {emotion}."
 ZH = "推理：AU4 像是愤怒。\n最终结论：\nAU：{aus}。微表情：{emotion}。"

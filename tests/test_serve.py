@@ -22,7 +22,7 @@ import pytest
 import requests
 from serving import Server, start_serve, stop_serve
 
-from mellm_core.upload import (
+from mellm_core.serving.upload import (
     RequestError,
     authorized,
     check_content_length,
@@ -179,8 +179,8 @@ def test_a_server_fault_answers_a_request_id_and_logs_the_traceback(caplog):
 def test_an_empty_key_and_a_missing_adapter_fail_before_anything_starts(tmp_path):
     from mellm_core.config import load_recipe
     from mellm_core.errors import InputError
-    from mellm_core.facs import PROTOTYPES
-    from mellm_core.predictor import model_note, recipe_labels
+    from mellm_core.model.predictor import model_note, recipe_labels
+    from mellm_core.motion.facs import PROTOTYPES
     from mellm_core.stages.serve import build_app
 
     recipe = load_recipe("quickstart", [f"output_dir={tmp_path}", *OVERRIDES])
@@ -254,9 +254,9 @@ def test_healthz_is_open(server):
 
 def test_a_good_request_returns_the_map_the_mapper_draws(server, frames):
     from mellm_core.config import load_recipe
-    from mellm_core.frames import to_gray
-    from mellm_core.labels import get_protocol
-    from mellm_core.mapper import Mapper, face_box
+    from mellm_core.files.frames import to_gray
+    from mellm_core.motion.mapper import Mapper, face_box
+    from mellm_core.text.labels import get_protocol
 
     answer = _post(server, {"onset": _png(frames["onset"]), "apex": _png(frames["apex"])})
     assert answer.status_code == 200, answer.text

@@ -1,4 +1,4 @@
-"""LOSO folds, zero-shot splits and fixed lists (mellm_core.splits)."""
+"""LOSO folds, zero-shot splits and fixed lists (mellm_core.data.splits)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mellm_core.data.splits import fixed_split, loso_folds, natural_key, read_id_list, zero_shot
 from mellm_core.errors import InputError
 from mellm_core.records import Sample
-from mellm_core.splits import fixed_split, loso_folds, natural_key, read_id_list, zero_shot
 
 
 def _s(sample_id: str, subject: str, dataset: str = "casme2") -> Sample:

@@ -13,9 +13,9 @@ import pytest
 from conftest import dataset_plugin
 
 from mellm_core.errors import InputError
-from mellm_core.frames import read_gray, read_rgb
+from mellm_core.files.frames import read_gray, read_rgb
+from mellm_core.files.storage import Journal, Location, is_uri, local_folder
 from mellm_core.records import Sample
-from mellm_core.storage import Journal, Location, is_uri, local_folder
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -156,7 +156,7 @@ def test_images_read_from_a_bucket_equal_local(s3, tmp_path, face_photos):
 
 
 def test_manifest_dataset_keeps_uri_frames(tmp_path, s3):
-    from mellm_core.datasets import load_samples
+    from mellm_core.data.datasets import load_samples
 
     (tmp_path / "manifest.csv").write_text(
         f"sample_id,onset_path,apex_path\nc1,{s3}/c1/0.jpg,{s3}/c1/5.jpg\nc2,c2/0.jpg,c2/5.jpg\n")
@@ -214,8 +214,8 @@ def test_generated_data_under_a_bucket_is_uploaded_once(frames_plugin, s3, tmp_p
 
 
 def test_adapters_and_models_under_a_uri_load_from_local_copies(s3, tmp_path, monkeypatch):
-    from mellm_core.adapters import local_adapter
-    from mellm_core.storage import model_folder
+    from mellm_core.files.storage import model_folder
+    from mellm_core.model.adapters import local_adapter
 
     monkeypatch.setenv("MELLM_CACHE", str(tmp_path / "cache"))
     trained = Location(s3) / "train" / "adapter"
@@ -264,9 +264,9 @@ def test_maps_resume_from_journal_parts_in_a_bucket(s3, tmp_path, motion_pair):
     from conftest import write_pairs
 
     from mellm_core.config import MapsConfig
-    from mellm_core.datasets import load_samples
-    from mellm_core.layout import MANIFEST
-    from mellm_core.mapper import Mapper, maps_settings_hash
+    from mellm_core.data.datasets import load_samples
+    from mellm_core.files.layout import MANIFEST
+    from mellm_core.motion.mapper import Mapper, maps_settings_hash
     from mellm_core.stages.maps import PARTIAL, map_one, run_maps
 
     samples = load_samples("manifest", write_pairs(tmp_path, motion_pair, n=2)).samples
@@ -289,7 +289,7 @@ def test_one_writer_per_stage_folder_and_a_dead_holders_lock_is_taken_over(where
     import sys
     import time
 
-    from mellm_core.stagelock import STALE_S, StageLock
+    from mellm_core.files.stagelock import STALE_S, StageLock
 
     root = Location(str(tmp_path) if where == "local" else request.getfixturevalue("s3") + "/locks")
     folder = root / "eval"
@@ -319,7 +319,7 @@ def test_one_writer_per_stage_folder_and_a_dead_holders_lock_is_taken_over(where
 def test_a_bucket_never_shows_a_half_published_adapter(s3, tmp_path):
     """Versions are written whole beside each other and one pointer object switches between them; readers
     (trained_adapter: eval, serve, export) only ever see a complete version; two versions are kept."""
-    from mellm_core.adapters import publish_remote_adapter, trained_adapter
+    from mellm_core.model.adapters import publish_remote_adapter, trained_adapter
 
     train = Location(s3) / "pub" / "train"
     assert trained_adapter(str(train.parent)) is None

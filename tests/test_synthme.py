@@ -1,4 +1,4 @@
-"""SynthME: the maths (mellm_core.synth), generation, exact ground truth, and reading it back as CASME II."""
+"""SynthME: the maths (mellm_core.data.synth), generation, exact ground truth, and reading it back as CASME II."""
 
 from __future__ import annotations
 
@@ -11,11 +11,7 @@ import pandas as pd
 import pytest
 
 from mellm_core.cli import main
-from mellm_core.errors import InputError, PluginError
-from mellm_core.frames import read_gray
-from mellm_core.labels import parse_aus
-from mellm_core.plugins import create
-from mellm_core.synth import (
+from mellm_core.data.synth import (
     AU_TEMPLATES,
     MIRROR,
     PROTOTYPES,
@@ -28,7 +24,11 @@ from mellm_core.synth import (
     profile,
     rotation,
 )
-from mellm_core.warp import similarity_flow
+from mellm_core.errors import InputError, PluginError
+from mellm_core.files.frames import read_gray
+from mellm_core.motion.warp import similarity_flow
+from mellm_core.plugins import create
+from mellm_core.text.labels import parse_aus
 
 CASME2_COLUMNS = [
     "Subject",

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from mellm_core.cli import main
 from mellm_core.config import load_recipe
-from mellm_core.training import run_local
+from mellm_core.model.training import run_local
 
 SMALL = ["train.lora_rank=4", "train.lora_alpha=8", "train.lr=2e-3", "train.batch_size=4", "train.log_every=1",
          "train.cpus_per_worker=0.5", "instructions.mer_ratio=1.0", "backbone.params={max_new_tokens: 4}"]

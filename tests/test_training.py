@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 from mellm_core.cli import main
 from mellm_core.config import TrainConfig, load_recipe
 from mellm_core.errors import ConfigError, InputError
-from mellm_core.training import run_local
-from mellm_core.trainloop import World, cosine, micro_batches, order
+from mellm_core.model.training import run_local
+from mellm_core.model.trainloop import World, cosine, micro_batches, order
 
 FAST = ["train.lora_rank=4", "train.lora_alpha=8", "train.lora_dropout=0.1", "train.lr=2e-3", "train.batch_size=4",
         "train.num_workers=1", "train.log_every=1", "backbone.params={max_new_tokens: 4}"]
@@ -129,7 +129,7 @@ def test_a_gpu_worker_restores_a_checkpoint_through_the_cpu(tmp_path):
     the CPU, so the CPU generator's state stays a CPU ByteTensor and the optimizer moves its own tensors. Loading
     it to the worker's device instead fails here (no CUDA) as set_rng_state fails on a GPU."""
     from mellm_core import create
-    from mellm_core.trainloop import STATE, restore_state
+    from mellm_core.model.trainloop import STATE, restore_state
 
     write_instructions(tmp_path, n=8)
     run_local(recipe(tmp_path, "train.max_steps=2", "train.checkpoint_every=2"), progress=False)

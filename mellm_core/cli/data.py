@@ -72,7 +72,7 @@ def _print_summary(summary: dict[str, Any], file: Any) -> None:
 
 
 def cmd_data_inspect(args: argparse.Namespace) -> int:
-    from mellm_core.datasets import load_samples
+    from mellm_core.data.datasets import load_samples
 
     loaded = load_samples(args.name, args.root, parse_params(args.param), args.protocol)
     if args.json:
@@ -85,7 +85,7 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_data_protocols(args: argparse.Namespace) -> int:
-    from mellm_core.labels import PROTOCOLS
+    from mellm_core.text.labels import PROTOCOLS
 
     if args.json:
         print_json({name: list(p.classes) for name, p in PROTOCOLS.items()})

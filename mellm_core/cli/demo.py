@@ -7,12 +7,12 @@ import shlex
 import sys
 
 from mellm_core.cli.common import command, print_json
-from mellm_core.layout import RunLayout
+from mellm_core.files.layout import RunLayout
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from mellm_core.config import load_recipe
-    from mellm_core.evaluation import task_summary, verdict_lines
+    from mellm_core.results.evaluation import task_summary, verdict_lines
     from mellm_core.stages.pipeline import run_pipeline
 
     extra = [f"ray.address={args.address}"] if args.address else []

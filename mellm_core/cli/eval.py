@@ -7,11 +7,11 @@ import shlex
 import sys
 
 from mellm_core.cli.common import command, load_recipe_args, print_json, recipe_args
-from mellm_core.layout import RunLayout
+from mellm_core.files.layout import RunLayout
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from mellm_core.evaluation import task_summary, verdict_lines
+    from mellm_core.results.evaluation import task_summary, verdict_lines
     from mellm_core.stages.eval import run_eval
 
     recipe = load_recipe_args(args)
@@ -38,11 +38,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from mellm_core.atomic import write_png_atomic
     from mellm_core.config import load_recipe
-    from mellm_core.frames import read_gray
-    from mellm_core.mapper import Mapper
-    from mellm_core.predictor import Predictor, default_adapter, model_note
+    from mellm_core.files.atomic import write_png_atomic
+    from mellm_core.files.frames import read_gray
+    from mellm_core.model.predictor import Predictor, default_adapter, model_note
+    from mellm_core.motion.mapper import Mapper
 
     recipe = load_recipe(args.recipe, args.overrides)
     if args.model:

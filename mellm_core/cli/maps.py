@@ -10,7 +10,7 @@ import numpy as np
 
 from mellm_core.cli.common import command, print_json
 from mellm_core.errors import InputError, MellmError
-from mellm_core.layout import RunLayout
+from mellm_core.files.layout import RunLayout
 
 SHORTCUTS = (("flow", "maps.flow"), ("colorizer", "maps.colorizer"), ("landmarker", "maps.landmarker"),
              ("head_motion", "maps.head_motion"))
@@ -34,9 +34,9 @@ def _recipe(args: argparse.Namespace):
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    from mellm_core.atomic import write_bytes_atomic, write_png_atomic
-    from mellm_core.frames import read_gray
-    from mellm_core.mapper import Mapper
+    from mellm_core.files.atomic import write_bytes_atomic, write_png_atomic
+    from mellm_core.files.frames import read_gray
+    from mellm_core.motion.mapper import Mapper
 
     out = Path(args.output)
     if out.suffix.lower() != ".png":
@@ -74,10 +74,10 @@ def register_map(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_maps(args: argparse.Namespace) -> int:
-    from mellm_core.datasets import load_samples
+    from mellm_core.data.datasets import load_samples
+    from mellm_core.files.storage import Location
     from mellm_core.stages.data import recipe_samples
     from mellm_core.stages.maps import run_maps
-    from mellm_core.storage import Location
 
     recipe = _recipe(args)
     if args.manifest:

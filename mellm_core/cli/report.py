@@ -9,8 +9,8 @@ from mellm_core.cli.common import command, print_json
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from mellm_core.atomic import write_bytes_atomic
-    from mellm_core.compare import compare, markdown
+    from mellm_core.files.atomic import write_bytes_atomic
+    from mellm_core.results.compare import compare, markdown
 
     table = compare(args.compare)
     text = markdown(table)

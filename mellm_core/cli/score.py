@@ -13,8 +13,8 @@ from mellm_core.errors import InputError
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
     """The records of a JSONL file (blank lines skipped); a bad line raises InputError naming file and line."""
-    from mellm_core.scoring import record_problem
-    from mellm_core.storage import Location
+    from mellm_core.files.storage import Location
+    from mellm_core.text.scoring import record_problem
 
     try:
         lines = Location(path).read_text().splitlines()
@@ -53,8 +53,8 @@ def _print_table(result: dict[str, Any]) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from mellm_core.atomic import write_bytes_atomic
-    from mellm_core.scoring import predict, score_rows
+    from mellm_core.files.atomic import write_bytes_atomic
+    from mellm_core.text.scoring import predict, score_rows
 
     rows = predict(read_records(args.file), args.protocol)
     result = score_rows(rows, args.protocol)

@@ -7,11 +7,11 @@ import shlex
 import sys
 
 from mellm_core.cli.common import command, load_recipe_args, print_json, recipe_args
-from mellm_core.upload import API_KEY_ENV
+from mellm_core.serving.upload import API_KEY_ENV
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from mellm_core.predictor import default_adapter, model_note
+    from mellm_core.model.predictor import default_adapter, model_note
     from mellm_core.stages.serve import run_serve
 
     recipe = load_recipe_args(args)

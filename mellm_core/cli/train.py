@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from mellm_core.cli.common import command, load_recipe_args, print_json, recipe_args
-from mellm_core.layout import RunLayout
+from mellm_core.files.layout import RunLayout
 
 SUMMARY_KEYS = ("start_step", "end_step", "adapter", "final_loss", "samples_per_s")
 
@@ -14,7 +14,7 @@ SUMMARY_KEYS = ("start_step", "end_step", "adapter", "final_loss", "samples_per_
 def cmd_train(args: argparse.Namespace) -> int:
     recipe = load_recipe_args(args)
     if args.local:
-        from mellm_core.training import run_local
+        from mellm_core.model.training import run_local
 
         summary = run_local(recipe, progress=not args.json, overwrite=args.overwrite)
         if not summary:  # a non-zero rank of a torchrun launch: rank 0 reports
@@ -34,11 +34,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from mellm_core.adapters import local_adapter, trained_adapter
     from mellm_core.config import load_recipe
     from mellm_core.errors import InputError
+    from mellm_core.files.storage import Location, model_folder
+    from mellm_core.model.adapters import local_adapter, trained_adapter
     from mellm_core.plugins import get_registry
-    from mellm_core.storage import Location, model_folder
 
     recipe = load_recipe(args.recipe, args.overrides)
     adapter = Location(args.adapter or trained_adapter(recipe.output_dir) or RunLayout(recipe.output_dir).train

@@ -7,13 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from mellm_core.atomic import write_bytes_atomic
 from mellm_core.config import Recipe, settings_hash
-from mellm_core.datasets import Loaded, load_samples
+from mellm_core.data.datasets import Loaded, load_samples
 from mellm_core.errors import InputError
-from mellm_core.layout import RunLayout
+from mellm_core.files.atomic import write_bytes_atomic
+from mellm_core.files.layout import RunLayout
+from mellm_core.files.storage import Location, cache_dir
 from mellm_core.plugins import get_registry
-from mellm_core.storage import Location, cache_dir
 
 MARKER = ".mellm-data.json"  # written into data the stage generated: which settings made it
 UPLOADED = ".mellm-uploaded.json"  # written last into an uploaded copy: which settings, all files in place

@@ -16,22 +16,22 @@ import numpy as np
 import ray
 from tqdm import tqdm
 
-from mellm_core.adapters import require_adapter
 from mellm_core.config import Recipe, device_warnings
 from mellm_core.errors import InputError, MellmError
-from mellm_core.evaluation import (
+from mellm_core.files.frames import read_rgb
+from mellm_core.files.layout import METRICS, PREDICTIONS, REPORT, RunLayout
+from mellm_core.files.stagelock import StageLock
+from mellm_core.files.storage import Journal, Location
+from mellm_core.model.adapters import require_adapter
+from mellm_core.model.predictor import Predictor
+from mellm_core.results.evaluation import (
     eval_adapter,
     eval_digest,
     metrics_of,
     training_aus,
 )
-from mellm_core.frames import read_rgb
-from mellm_core.layout import METRICS, PREDICTIONS, REPORT, RunLayout
-from mellm_core.parse import parse_output
-from mellm_core.predictor import Predictor
-from mellm_core.stagelock import StageLock
 from mellm_core.stages.cluster import init_ray
-from mellm_core.storage import Journal, Location
+from mellm_core.text.parse import parse_output
 
 PARTIAL = "predictions.partial.jsonl"
 
@@ -150,7 +150,7 @@ def _run_eval(recipe: Recipe, progress: bool) -> dict[str, Any]:
 def _score(recipe: Recipe, out: Location, preds: list[dict], digest: str, data: bytes, adapter: str | None
            ) -> dict[str, Any]:
     """Write ``metrics.json`` and ``report.html`` for the predictions; returns the metrics."""
-    from mellm_core.report import write_report
+    from mellm_core.results.report import write_report
 
     metrics = {**metrics_of(preds, recipe.eval.protocol, training_aus(recipe.output_dir)),
                "settings_hash": digest, "adapter": adapter,

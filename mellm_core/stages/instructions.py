@@ -14,16 +14,16 @@ from dataclasses import asdict
 from typing import Any
 
 from mellm_core.config import InstructionsConfig, Recipe, settings_hash
+from mellm_core.data.splits import fixed_split, loso_folds, natural_key, read_id_list, subject_key, zero_shot
 from mellm_core.errors import InputError
-from mellm_core.fgmu import analyze
-from mellm_core.labels import apply_protocol, get_protocol
-from mellm_core.layout import SUMMARY, RunLayout
+from mellm_core.files.layout import SUMMARY, RunLayout
+from mellm_core.files.stagelock import StageLock
+from mellm_core.files.storage import Location
+from mellm_core.motion.regions import regions_from_dict
 from mellm_core.plugins import get_registry
 from mellm_core.records import Instruction, MapRecord, Sample
-from mellm_core.regions import regions_from_dict
-from mellm_core.splits import fixed_split, loso_folds, natural_key, read_id_list, subject_key, zero_shot
-from mellm_core.stagelock import StageLock
-from mellm_core.storage import Location
+from mellm_core.text.fgmu import analyze
+from mellm_core.text.labels import apply_protocol, get_protocol
 
 
 def _as_sample(record: MapRecord) -> Sample:

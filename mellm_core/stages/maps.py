@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from mellm_core.atomic import encode_png
 from mellm_core.config import MapsConfig, settings_hash
 from mellm_core.errors import InputError, MellmError
-from mellm_core.layout import MANIFEST, RunLayout
+from mellm_core.files.atomic import encode_png
+from mellm_core.files.layout import MANIFEST, RunLayout
+from mellm_core.files.stagelock import StageLock
+from mellm_core.files.storage import Journal, Location
+from mellm_core.motion.regions import regions_to_dict
 from mellm_core.records import MapRecord, Sample
-from mellm_core.regions import regions_to_dict
-from mellm_core.stagelock import StageLock
-from mellm_core.storage import Journal, Location
 
 PARTIAL = "manifest.partial.jsonl"
 _UNSAFE = re.compile(r"[^\w.-]+")
@@ -77,7 +77,7 @@ def input_hash(sample: Sample, pixel_hash: str) -> str:
 
 def map_one(mapper: Any, sample: Sample, out_dir: Location, pixel_hash: str) -> MapRecord:
     """Map one sample and write its PNG; any problem becomes a ``failed`` record naming it."""
-    from mellm_core.frames import read_gray
+    from mellm_core.files.frames import read_gray
 
     start = time.perf_counter()
     record = MapRecord(
@@ -111,7 +111,7 @@ class MapActor:
         import cv2
         import ray
 
-        from mellm_core.mapper import Mapper
+        from mellm_core.motion.mapper import Mapper
 
         maps_cfg = MapsConfig(**cfg)
         cv2.setNumThreads(max(1, int(maps_cfg.cpus_per_actor)))  # OpenCV uses exactly the CPUs Ray reserved
@@ -174,7 +174,7 @@ def _run_maps(samples: list[Sample], cfg: MapsConfig, out_dir: str | Location, o
     import ray
     from tqdm import tqdm
 
-    from mellm_core.mapper import maps_settings_hash
+    from mellm_core.motion.mapper import maps_settings_hash
     from mellm_core.stages.cluster import cluster_cpus, init_ray
 
     if not samples:

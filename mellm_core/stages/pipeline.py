@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from mellm_core.config import Recipe
-from mellm_core.layout import RunLayout
+from mellm_core.files.layout import RunLayout
 
 STAGES = ("maps", "instructions", "train", "eval")
 

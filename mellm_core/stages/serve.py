@@ -3,8 +3,8 @@
 Three deployments that scale apart: ``Gateway`` (FastAPI ingress: limits, auth, the form, the web page),
 ``MapWorker`` (CPU: decode, landmarks, flow, colorizer) and ``ModelWorker`` (the backbone with its adapter, GPU where
 present, answering batches with ``@serve.batch``). Every client mistake is a 4xx ``{"error": ...}``; see
-``mellm_core.upload`` for the checks made before any pixel is decoded. (No ``from __future__ import annotations``
-here: FastAPI reads the handlers' annotations at run time.)
+``mellm_core.serving.upload`` for the checks made before any pixel is decoded. (No ``from __future__ import
+annotations`` here: FastAPI reads the handlers' annotations at run time.)
 """
 
 import asyncio
@@ -38,15 +38,14 @@ from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from mellm_core.adapters import require_adapter
-from mellm_core.chat import check_json_type, completion, model_list, parse_chat
 from mellm_core.config import MapsConfig, Recipe, ServeConfig, device_warnings, load_recipe
 from mellm_core.errors import InputError, MellmError
-from mellm_core.frames import decode_gray
-from mellm_core.mapper import Mapper
-from mellm_core.predictor import Predictor, default_adapter, recipe_labels
-from mellm_core.stages.cluster import init_ray
-from mellm_core.upload import (
+from mellm_core.files.frames import decode_gray
+from mellm_core.model.adapters import require_adapter
+from mellm_core.model.predictor import Predictor, default_adapter, recipe_labels
+from mellm_core.motion.mapper import Mapper
+from mellm_core.serving.chat import check_json_type, completion, model_list, parse_chat
+from mellm_core.serving.upload import (
     API_KEY_ENV,
     RequestError,
     authorized,
@@ -59,6 +58,7 @@ from mellm_core.upload import (
     read_body,
     require_files,
 )
+from mellm_core.stages.cluster import init_ray
 
 APP_NAME = "mellm"
 RECIPE_ENV = "MELLM_RECIPE"
@@ -317,7 +317,7 @@ class Gateway:
         self.key = key
         self.model_name = model_name
         self.waiting = 0  # requests this gateway has handed to the map or model replicas and not yet answered
-        self.page_html = (files("mellm_core") / "web" / "index.html").read_text(encoding="utf-8")
+        self.page_html = (files("mellm_core.serving") / "web" / "index.html").read_text(encoding="utf-8")
         api.state.guard = Guard(key, {host_name(h) for h in cfg.allowed_hosts}, security_headers(self.page_html))
 
     async def _body(self, request: Request) -> bytes:

@@ -22,12 +22,12 @@ from tqdm import tqdm
 
 from mellm_core.config import Recipe
 from mellm_core.errors import MellmError
-from mellm_core.layout import RunLayout
-from mellm_core.stagelock import StageLock
+from mellm_core.files.layout import RunLayout
+from mellm_core.files.stagelock import StageLock
+from mellm_core.files.storage import Location
+from mellm_core.model.training import RUN, canonical, plan, publish, start_run
+from mellm_core.model.trainloop import World, checkpoint_name, train_worker
 from mellm_core.stages.cluster import init_ray
-from mellm_core.storage import Location
-from mellm_core.training import RUN, canonical, plan, publish, start_run
-from mellm_core.trainloop import World, checkpoint_name, train_worker
 
 
 class RaySession:

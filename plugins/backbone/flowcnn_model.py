@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from mellm_core.errors import InputError
-from mellm_core.frames import read_rgb
+from mellm_core.files.frames import read_rgb
 from mellm_plugins.backbone.flowcnn import NAME, FlowCNNParams
 
 WEIGHTS = "model.safetensors"

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 import transformers
 from PIL import Image
 
-from mellm_core.adapters import BASE, anchor_adapter
 from mellm_core.errors import InputError
-from mellm_core.frames import read_rgb
+from mellm_core.files.frames import read_rgb
+from mellm_core.model.adapters import BASE, anchor_adapter
 from mellm_core.records import IMAGE_TAG
 from mellm_plugins.backbone.qwen2_5_vl import TINY, QwenParams
 from mellm_plugins.backbone.tiny_qwen2_5_vl import build_tiny

@@ -16,13 +16,13 @@ from pathlib import Path
 import torch
 
 from mellm_core.config import settings_hash
-from mellm_core.facs import PROTOTYPES
-from mellm_core.fgmu import Analysis, Observation
-from mellm_core.labels import PROTOCOLS
-from mellm_core.mmc import DIRECTIONS
+from mellm_core.files.storage import cache_dir
+from mellm_core.motion.facs import PROTOTYPES
+from mellm_core.motion.mmc import DIRECTIONS
+from mellm_core.motion.regions import REGIONS
 from mellm_core.plugins import get_registry
-from mellm_core.regions import REGIONS
-from mellm_core.storage import cache_dir
+from mellm_core.text.fgmu import Analysis, Observation
+from mellm_core.text.labels import PROTOCOLS
 
 TINY_VERSION = 1  # bump when the construction below changes
 SPECIAL_TOKENS = [

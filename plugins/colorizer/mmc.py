@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mellm_core import PluginSpec, hookimpl
-from mellm_core.mmc import mmc_colorize
-from mellm_core.regions import face_mask
+from mellm_core.motion.mmc import mmc_colorize
+from mellm_core.motion.regions import face_mask
 
 
 @dataclass

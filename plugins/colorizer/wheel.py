@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mellm_core import PluginSpec, hookimpl
-from mellm_core.mmc import wheel_colorize
+from mellm_core.motion.mmc import wheel_colorize
 
 
 @dataclass

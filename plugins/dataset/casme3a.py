@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mellm_core import PluginSpec, hookimpl
-from mellm_core.annotations import ClipRow, build_sample, check_unique, clip_rows, read_table, samples_of_rows
+from mellm_core.data.annotations import ClipRow, build_sample, check_unique, clip_rows, read_table, samples_of_rows
+from mellm_core.data.frameindex import ClipFrames, check_apex_fill, resolve_dir
 from mellm_core.errors import InputError
-from mellm_core.frameindex import ClipFrames, check_apex_fill, resolve_dir
 from mellm_core.records import Sample
 
 COLUMNS = {

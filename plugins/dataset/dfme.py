@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mellm_core import PluginSpec, hookimpl
-from mellm_core.annotations import (
+from mellm_core.data.annotations import (
     ClipRow,
     build_sample,
     check_unique,
@@ -26,8 +26,8 @@ from mellm_core.annotations import (
     read_table,
     samples_of_rows,
 )
+from mellm_core.data.frameindex import ClipFrames, check_apex_fill
 from mellm_core.errors import InputError
-from mellm_core.frameindex import ClipFrames, check_apex_fill
 from mellm_core.records import Sample
 
 OPTIONAL = ("subject", "apex", "offset", "aus", "emotion")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from mellm_core import PluginSpec, hookimpl
 from mellm_core.errors import InputError
-from mellm_core.labels import normalize_emotion, parse_aus
+from mellm_core.files.storage import is_uri
 from mellm_core.records import Sample
-from mellm_core.storage import is_uri
+from mellm_core.text.labels import normalize_emotion, parse_aus
 
 REQUIRED = ("sample_id", "onset_path", "apex_path")
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from mellm_core import PluginSpec, create, hookimpl
-from mellm_core.labels import apply_protocol
 from mellm_core.records import Sample
+from mellm_core.text.labels import apply_protocol
 
 SOURCES = ("smic", "casme2", "samm")
 

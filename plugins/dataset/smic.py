@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mellm_core import PluginSpec, hookimpl
-from mellm_core.annotations import ClipRow, build_sample
+from mellm_core.data.annotations import ClipRow, build_sample
+from mellm_core.data.frameindex import APEX_FILLS, ClipFrames
+from mellm_core.data.splits import natural_key
 from mellm_core.errors import InputError
-from mellm_core.frameindex import APEX_FILLS, ClipFrames
 from mellm_core.records import Sample
-from mellm_core.splits import natural_key
 
 
 @dataclass

@@ -36,10 +36,7 @@ import numpy as np
 import pandas as pd
 
 from mellm_core import PluginSpec, create, hookimpl
-from mellm_core.errors import InputError
-from mellm_core.frames import to_gray
-from mellm_core.records import Sample
-from mellm_core.synth import (
+from mellm_core.data.synth import (
     PROTOTYPES,
     apply_affine,
     aus_text,
@@ -51,7 +48,10 @@ from mellm_core.synth import (
     rotation,
     subject_matrix,
 )
-from mellm_core.warp import similarity_flow, warp_forward
+from mellm_core.errors import InputError
+from mellm_core.files.frames import to_gray
+from mellm_core.motion.warp import similarity_flow, warp_forward
+from mellm_core.records import Sample
 
 SHEET = "CASME2-coding-SynthME.xlsx"
 FRAMES_DIR = "CASME2_RAW_selected"

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from mellm_core import PluginSpec, hookimpl
-from mellm_core.frames import check_pair
+from mellm_core.files.frames import check_pair
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 
 from mellm_core import PluginSpec, hookimpl
-from mellm_core.scoring import check_pairs
+from mellm_core.text.scoring import check_pairs
 
 
 class Accuracy:

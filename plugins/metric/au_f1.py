@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from mellm_core import PluginSpec, hookimpl
-from mellm_core.scoring import check_pairs
+from mellm_core.text.scoring import check_pairs
 
 
 class AUF1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 
 from mellm_core import PluginSpec, hookimpl
-from mellm_core.scoring import class_counts
+from mellm_core.text.scoring import class_counts
 
 
 class UnweightedAverageRecall:

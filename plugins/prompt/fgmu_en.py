@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from mellm_core import PluginSpec, hookimpl
-from mellm_core.fgmu import FgmuParams, Phrases, TemplatePrompt
-from mellm_core.mmc import DIRECTIONS
-from mellm_core.regions import REGIONS
+from mellm_core.motion.mmc import DIRECTIONS
+from mellm_core.motion.regions import REGIONS
+from mellm_core.text.fgmu import FgmuParams, Phrases, TemplatePrompt
 
 PHRASES = Phrases(
     prior=(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mellm_core import PluginSpec, hookimpl
-from mellm_core.fgmu import FgmuParams, Phrases, TemplatePrompt
+from mellm_core.text.fgmu import FgmuParams, Phrases, TemplatePrompt
 
 PHRASES = Phrases(
     prior=(

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from mellm_core.errors import InputError
-from mellm_core.labels import LabelProtocol, get_protocol, normalize_emotion, parse_aus
-from mellm_core.parse import parse_output
 from mellm_core.plugins import Registry, get_registry
+from mellm_core.text.labels import LabelProtocol, get_protocol, normalize_emotion, parse_aus
+from mellm_core.text.parse import parse_output
 
 OTHER = "unparsed/other"  # the confusion matrix's last column: no emotion found, or one outside the classes
 

@@ -1,6 +1,6 @@
 """The OpenAI chat-completions format of ``POST /v1/chat/completions``: request checks and the answer's shape.
 
-Pure functions (no Ray, no web framework), like ``mellm_core.upload``: every problem is a ``RequestError`` with
+Pure functions (no Ray, no web framework), like ``mellm_core.serving.upload``: every problem is a ``RequestError`` with
 its 4xx status. The image travels inside the request as a ``data:image/png;base64,...`` URL; nothing is fetched.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mellm_core.records import IMAGE_TAG
-from mellm_core.upload import RequestError, image_size
+from mellm_core.serving.upload import RequestError, image_size
 
 JSON_TYPE = "application/json"
 DATA_URL_TYPES = ("image/png", "image/jpeg")

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from mellm_core.errors import InputError
-from mellm_core.storage import Location
+from mellm_core.files.storage import Location
 
 
 def to_gray(bgr: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from mellm_core.mmc import DIRECTIONS
+from mellm_core.motion.mmc import DIRECTIONS
 
 # region name -> anchor points; an int is a landmark, a tuple is the mean of those landmarks.
 REGIONS: dict[str, tuple[int | tuple[int, ...], ...]] = {

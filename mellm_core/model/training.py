@@ -15,13 +15,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mellm_core.adapters import CONFIG, anchor_adapter, publish_remote_adapter
 from mellm_core.config import Recipe, settings_hash
 from mellm_core.errors import InputError
-from mellm_core.layout import ADAPTER, SUMMARY, TRAIN_LOG, RunLayout
-from mellm_core.stagelock import StageLock
-from mellm_core.storage import Location, is_uri, replace_folder
-from mellm_core.trainloop import PROGRESS, LocalSession, World, barrier, train_worker
+from mellm_core.files.layout import ADAPTER, SUMMARY, TRAIN_LOG, RunLayout
+from mellm_core.files.stagelock import StageLock
+from mellm_core.files.storage import Location, is_uri, replace_folder
+from mellm_core.model.adapters import CONFIG, anchor_adapter, publish_remote_adapter
+from mellm_core.model.trainloop import PROGRESS, LocalSession, World, barrier, train_worker
 
 RUN = "run"  # the run's folder name under the checkpoint storage
 # Settings that change where or how fast training runs, not what it computes.

@@ -5,7 +5,7 @@ A stage given another folder (``mellm maps --out``, a checkpoint) writes the sam
 
 from __future__ import annotations
 
-from mellm_core.storage import Location
+from mellm_core.files.storage import Location
 
 MANIFEST = "manifest.jsonl"  # maps/: one MapRecord per sample, in input order
 SUMMARY = "summary.json"  # instructions/ and train/: what the stage did, written last

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from mellm_core.errors import InputError
-from mellm_core.frames import read_gray
+from mellm_core.files.frames import read_gray
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 _LAST_INT = re.compile(r"(\d+)(?!.*\d)")

@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 
 from mellm_core.config import MapsConfig, settings_hash
-from mellm_core.frames import check_pair
-from mellm_core.headmotion import NOSE_TIP, compensate
+from mellm_core.files.frames import check_pair
+from mellm_core.motion.headmotion import NOSE_TIP, compensate
+from mellm_core.motion.regions import RegionMotion, analyze_regions
 from mellm_core.plugins import Registry, get_registry
-from mellm_core.regions import RegionMotion, analyze_regions
 
 
 @dataclass

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mellm_core.facs import ACTION_UNITS, PROTOTYPES, region_stem, supported_aus
+from mellm_core.motion.facs import ACTION_UNITS, PROTOTYPES, region_stem, supported_aus
+from mellm_core.motion.regions import REGIONS, RegionMotion
 from mellm_core.records import IMAGE_TAG
-from mellm_core.regions import REGIONS, RegionMotion
 
 
 @dataclass

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mellm_core.data.splits import natural_key, subject_key
 from mellm_core.errors import InputError
-from mellm_core.labels import apply_protocol, get_protocol
 from mellm_core.plugins import Registry, get_registry
 from mellm_core.records import Sample
-from mellm_core.splits import natural_key, subject_key
+from mellm_core.text.labels import apply_protocol, get_protocol
 
 
 @dataclass

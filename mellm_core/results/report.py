@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 
 from mellm_core.errors import InputError
-from mellm_core.evaluation import verdict_lines
-from mellm_core.frames import read_rgb
-from mellm_core.labels import LabelProtocol, get_protocol
-from mellm_core.storage import Location
+from mellm_core.files.frames import read_rgb
+from mellm_core.files.storage import Location
+from mellm_core.results.evaluation import verdict_lines
+from mellm_core.text.labels import LabelProtocol, get_protocol
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}

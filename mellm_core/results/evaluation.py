@@ -14,13 +14,13 @@ from collections import Counter
 from dataclasses import asdict
 from typing import Any
 
-from mellm_core.adapters import trained_adapter
 from mellm_core.config import Recipe, settings_hash
 from mellm_core.errors import InputError
-from mellm_core.labels import get_protocol
-from mellm_core.layout import RunLayout
-from mellm_core.scoring import OTHER, predict, score_rows
-from mellm_core.storage import Location
+from mellm_core.files.layout import RunLayout
+from mellm_core.files.storage import Location
+from mellm_core.model.adapters import trained_adapter
+from mellm_core.text.labels import get_protocol
+from mellm_core.text.scoring import OTHER, predict, score_rows
 
 ALPHA = 0.05  # significance level of the test against always-the-majority-class
 COLLAPSE_SHARE = 0.7  # one answer taking this share of the test set or more is reported as a collapse

@@ -16,10 +16,10 @@ from typing import Any
 
 import pandas as pd
 
+from mellm_core.data.frameindex import ClipFrames, fill_apex
 from mellm_core.errors import InputError
-from mellm_core.frameindex import ClipFrames, fill_apex
-from mellm_core.labels import normalize_emotion, parse_aus
 from mellm_core.records import Sample
+from mellm_core.text.labels import normalize_emotion, parse_aus
 
 HEADER_SEARCH_ROWS = 100
 _EMPTY = {"", "/", "-", "--", "n/a", "na", "nan", "none", "?"}

@@ -27,9 +27,9 @@ import torch.distributed as dist
 
 from mellm_core.config import BackboneConfig, TrainConfig
 from mellm_core.errors import InputError
-from mellm_core.layout import ADAPTER, TRAIN_LOG
+from mellm_core.files.layout import ADAPTER, TRAIN_LOG
+from mellm_core.files.storage import model_folder
 from mellm_core.plugins import get_registry
-from mellm_core.storage import model_folder
 
 STATE = "trainer_state.pt"
 PREFETCH = 2  # steps whose batches are collated ahead, in a thread, while the current step computes

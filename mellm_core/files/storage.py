@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from mellm_core.atomic import write_bytes_atomic
 from mellm_core.errors import InputError
+from mellm_core.files.atomic import write_bytes_atomic
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _BROKEN_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/(?!/)")  # "s3:/bucket": a URI that lost a slash

@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mellm_core.adapters import local_adapter, trained_adapter
 from mellm_core.config import Recipe
-from mellm_core.facs import PROTOTYPES
-from mellm_core.labels import get_protocol
-from mellm_core.layout import RunLayout
-from mellm_core.parse import parse_output
+from mellm_core.files.layout import RunLayout
+from mellm_core.files.storage import model_folder
+from mellm_core.model.adapters import local_adapter, trained_adapter
+from mellm_core.motion.facs import PROTOTYPES
 from mellm_core.plugins import get_registry
-from mellm_core.storage import model_folder
+from mellm_core.text.labels import get_protocol
+from mellm_core.text.parse import parse_output
 
 
 @dataclass

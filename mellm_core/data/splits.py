@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from mellm_core.errors import InputError
+from mellm_core.files.storage import Location
 from mellm_core.records import Sample
-from mellm_core.storage import Location
 
 Fold = tuple[str, list[Sample], list[Sample]]
 

@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from mellm_core.labels import BASIC_EMOTIONS, EMOTION_SYNONYMS
+from mellm_core.text.labels import BASIC_EMOTIONS, EMOTION_SYNONYMS
 
 # Normalized emotion -> the spellings that name it (English ones as whole words, any case): labels' vocabulary.
 EMOTION_WORDS: dict[str, tuple[str, ...]] = {e: EMOTION_SYNONYMS[e] for e in BASIC_EMOTIONS}

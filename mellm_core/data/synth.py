@@ -14,9 +14,9 @@ from collections.abc import Mapping
 import cv2
 import numpy as np
 
-from mellm_core.facs import ONE_SIDED_PROTOTYPES
-from mellm_core.facs import PROTOTYPES as FACS_PROTOTYPES
-from mellm_core.labels import format_aus
+from mellm_core.motion.facs import ONE_SIDED_PROTOTYPES
+from mellm_core.motion.facs import PROTOTYPES as FACS_PROTOTYPES
+from mellm_core.text.labels import format_aus
 
 
 def _mirror_table() -> tuple[int, ...]:

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from types import TracebackType
 
 from mellm_core.errors import InputError
-from mellm_core.storage import Location
+from mellm_core.files.storage import Location
 
 BEAT_S = 15.0  # heartbeat period of a held lock
 STALE_S = 90.0  # a lock whose heartbeat is this old belongs to a run that is gone

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from mellm_core.errors import InputError
-from mellm_core.layout import METRICS
-from mellm_core.storage import Location
+from mellm_core.files.layout import METRICS
+from mellm_core.files.storage import Location
 
 COLUMNS = ("acc", "uf1", "uar")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mellm_core.atomic import write_bytes_atomic
 from mellm_core.errors import InputError
-from mellm_core.layout import ADAPTER, RunLayout
-from mellm_core.storage import Location, local_folder
+from mellm_core.files.atomic import write_bytes_atomic
+from mellm_core.files.layout import ADAPTER, RunLayout
+from mellm_core.files.storage import Location, local_folder
 
 CONFIG = "adapter_config.json"
 BASE = "base"  # sub-folder holding trained base weights, when a backbone trains them too

@@ -1,0 +1,1 @@
+"""The backbone at work without Ray: the training loop, training runs, adapters, the predictor."""

@@ -1,0 +1,1 @@
+"""What makes an MMC-map, as pure functions on arrays: flow composition, head motion, colours, regions, FACS."""

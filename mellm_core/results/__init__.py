@@ -1,0 +1,1 @@
+"""Results: metrics and chance levels, the HTML report, run comparison."""

@@ -1,0 +1,1 @@
+"""What the HTTP service needs beyond Ray Serve: request parsing and limits, the chat API, the web page."""
