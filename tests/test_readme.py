@@ -1,10 +1,11 @@
-"""The README's command examples, run as written: every `mellm ...` line of a fenced code block exits 0.
+"""The documented command examples, run as written: every `mellm ...` line of a fenced code block exits 0.
 
-The commands are read from README.md (none is listed here), so a command added there is tested here. They run in
-document order in one temporary folder, each through bash as a user would type it, with ``README_OVERRIDES``
-appended to those that run a recipe. Input files the README assumes the user has (onset.jpg, apex.jpg,
-outputs.jsonl, pairs.csv, runs/a and runs/b) are made first. `mellm serve` must answer GET /healthz and exit 0
-within 30 s of SIGINT (Ctrl-C). Commands naming the user's own resources are set aside by ``EXCLUDED`` alone.
+The commands are read from README.md and the pages of docs/ it lists under "Where to go next", in that order
+(none is listed here), so a command added there is tested here. They run in document order in one temporary
+folder, each through bash as a user would type it, with ``README_OVERRIDES`` appended to those that run a
+recipe. Input files the docs assume the user has (onset.jpg, apex.jpg, outputs.jsonl, pairs.csv, runs/a and
+runs/b) are made first. `mellm serve` must answer GET /healthz and exit 0 within 30 s of SIGINT (Ctrl-C).
+Commands naming the user's own resources are set aside by ``EXCLUDED`` alone.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import psutil
 import pytest
 from serving import START_TIMEOUT_S, _first_line, _free_port, stop_serve
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 
 # Commands that cannot run on a test machine because they name the user's own resources: pattern -> why.
 # A README command matching any of these is not run; every other `mellm` command of a fenced block is.
@@ -61,10 +63,15 @@ SHELL_BLOCKS = {"", "bash", "sh", "shell", "console"}  # fenced blocks of comman
 
 @dataclass(frozen=True)
 class ReadmeCommand:
-    """One `mellm` command of the README: where it starts and its text as run (plain form, no comment)."""
+    """One documented `mellm` command: where it starts and its text as run (plain form, no comment)."""
 
     line: int
     text: str
+    source: str = "README.md"
+
+    @property
+    def where(self) -> str:
+        return f"{self.source} line {self.line}"
 
     @property
     def argv(self) -> list[str]:
@@ -86,7 +93,7 @@ def _strip_comment(line: str) -> str:
     return line.rstrip()
 
 
-def readme_commands(text: str) -> list[ReadmeCommand]:
+def readme_commands(text: str, source: str = "README.md") -> list[ReadmeCommand]:
     """Each distinct `mellm` command of the fenced shell blocks, in document order: continued lines joined,
     comments and optional ``[--...]`` parts removed; a repeated command is kept at its first place."""
     lines, found, block, i = text.splitlines(), {}, None, 0
@@ -100,7 +107,7 @@ def readme_commands(text: str) -> list[ReadmeCommand]:
             block = (line[3:].split() or [""])[0] if block is None else None  # the block's language, or outside
         elif block in SHELL_BLOCKS and COMMAND.match(line):
             command = " ".join(OPTIONAL.sub("", _strip_comment(line)).split())
-            found.setdefault(command, ReadmeCommand(start, command))
+            found.setdefault(command, ReadmeCommand(start, command, source))
     return list(found.values())
 
 
@@ -120,7 +127,23 @@ def runs_recipe(command: ReadmeCommand) -> bool:
     return bool(getattr(args, "recipe", None))
 
 
-COMMANDS = readme_commands(README.read_text(encoding="utf-8"))
+def documents() -> list[Path]:
+    """README.md, then the pages of docs/ in the order its "Where to go next" lists them."""
+    listing = README.read_text(encoding="utf-8").split("## Where to go next", 1)[-1]
+    linked = re.findall(r"\]\((docs/[\w\-]+\.md)\)", listing)
+    return [README, *(ROOT / p for p in dict.fromkeys(linked))]
+
+
+def documented_commands() -> list[ReadmeCommand]:
+    """Each distinct command of every document, at its first place."""
+    found: dict[str, ReadmeCommand] = {}
+    for doc in documents():
+        for command in readme_commands(doc.read_text(encoding="utf-8"), doc.relative_to(ROOT).as_posix()):
+            found.setdefault(command.text, command)
+    return list(found.values())
+
+
+COMMANDS = documented_commands()
 RUNNABLE = [c for c in COMMANDS if excluded_reason(c) is None]
 
 
@@ -199,9 +222,9 @@ def _run(command: ReadmeCommand, cwd: Path) -> None:
         done = subprocess.run(["bash", "-c", line], cwd=cwd, env=_environment(), capture_output=True, text=True,
                               timeout=COMMAND_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"README line {command.line}: `{line}` ran over {COMMAND_TIMEOUT_S} s\nstderr:\n"
+        pytest.fail(f"{command.where}: `{line}` ran over {COMMAND_TIMEOUT_S} s\nstderr:\n"
                     f"{_tail(str(exc.stderr or ''))}")
-    assert done.returncode == 0, (f"README line {command.line}: `{line}` exited {done.returncode}\nstderr:\n"
+    assert done.returncode == 0, (f"{command.where}: `{line}` exited {done.returncode}\nstderr:\n"
                                   f"{_tail(done.stderr)}\nstdout:\n{_tail(done.stdout, 1000)}")
 
 
@@ -209,13 +232,13 @@ def _serve(command: ReadmeCommand, cwd: Path) -> None:
     """Start a long-running `mellm serve`, wait for its ready line, GET /healthz, then Ctrl-C (SIGINT): it must
     exit 0 within 30 s and leave none of the processes it started (its local Ray instance)."""
     line = _shell_line(command, [f"serve.port={_free_port()}"])  # 8000 may be taken on a shared machine
-    log = cwd / f"serve-{command.line}.log"
+    log = cwd / f"serve-{command.source.replace('/', '-')}-{command.line}.log"
     with log.open("w") as stderr:
         proc = subprocess.Popen(["bash", "-c", line], cwd=cwd, env=_environment(), stdout=subprocess.PIPE,
                                 stderr=stderr, text=True)  # bash execs a simple command: proc is `mellm` itself
     try:
         ready = _first_line(proc, START_TIMEOUT_S)
-        where = f"README line {command.line}: `{line}`"
+        where = f"{command.where}: `{line}`"
         assert ready, f"{where} printed no ready line (exit {proc.poll()})\nstderr:\n{_tail(log.read_text())}"
         url = re.search(r"https?://[^\s/]+/", ready)
         assert url, f"{where}: no URL in its ready line {ready!r}"
@@ -255,7 +278,7 @@ def test_commands_are_read_as_a_shell_would_read_them() -> None:
 def test_exclusions_are_exactly_the_listed_patterns_and_leave_enough_to_run() -> None:
     """Only commands matching ``EXCLUDED`` are set aside, every pattern sets one aside, and most commands run."""
     excluded = {c.text: excluded_reason(c) for c in COMMANDS if excluded_reason(c)}
-    listing = "\n".join(f"  line {c.line}: {c.text}\n      ({excluded[c.text]})" for c in COMMANDS
+    listing = "\n".join(f"  {c.where}: {c.text}\n      ({excluded[c.text]})" for c in COMMANDS
                         if c.text in excluded)
     matching = {c.text for c in COMMANDS if any(re.search(p, c.text) for p in EXCLUDED)}
     assert set(excluded) == matching and len(RUNNABLE) + len(excluded) == len(COMMANDS), listing
@@ -272,3 +295,10 @@ def test_readme_command_succeeds(command: ReadmeCommand, workdir: Path) -> None:
         _serve(command, workdir)
     else:
         _run(command, workdir)
+
+
+def test_every_page_of_docs_is_linked_from_the_readme_and_so_tested() -> None:
+    """A page the README does not link would escape this test (and a newcomer)."""
+    pages = {p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md")}
+    assert pages and pages <= {d.relative_to(ROOT).as_posix() for d in documents()}
+    assert len(README.read_bytes()) < 20_000  # what a newcomer needs first; the reference is in docs/
