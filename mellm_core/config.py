@@ -281,7 +281,7 @@ def _flatten(node: Any, schema: DictConfig, prefix: str, out: list[tuple[str, An
             continue
         child = schema._get_node(key)
         structured = isinstance(child, DictConfig) and OmegaConf.get_type(child) not in (dict, None)
-        if structured and isinstance(value, dict):
+        if structured and isinstance(child, DictConfig) and isinstance(value, dict):
             _flatten(value, child, f"{dotted}.", out, problems)
         else:
             out.append((dotted, value))
@@ -304,7 +304,8 @@ def _parse_overrides(overrides: list[str], problems: list[str]) -> dict[str, Any
             problems.append(f"override '{item}' is not of the form key=value (e.g. train.lr=5e-5)")
         else:
             good.append(item)
-    return OmegaConf.to_container(OmegaConf.from_dotlist(good)) if good else {}
+    parsed = OmegaConf.to_container(OmegaConf.from_dotlist(good)) if good else {}
+    return {str(k): v for k, v in parsed.items()} if isinstance(parsed, dict) else {}
 
 
 def load_recipe(
@@ -325,7 +326,7 @@ def load_recipe(
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError([f"recipe {path} must be a mapping of sections, got {type(loaded).__name__}"])
-        layers.append(loaded)
+        layers.append({str(k): v for k, v in loaded.items()})
     layers.append(_parse_overrides(list(overrides), problems))
 
     cfg = OmegaConf.structured(Recipe)
@@ -337,7 +338,8 @@ def load_recipe(
                 OmegaConf.update(cfg, dotted, value, merge=False)
             except OmegaConfBaseException:
                 problems.append(f"key '{dotted}' expects {_field_type(dotted)}, got {value!r}")
-    recipe: Recipe = OmegaConf.to_object(cfg)  # failed updates were not applied, so this is well-typed
+    recipe = OmegaConf.to_object(cfg)  # failed updates were not applied, so this is well-typed
+    assert isinstance(recipe, Recipe)
     problems.extend(check_recipe(recipe, registry or get_registry()))
     if problems:
         raise ConfigError(problems)
@@ -399,7 +401,7 @@ def to_yaml(recipe: Recipe | Any) -> str:
 def settings_hash(*parts: Any) -> str:
     """A short stable hash of settings (dataclasses, dicts, strings) for skipping unchanged work."""
     def plain(obj: Any) -> Any:
-        return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+        return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) and not isinstance(obj, type) else obj
 
     blob = json.dumps([plain(p) for p in parts], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -16,7 +16,7 @@ class JsonRecord:
     """Mixin: ``to_dict`` / ``from_dict`` / ``to_json`` / ``from_json`` for a flat dataclass."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[arg-type]
+        return dataclasses.asdict(self)  # type: ignore[call-overload]  # the mixin is only on dataclasses
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=False)

@@ -37,5 +37,6 @@ def register_serve(sub: argparse._SubParsersAction) -> None:
                 "mellm serve recipes/quickstart.yaml serve.port=8000 serve.max_batch_size=8")
     recipe_args(p, "serve.port=9000 serve.adapter=runs/quickstart/train/adapter")
     p.add_argument("--json", action="store_true", help="print one JSON line with the URL once the server is ready")
-    p.epilog += f"\n\nWith {API_KEY_ENV} set, requests need the header Authorization: Bearer <key> (/healthz is open)."
+    p.epilog = (f"{p.epilog}\n\nWith {API_KEY_ENV} set, requests need the header Authorization: Bearer <key> "
+                "(/healthz is open).")
     p.set_defaults(func=cmd_serve)

@@ -90,8 +90,8 @@ def fixed_split(samples: Iterable[Sample], lists: Mapping[str, Iterable[str]]) -
 
 def read_id_list(path: str | Path) -> list[str]:
     """Sample ids from a text file (a path or a URI), one a line (blank lines and "#" comments skipped)."""
-    path = Location(path)
-    if not path.is_file():
-        raise InputError(f"id list {path} does not exist")
-    lines = (line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8-sig").splitlines())
+    where = Location(path)
+    if not where.is_file():
+        raise InputError(f"id list {where} does not exist")
+    lines = (line.split("#", 1)[0].strip() for line in where.read_text(encoding="utf-8-sig").splitlines())
     return [line for line in lines if line]

@@ -55,6 +55,7 @@ class Location:
     """
 
     __slots__ = ("_text",)
+    _text: str
 
     def __init__(self, path: str | os.PathLike | Location):
         if isinstance(path, Location):

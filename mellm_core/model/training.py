@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mellm_core.config import Recipe, settings_hash
-from mellm_core.errors import InputError
+from mellm_core.errors import InputError, MellmError
 from mellm_core.files.layout import ADAPTER, SUMMARY, TRAIN_LOG, RunLayout
 from mellm_core.files.stagelock import StageLock
 from mellm_core.files.storage import Location, is_uri, replace_folder
@@ -196,4 +196,7 @@ def _train_local(recipe: Recipe, progress: bool, overwrite: bool) -> dict[str, A
     bar.close()
     if world.rank != 0:
         return {}
-    return {**publish(session.latest(), p, {"workers": world.size, "ray": False}), "skipped": False}
+    final = session.latest()
+    if final is None:
+        raise MellmError(f"training ended without a checkpoint in {storage}")
+    return {**publish(final, p, {"workers": world.size, "ray": False}), "skipped": False}

@@ -19,11 +19,11 @@ COLUMNS = ("acc", "uf1", "uar")
 
 def metrics_file(path: str | Path) -> Location:
     """The ``metrics.json`` of a run folder, its ``eval`` folder, or the file itself (local or a URI)."""
-    path = Location(path)
-    for candidate in (path, path / METRICS, path / "eval" / METRICS):
+    where = Location(path)
+    for candidate in (where, where / METRICS, where / "eval" / METRICS):
         if candidate.is_file():
             return candidate
-    raise InputError(f"{path} holds no {METRICS} (looked in {path} and {path / 'eval'}); run `mellm eval` first")
+    raise InputError(f"{where} holds no {METRICS} (looked in {where} and {where / 'eval'}); run `mellm eval` first")
 
 
 def _run_name(metrics: Location) -> str:
@@ -41,7 +41,9 @@ def compare(paths: list[str | Path]) -> dict[str, Any]:
     runs were tested on different instructions."""
     if not paths:
         raise InputError("give at least one evaluation folder to compare")
-    rows, chance, tests = [], {}, set()
+    rows: list[dict[str, Any]] = []
+    chance: dict[str, Any] = {}
+    tests: set[str] = set()
     for path in paths:
         source = metrics_file(path)
         try:

@@ -60,7 +60,7 @@ def _records(rows: list[dict], pred_aus: list[int] | None = None) -> list[dict[s
 def most_frequent_aus(au_sets: list[list[int]]) -> list[int]:
     """The AU set that occurs most often (ties: the first seen), the constant answer an AU baseline gives."""
     counts = Counter(tuple(sorted(aus)) for aus in au_sets)
-    return list(max(counts, key=counts.__getitem__)) if counts else []
+    return list(counts.most_common(1)[0][0]) if counts else []
 
 
 def training_aus(output_dir: str) -> list[int] | None:

@@ -79,7 +79,7 @@ def build_instructions(
     ok = {r.sample_id: r for r in records if r.ok}
     kept, excluded = apply_protocol([_as_sample(r) for r in ok.values()], protocol)
     kept = [s for s in kept if s.emotion]
-    labels = list(protocol.classes) or sorted({s.emotion for s in kept})
+    labels = list(protocol.classes) or sorted({s.emotion for s in kept if s.emotion})
     if not kept:
         raise InputError(f"no labelled samples inside protocol '{protocol.name}' (excluded: {excluded})")
     train, test = split_samples(kept, cfg, {r.sample_id for r in records})
@@ -90,16 +90,16 @@ def build_instructions(
     rng = random.Random(seed)
 
     def make(sample: Sample, task: str) -> Instruction:
-        record = ok[sample.sample_id]
+        record, emotion = ok[sample.sample_id], str(sample.emotion)  # kept samples all have one
         if task == "meu":
-            analysis = analyze(regions_from_dict(record.regions or {}), sample.aus, sample.au_sides, sample.emotion,
+            analysis = analyze(regions_from_dict(record.regions or {}), sample.aus, sample.au_sides, emotion,
                                min_motion)
             target = prompt.meu_target(analysis)
         else:
-            target = prompt.mer_target(sample.emotion)
+            target = prompt.mer_target(emotion)
         messages = [{"role": "user", "content": prompt.user_prompt(task, labels)},
                     {"role": "assistant", "content": target}]
-        return Instruction(messages, [record.map_path], task, sample.emotion, list(sample.aus), sample.sample_id,
+        return Instruction(messages, [str(record.map_path)], task, emotion, list(sample.aus), sample.sample_id,
                            sample.dataset, sample.subject)
 
     train_rows = [make(s, "meu") for s in train] if "meu" in cfg.train_tasks else []

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from importlib.resources import files
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import cv2
@@ -229,7 +229,7 @@ class ModelWorker:
             return whole
         if len(items) == 1:
             return [_failure(whole)]
-        answers = []
+        answers: list[Any] = []
         for item in items:
             alone = await self._run(run, [item])
             answers += alone if isinstance(alone, list) else [_failure(alone)]
@@ -444,18 +444,19 @@ def build_app(recipe: Recipe, api_key: str | None = None) -> Application:
     # Requests each replica holds: the work it is doing and as much again waiting, so that it never idles
     # between requests; the rest wait in the gateway (and beyond it in Serve's proxy).
     map_in_flight, model_in_flight = 2 * slots, 2 * cfg.max_batch_size
-    mapper = MapWorker.options(
+    # @serve.deployment turns each class into a Deployment at run time (a type checker sees the class)
+    mapper = cast(Any, MapWorker).options(
         **_replicas(cfg.map_replicas, cfg.autoscaling, slots), max_ongoing_requests=map_in_flight,
         ray_actor_options={"num_cpus": cfg.map_cpus},
     ).bind(replace(recipe.maps, flow_region=cfg.flow_region), slots)
-    model = ModelWorker.options(
+    model = cast(Any, ModelWorker).options(
         **_replicas(cfg.model_replicas, cfg.autoscaling, cfg.max_batch_size), max_ongoing_requests=model_in_flight,
         ray_actor_options={"num_gpus": cfg.model_gpus} if cfg.model_gpus > 0 else {},
     ).bind(recipe, adapter, labels, "cuda" if cfg.model_gpus > 0 else "cpu")
     # The gateway's own work is asynchronous (reading bodies, waiting on replicas; parsing runs in threads), so it
     # takes every connection: slow uploads end at serve.body_timeout_s and work beyond serve.max_queued_requests
     # gets 503 at once, instead of queueing unseen in Serve's proxy where /healthz would wait behind them.
-    return Gateway.options(max_ongoing_requests=GATEWAY_CONNECTIONS).bind(
+    return cast(Any, Gateway).options(max_ongoing_requests=GATEWAY_CONNECTIONS).bind(
         mapper, model, cfg, key_digest(api_key) if api_key is not None else None, recipe.backbone.model)
 
 

@@ -119,7 +119,7 @@ def _train(recipe: Recipe, progress: bool, overwrite: bool) -> dict[str, Any]:
         datasets={"train": ray.data.read_text(str(p.rows_path.resolve())).materialize()},
         dataset_config=DataConfig(datasets_to_split=[]),  # every worker reads all rows, then takes its slice
     )
-    stop, nodes = threading.Event(), {}
+    stop, nodes = threading.Event(), dict[int, str]()  # worker rank -> its node
     follower = threading.Thread(target=_follow, args=(queue, cfg.max_steps, stop, progress, nodes), daemon=True)
     follower.start()
     started = time.perf_counter()

@@ -126,7 +126,7 @@ def _au_list(value: list[int] | str) -> list[int]:
 
 def _scored(record: Mapping[str, Any], index: int, vocabulary: Sequence[str]) -> Scored:
     parsed = parse_output(record["text"], vocabulary) if "text" in record else None
-    emotion = normalize_emotion(record["emotion"]) if "emotion" in record else parsed.emotion
+    emotion = normalize_emotion(record["emotion"]) if "emotion" in record or parsed is None else parsed.emotion
     aus = parsed.aus if parsed is not None else _au_list(record.get("pred_aus", []))
     gold_aus = _au_list(record["aus"]) if "aus" in record else None
     if "aus_gold" in record:  # a line of eval/predictions.jsonl: gold AUs in aus_gold, predicted ones in aus
@@ -146,7 +146,7 @@ def predict(records: Iterable[Mapping[str, Any]], protocol: str | LabelProtocol 
             where = f" (id {record['id']!r})" if isinstance(record, Mapping) and "id" in record else ""
             raise InputError(f"record {index}{where}: {problem}")
     chosen = get_protocol(protocol)
-    vocabulary = chosen.classes or sorted({normalize_emotion(r["label"]) for r in records} - {None})
+    vocabulary = chosen.classes or sorted({e for r in records if (e := normalize_emotion(r["label"])) is not None})
     return [_scored(record, index, vocabulary) for index, record in enumerate(records, 1)]
 
 
@@ -155,7 +155,7 @@ def _au_results(metrics: dict[str, Any], rows: list[Scored]) -> dict[str, Any]:
     rows = [row for row in rows if row.gold_aus is not None]
     if not rows:
         return {}
-    gold, pred = [row.gold_aus for row in rows], [row.aus for row in rows]
+    gold, pred = [row.gold_aus or [] for row in rows], [row.aus for row in rows]
     labels = sorted({au for aus in gold for au in aus})
     result: dict[str, Any] = {}
     for name, metric in metrics.items():

@@ -77,7 +77,7 @@ class _CappedRetry(Retry):
         wait = super().get_retry_after(response)
         return None if wait is None else min(wait, self.cap_s)
 
-    def new(self, **kw) -> Retry:  # noqa: ANN003 (urllib3's signature)
+    def new(self, **kw) -> _CappedRetry:  # noqa: ANN003 (urllib3's signature)
         fresh = super().new(**kw)
         fresh.cap_s = self.cap_s
         return fresh
@@ -110,9 +110,9 @@ class OpenAICompatible:
                              backoff_factor=self.params.backoff_s, backoff_max=self.params.timeout_s,
                              respect_retry_after_header=True, raise_on_status=False)
         retry.cap_s = self.params.timeout_s
-        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=self.params.concurrency)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
+        transport = HTTPAdapter(max_retries=retry, pool_maxsize=self.params.concurrency)
+        session.mount("http://", transport)
+        session.mount("https://", transport)
         return Endpoint(self.params.base_url.rstrip("/") + "/chat/completions", self.params.model or model, headers,
                         session)
 

@@ -45,7 +45,7 @@ def patch_embed_as_matmul(model: torch.nn.Module) -> None:
         if type(module).__name__ == "Qwen2_5_VisionPatchEmbed":
             proj = module.proj
 
-            def forward(hidden_states: torch.Tensor, proj: torch.nn.Conv3d = proj) -> torch.Tensor:
+            def forward(hidden_states: torch.Tensor, proj: Any = proj) -> torch.Tensor:
                 weight = proj.weight.reshape(proj.weight.shape[0], -1)
                 return F.linear(hidden_states.to(weight.dtype).reshape(-1, weight.shape[1]), weight, proj.bias)
 
@@ -85,7 +85,8 @@ class Qwen25VL:
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=False)
         kwargs = {k: v for k, v in (("min_pixels", self.params.min_pixels), ("max_pixels", self.params.max_pixels))
                   if v is not None}
-        self.image_processor = image_processor_class().from_pretrained(path, **kwargs)
+        processor: Any = image_processor_class()
+        self.image_processor = processor.from_pretrained(path, **kwargs)
         self.ids = {t: self.tokenizer.convert_tokens_to_ids(t)
                     for t in ("<|im_end|>", "<|endoftext|>", "<|image_pad|>")}
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.ids[
@@ -158,7 +159,7 @@ class Qwen25VL:
         pil = [Image.fromarray(np.asarray(img, dtype=np.uint8)).convert("RGB") for img in images]
         return dict(self.image_processor(images=pil, return_tensors="pt"))
 
-    def _encode_prompt(self, user: str, grid: torch.Tensor, sample: str) -> list[int]:
+    def _encode_prompt(self, user: str, grid: torch.Tensor, sample: str | None) -> list[int]:
         """Token ids of the chat turns around ``user``. The user's text is tokenized with special tokens split
         into plain characters: text that spells ``<|im_end|>``, ``<|image_pad|>`` ... reaches the model as the
         characters it is, so a prompt can neither open a turn nor fake an image slot."""
@@ -237,10 +238,10 @@ class Qwen25VL:
     def save(self, module: torch.nn.Module, out_dir: str | Path) -> None:
         """The PEFT adapter; with ``train_base`` also the trained base model under ``base/``."""
         out = Path(out_dir)
-        module = getattr(module, "module", module)  # unwrap DistributedDataParallel
-        module.save_pretrained(out, safe_serialization=True)
+        peft_model: Any = getattr(module, "module", module)  # unwrap DistributedDataParallel
+        peft_model.save_pretrained(out, safe_serialization=True)
         if self.params.train_base:
-            base = module.get_base_model()
+            base = peft_model.get_base_model()
             state = {k.replace(".base_layer.", "."): v for k, v in base.state_dict().items() if "lora_" not in k}
             fresh = transformers.Qwen2_5_VLForConditionalGeneration(base.config)
             fresh.load_state_dict(state, strict=True)
@@ -277,15 +278,16 @@ class Qwen25VL:
         device = next(module.parameters()).device
         dtype = next(module.parameters()).dtype
         inputs = {k: v.to(device, dtype) if k == "pixel_values" else v.to(device) for k, v in inputs.items()}
-        out = module.generate(**inputs, max_new_tokens=max_new_tokens or self.params.max_new_tokens)
+        model: Any = module
+        out = model.generate(**inputs, max_new_tokens=max_new_tokens or self.params.max_new_tokens)
         width = inputs["input_ids"].shape[1]
         return [t.strip() for t in self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)]
 
     def merge(self, module: torch.nn.Module, out_dir: str | Path) -> None:
         """A full model (adapter merged) with its tokenizer and image processor, loadable by any server."""
-        module = getattr(module, "module", module)
-        if hasattr(module, "merge_and_unload"):
-            module = module.merge_and_unload()
-        module.save_pretrained(out_dir, safe_serialization=True)
+        model: Any = getattr(module, "module", module)
+        if hasattr(model, "merge_and_unload"):
+            model = model.merge_and_unload()
+        model.save_pretrained(out_dir, safe_serialization=True)
         self.tokenizer.save_pretrained(out_dir)
         self.image_processor.save_pretrained(out_dir)

@@ -49,7 +49,8 @@ class Manifest:
             found = ", ".join(columns) or "no header"
             raise InputError(f"manifest {path} lacks column '{missing[0]}' (found: {found})")
         self.warnings = []
-        samples, seen = [], set()
+        samples: list[Sample] = []
+        seen: set[str] = set()
         for line, row in enumerate(reader, start=2):
             cells = {k.strip(): (v or "").strip() for k, v in row.items() if k}
             samples.append(self._sample(path, line, cells, seen))

@@ -231,7 +231,7 @@ def draw_subject(rng: np.random.Generator, number: int, face: Face, p: SynthMEPa
         number=number,
         face=face,
         flipped=bool(p.flip and rng.random() < 0.5),
-        fraction=float(rng.uniform(*p.face_fraction)),
+        fraction=float(rng.uniform(*_range(p.face_fraction, "face_fraction"))),
         angle=_uniform(rng, p.subject_rotation),
         shift=(_uniform(rng, p.subject_shift * p.size), _uniform(rng, p.subject_shift * p.size)),
         contrast=1 + _uniform(rng, p.contrast),
@@ -252,8 +252,8 @@ def draw_plan(rng: np.random.Generator, subject: Subject, clip: str, p: SynthMEP
         clip=clip,
         emotion=emotion,
         aus=aus,
-        weights={au: float(rng.uniform(*p.au_weight)) for au in aus},
-        peak=float(rng.uniform(*p.amplitude)),
+        weights={au: float(rng.uniform(*_range(p.au_weight, "au_weight"))) for au in aus},
+        peak=float(rng.uniform(*_range(p.amplitude, "amplitude"))),
         head={
             "dx": _uniform(rng, p.head_shift),
             "dy": _uniform(rng, p.head_shift),
@@ -283,7 +283,7 @@ def onset_image(plan: Plan, size: int) -> tuple[np.ndarray, np.ndarray]:
     warped = cv2.warpAffine(
         image, matrix, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101
     )
-    colour = ((warped.astype(np.float32) - 128) * s.contrast + 128 + s.brightness) * np.float32(s.gains)
+    colour = ((warped.astype(np.float32) - 128) * s.contrast + 128 + s.brightness) * np.asarray(s.gains, np.float32)
     return np.clip(colour, 0, 255).astype(np.float32), apply_affine(points, matrix)
 
 

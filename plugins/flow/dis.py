@@ -35,7 +35,7 @@ class DIS:
 
     def __init__(self, params: DISParams):
         self.params = params
-        self._impl = cv2.DISOpticalFlow_create(PRESETS[params.preset])
+        self._impl = cv2.DISOpticalFlow_create(PRESETS[params.preset])  # type: ignore[attr-defined]  # no stubs
         if params.finest_scale >= 0:
             self._impl.setFinestScale(params.finest_scale)
         if params.patch_size > 0:

@@ -31,7 +31,7 @@ class TVL1:
 
     def __init__(self, params: TVL1Params):
         self.params = params
-        self._impl = cv2.optflow.DualTVL1OpticalFlow_create(
+        self._impl = cv2.optflow.DualTVL1OpticalFlow_create(  # type: ignore[attr-defined]  # contrib: no stubs
             tau=params.tau,
             lambda_=params.lambda_,
             theta=params.theta,

@@ -25,8 +25,8 @@ class AUF1:
         tp: Counter[int] = Counter()
         fp: Counter[int] = Counter()
         fn: Counter[int] = Counter()
-        for gold, pred in zip(gold_aus, pred_aus, strict=True):
-            gold, pred = set(gold), set(pred)
+        for gold_list, pred_list in zip(gold_aus, pred_aus, strict=True):
+            gold, pred = set(gold_list), set(pred_list)
             tp.update(gold & pred)
             fp.update(pred - gold)
             fn.update(gold - pred)
