@@ -16,29 +16,43 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import pluggy
+
+if TYPE_CHECKING:
+    from mellm_core.kinds import (
+        Colorizer,
+        Dataset,
+        FlowEstimator,
+        InferenceBackbone,
+        Landmarker,
+        Metric,
+        PromptTemplate,
+    )
 
 PROJECT = "mellm"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
-class PluginSpec:
+class PluginSpec(Generic[T]):
     """What a plugin offers: its name, a factory taking its params dataclass, and a one-line description.
 
     Args:
         name: the name recipes and the CLI use (unique within its kind).
         factory: called as ``factory(params)`` with an instance of ``params`` (or with no argument when
-            ``params`` is None); returns the plugin instance.
+            ``params`` is None); returns the plugin instance, of the kind's type in ``mellm_core.kinds``.
         params: a dataclass whose fields (with defaults) are the plugin's settings, or None.
         description: one line for ``mellm plugins``.
     """
 
     name: str
-    factory: Callable[..., Any]
+    factory: Callable[..., T]
     params: type | None = None
     description: str = ""
 
@@ -47,7 +61,7 @@ class Hooks:
     """Hook specifications: one per plugin kind. The hook name is ``mellm_<kind>``."""
 
     @hookspec
-    def mellm_flow(self) -> Iterable[PluginSpec]:
+    def mellm_flow(self) -> Iterable[PluginSpec[FlowEstimator]]:
         """Optical-flow estimators.
 
         Instance: ``estimator(onset, apex) -> flow`` with onset/apex grayscale uint8 HxW arrays of one size,
@@ -57,7 +71,7 @@ class Hooks:
         """
 
     @hookspec
-    def mellm_landmarker(self) -> Iterable[PluginSpec]:
+    def mellm_landmarker(self) -> Iterable[PluginSpec[Landmarker]]:
         """Facial landmark detectors.
 
         Instance: ``landmarker(gray) -> points`` with gray a uint8 HxW array, returning float 68x2 (x, y)
@@ -67,7 +81,7 @@ class Hooks:
         """
 
     @hookspec
-    def mellm_colorizer(self) -> Iterable[PluginSpec]:
+    def mellm_colorizer(self) -> Iterable[PluginSpec[Colorizer]]:
         """Motion colorizers.
 
         Instance: ``colorizer(flow, onset_gray, landmarks) -> rgb`` with flow float32 HxWx2 (head motion
@@ -77,7 +91,7 @@ class Hooks:
         """
 
     @hookspec
-    def mellm_prompt(self) -> Iterable[PluginSpec]:
+    def mellm_prompt(self) -> Iterable[PluginSpec[PromptTemplate]]:
         """Instruction templates: the user prompt and the target text for the MEU and MER tasks, in one language.
 
         Instance: ``user_prompt(task, labels) -> str`` (task "meu" or "mer"; starts with ``<image>``; the
@@ -89,7 +103,7 @@ class Hooks:
         """
 
     @hookspec
-    def mellm_backbone(self) -> Iterable[PluginSpec]:
+    def mellm_backbone(self) -> Iterable[PluginSpec[InferenceBackbone]]:
         """Model backbones: the trainable or inference model, batch collation, loss, saving and generation.
 
         Instance (``torch`` modules; the train, eval and serve stages call only these):
@@ -114,7 +128,7 @@ class Hooks:
         """
 
     @hookspec
-    def mellm_metric(self) -> Iterable[PluginSpec]:
+    def mellm_metric(self) -> Iterable[PluginSpec[Metric]]:
         """Metrics, each a score of predictions against gold labels.
 
         Instance: ``metric(y_true, y_pred, labels) -> float`` and an attribute ``target``: "emotion" (y are
@@ -126,7 +140,7 @@ class Hooks:
         """
 
     @hookspec
-    def mellm_dataset(self) -> Iterable[PluginSpec]:
+    def mellm_dataset(self) -> Iterable[PluginSpec[Dataset]]:
         """Dataset loaders.
 
         Instance: ``dataset.samples(root) -> list[Sample]`` reading a dataset as distributed (its own folder

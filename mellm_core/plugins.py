@@ -11,13 +11,14 @@ import re
 import threading
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal, overload
 
 import pluggy
 
 from mellm_core import hookspecs
 from mellm_core.errors import PluginError
 from mellm_core.hookspecs import KINDS, PluginSpec
+from mellm_core.kinds import Colorizer, Dataset, FlowEstimator, InferenceBackbone, Landmarker, Metric, PromptTemplate
 
 ENTRY_POINT_GROUP = "mellm"
 DISABLE_ENV = "MELLM_DISABLE_PLUGINS"
@@ -164,8 +165,25 @@ class Registry:
             return None
         return build_params(cls, params, f"{kind} plugin '{name}'")
 
+    @overload
+    def create(self, kind: Literal["flow"], name: str, **params: Any) -> FlowEstimator: ...
+    @overload
+    def create(self, kind: Literal["landmarker"], name: str, **params: Any) -> Landmarker: ...
+    @overload
+    def create(self, kind: Literal["colorizer"], name: str, **params: Any) -> Colorizer: ...
+    @overload
+    def create(self, kind: Literal["prompt"], name: str, **params: Any) -> PromptTemplate: ...
+    @overload
+    def create(self, kind: Literal["backbone"], name: str, **params: Any) -> InferenceBackbone: ...
+    @overload
+    def create(self, kind: Literal["metric"], name: str, **params: Any) -> Metric: ...
+    @overload
+    def create(self, kind: Literal["dataset"], name: str, **params: Any) -> Dataset: ...
+    @overload
+    def create(self, kind: str, name: str, **params: Any) -> Any: ...
+
     def create(self, kind: str, name: str, **params: Any) -> Any:
-        """Create a plugin instance by kind and name with validated params."""
+        """Create a plugin instance by kind and name with validated params (typed by kind: ``mellm_core.kinds``)."""
         entry = self.get(kind, name)
         values = self.params(kind, name, params)
         return entry.spec.factory() if values is None else entry.spec.factory(values)
@@ -258,6 +276,29 @@ def reset_registry() -> None:
         _registry = None
 
 
-def create(kind: str, name: str, **params: Any) -> Any:
-    """Create a plugin instance: ``create("flow", "tvl1", tau=0.25)``."""
-    return get_registry().create(kind, name, **params)
+class _Create:
+    """``create(kind, name, **params)`` on the shared registry, with ``Registry.create``'s types."""
+
+    @overload
+    def __call__(self, kind: Literal["flow"], name: str, **params: Any) -> FlowEstimator: ...
+    @overload
+    def __call__(self, kind: Literal["landmarker"], name: str, **params: Any) -> Landmarker: ...
+    @overload
+    def __call__(self, kind: Literal["colorizer"], name: str, **params: Any) -> Colorizer: ...
+    @overload
+    def __call__(self, kind: Literal["prompt"], name: str, **params: Any) -> PromptTemplate: ...
+    @overload
+    def __call__(self, kind: Literal["backbone"], name: str, **params: Any) -> InferenceBackbone: ...
+    @overload
+    def __call__(self, kind: Literal["metric"], name: str, **params: Any) -> Metric: ...
+    @overload
+    def __call__(self, kind: Literal["dataset"], name: str, **params: Any) -> Dataset: ...
+    @overload
+    def __call__(self, kind: str, name: str, **params: Any) -> Any: ...
+
+    def __call__(self, kind: str, name: str, **params: Any) -> Any:
+        return get_registry().create(kind, name, **params)
+
+
+create = _Create()
+"""Create a plugin instance with the shared registry: ``create("flow", "tvl1", tau=0.25)``, typed by kind."""

@@ -27,6 +27,7 @@ from serving import Server, start_serve, stop_serve
 
 from mellm_core import create
 from mellm_core.errors import InputError
+from mellm_core.kinds import InferenceBackbone, TrainableBackbone, trainable
 
 KEY = "chat-key-for-tests"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -189,8 +190,9 @@ def test_the_plugin_answers_what_the_endpoint_answers(server, monkeypatch):
     monkeypatch.delenv("MELLM_API_KEY")
     with pytest.raises(InputError, match="environment variable MELLM_API_KEY"):
         backbone.load(MODEL)
-    with pytest.raises(InputError, match="cannot be trained or merged"):
-        backbone.collate([])
+    assert isinstance(backbone, InferenceBackbone) and not isinstance(backbone, TrainableBackbone)
+    with pytest.raises(InputError, match="backbone 'openai-compatible' only answers .* cannot be trained"):
+        trainable(backbone, "openai-compatible")
     with pytest.raises(InputError, match="cannot be trained or merged"):
         backbone.load(MODEL, train=object())
     with pytest.raises(InputError, match="adapter /runs/a cannot apply to the openai-compatible backbone"):

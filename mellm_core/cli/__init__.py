@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from mellm_core.cli.common import command, print_json
+from mellm_core.cli.common import command, load_recipe_args, print_json
 from mellm_core.cli.data import register_data, register_synth
 from mellm_core.cli.demo import register_demo
 from mellm_core.cli.eval import register_analyze, register_eval
@@ -68,9 +68,9 @@ def _print_params(registry, target: str, as_json: bool) -> int:
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
-    from mellm_core.config import device_warnings, load_recipe, to_yaml, unchecked_kinds
+    from mellm_core.config import device_warnings, to_yaml, unchecked_kinds
 
-    recipe = load_recipe(args.recipe, args.overrides)
+    recipe = load_recipe_args(args)
     print(to_yaml(recipe), end="")
     for warning in device_warnings(recipe).values():
         print(f"warning: {warning}", file=sys.stderr)

@@ -31,8 +31,9 @@ def recipe_args(parser: argparse.ArgumentParser, override_example: str) -> None:
 
 
 def load_recipe_args(args: argparse.Namespace) -> Any:
-    """The validated recipe of a command made with ``recipe_args`` (``--address`` wins over ``ray.address``)."""
+    """The validated recipe of a command's ``recipe`` and ``overrides`` (``--address``, where the command has it,
+    wins over ``ray.address``)."""
     from mellm_core.config import load_recipe
 
-    extra = [f"ray.address={args.address}"] if args.address else []
+    extra = [f"ray.address={args.address}"] if getattr(args, "address", None) else []
     return load_recipe(args.recipe, [*args.overrides, *extra])

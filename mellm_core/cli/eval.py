@@ -36,32 +36,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from dataclasses import replace
+    from mellm_core.model.predictor import analyze_pair
 
-    from mellm_core.config import load_recipe
-    from mellm_core.files.atomic import write_png_atomic
-    from mellm_core.files.frames import read_gray
-    from mellm_core.model.predictor import Predictor, default_adapter, model_note
-    from mellm_core.motion.mapper import Mapper
-
-    recipe = load_recipe(args.recipe, args.overrides)
-    if args.model:
-        recipe = replace(recipe, backbone=replace(recipe.backbone, model=args.model))
-    adapter = args.adapter or (None if args.model else default_adapter(recipe))
-    result = Mapper(recipe.maps)(read_gray(args.onset), read_gray(args.apex))
-    write_png_atomic(args.map, result.rgb)
-    answer = Predictor(recipe, adapter)([result.rgb], args.max_new_tokens)[0]
+    recipe = load_recipe_args(args)
     train = shlex.join(["mellm", "train", args.recipe, *args.overrides])
-    note = None if args.model else model_note(recipe, adapter, train)
+    done = analyze_pair(recipe, args.onset, args.apex, args.map, train, args.adapter, args.model,
+                        args.max_new_tokens)
+    answer = done.answer
     if args.json:
         print_json({"emotion": answer.emotion, "aus": answer.aus, "analysis": answer.text, "map": str(args.map),
-                    "adapter": adapter, "note": note})
+                    "adapter": done.adapter, "note": done.note})
     else:
-        if note:
-            print(note, file=sys.stderr)
+        if done.note:
+            print(done.note, file=sys.stderr)
         print(answer.text)
         print(f"\nemotion: {answer.emotion or '(none found)'}; AUs: {', '.join(map(str, answer.aus)) or 'none'}")
-        print(f"MMC-map: {args.map}; model {recipe.backbone.model}, adapter {adapter or 'none (base model)'}")
+        model = args.model or recipe.backbone.model
+        print(f"MMC-map: {args.map}; model {model}, adapter {done.adapter or 'none (base model)'}")
     return 0
 
 

@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from mellm_core.cli.common import command, print_json
 from mellm_core.errors import InputError, MellmError
 from mellm_core.files.layout import RunLayout
@@ -34,22 +32,10 @@ def _recipe(args: argparse.Namespace):
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    from mellm_core.files.atomic import write_bytes_atomic, write_png_atomic
-    from mellm_core.files.frames import read_gray
-    from mellm_core.motion.mapper import Mapper
+    from mellm_core.motion.mapper import Mapper, map_files
 
     out = Path(args.output)
-    if out.suffix.lower() != ".png":
-        raise InputError(f"output {out} must be a .png file (maps are lossless PNG)")
-    recipe = _recipe(args)
-    result = Mapper(recipe.maps)(read_gray(args.onset), read_gray(args.apex))
-    write_png_atomic(out, result.rgb)
-    if args.save_flow:
-        import io
-
-        buffer = io.BytesIO()
-        np.save(buffer, result.raw_flow.astype(np.float32))
-        write_bytes_atomic(args.save_flow, buffer.getvalue())
+    result = map_files(Mapper(_recipe(args).maps), args.onset, args.apex, out, args.save_flow)
     summary = {
         "output": str(out), "head_motion": result.head_motion, "nose": result.nose,
         "timings": {k: round(v, 4) for k, v in result.timings.items()},

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from mellm_core.cli.common import command, load_recipe_args, print_json, recipe_args
-from mellm_core.files.layout import RunLayout
 
 SUMMARY_KEYS = ("start_step", "end_step", "adapter", "final_loss", "samples_per_s")
 
@@ -34,21 +32,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from mellm_core.config import load_recipe
-    from mellm_core.errors import InputError
-    from mellm_core.files.storage import Location, model_folder
-    from mellm_core.model.adapters import local_adapter, trained_adapter
-    from mellm_core.plugins import get_registry
+    from mellm_core.model.adapters import export_merged
 
-    recipe = load_recipe(args.recipe, args.overrides)
-    adapter = Location(args.adapter or trained_adapter(recipe.output_dir) or RunLayout(recipe.output_dir).train
-                       / "adapter")
-    if not args.out and Location(recipe.output_dir).remote:
-        raise InputError(f"output_dir {recipe.output_dir} is a URI and merged weights are written locally: give --out")
-    out = Path(args.out or RunLayout(recipe.output_dir).merged.path)
-    local = local_adapter(adapter)
-    backbone = get_registry().create("backbone", recipe.backbone.name, **recipe.backbone.params)
-    backbone.merge(backbone.load(model_folder(recipe.backbone.model), adapter=str(local)), out)
+    out, adapter = export_merged(load_recipe_args(args), args.adapter, args.out)
     if args.json:
         print_json({"merged": str(out.resolve()), "adapter": str(adapter.resolve())})
     else:

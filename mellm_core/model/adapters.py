@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mellm_core.errors import InputError
 from mellm_core.files.atomic import write_bytes_atomic
 from mellm_core.files.layout import ADAPTER, RunLayout
-from mellm_core.files.storage import Location, local_folder
+from mellm_core.files.storage import Location, local_folder, model_folder
+
+if TYPE_CHECKING:
+    from mellm_core.config import Recipe
 
 CONFIG = "adapter_config.json"
 BASE = "base"  # sub-folder holding trained base weights, when a backbone trains them too
@@ -72,3 +76,21 @@ def require_adapter(adapter: str | Location, key: str = "adapter") -> Location:
 def local_adapter(adapter: str | Location) -> Path:
     """A local folder for an adapter: itself, or (under a URI) its fetched copy, anchored to its own ``base/``."""
     return local_folder(require_adapter(adapter), prepare=anchor_adapter)
+
+
+def export_merged(recipe: Recipe, adapter: str | None = None, out: str | None = None) -> tuple[Path, Location]:
+    """``mellm export --merge``: the recipe's base model with ``adapter`` (default: the published one) merged in,
+    written to ``out`` (default: ``train/merged``, which must be local). Returns (out, adapter)."""
+    from mellm_core.kinds import trainable
+    from mellm_core.plugins import get_registry
+
+    layout = RunLayout(recipe.output_dir)
+    source = Location(adapter or trained_adapter(recipe.output_dir) or layout.adapter)
+    if not out and layout.root.remote:
+        raise InputError(f"output_dir {recipe.output_dir} is a URI and merged weights are written locally: give --out")
+    target = Path(out or layout.merged.path)
+    local = local_adapter(source)
+    name = recipe.backbone.name
+    backbone = trainable(get_registry().create("backbone", name, **recipe.backbone.params), name, "merged")
+    backbone.merge(backbone.load(model_folder(recipe.backbone.model), adapter=str(local)), target)
+    return target, source

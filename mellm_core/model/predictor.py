@@ -85,3 +85,33 @@ class Predictor:
             parsed = parse_output(text, self.labels)
             answers.append(Answer(text, parsed.emotion, list(parsed.aus)))
         return answers
+
+
+@dataclass
+class PairAnalysis:
+    """``mellm analyze``'s result: the model's answer on one pair's MMC-map, and which model gave it."""
+
+    answer: Answer
+    map_path: str
+    adapter: str | None
+    note: str | None  # set when an untrained base model answered (with the command that trains one)
+
+
+def analyze_pair(recipe: Recipe, onset: str, apex: str, map_path: str, train_command: str,
+                 adapter: str | None = None, model: str | None = None,
+                 max_new_tokens: int | None = None) -> PairAnalysis:
+    """One onset/apex pair end to end: the recipe's MMC-map (written to ``map_path``), then the recipe's model
+    (or ``model``, without an adapter) answering on it."""
+    from dataclasses import replace
+
+    from mellm_core.files.atomic import write_png_atomic
+    from mellm_core.files.frames import read_gray
+    from mellm_core.motion.mapper import Mapper
+
+    if model:
+        recipe = replace(recipe, backbone=replace(recipe.backbone, model=model))
+    adapter = adapter or (None if model else default_adapter(recipe))
+    result = Mapper(recipe.maps)(read_gray(onset), read_gray(apex))
+    write_png_atomic(map_path, result.rgb)
+    answer = Predictor(recipe, adapter)([result.rgb], max_new_tokens)[0]
+    return PairAnalysis(answer, map_path, adapter, None if model else model_note(recipe, adapter, train_command))

@@ -20,8 +20,10 @@ from mellm_core.errors import InputError, MellmError
 from mellm_core.files.layout import ADAPTER, SUMMARY, TRAIN_LOG, RunLayout
 from mellm_core.files.stagelock import StageLock
 from mellm_core.files.storage import Location, is_uri, replace_folder
+from mellm_core.kinds import trainable
 from mellm_core.model.adapters import CONFIG, anchor_adapter, publish_remote_adapter
 from mellm_core.model.trainloop import PROGRESS, LocalSession, World, barrier, train_worker
+from mellm_core.plugins import get_registry
 
 RUN = "run"  # the run's folder name under the checkpoint storage
 # Settings that change where or how fast training runs, not what it computes.
@@ -58,7 +60,10 @@ def read_rows(path: Location) -> list[dict]:
 
 
 def plan(recipe: Recipe) -> Plan:
-    """The run for ``recipe`` from its instructions folder (which must exist)."""
+    """The run for ``recipe`` from its instructions folder (which must exist); a backbone that only answers is
+    refused here, before any worker starts."""
+    name = recipe.backbone.name
+    trainable(get_registry().create("backbone", name, **recipe.backbone.params), name)
     layout = RunLayout(recipe.output_dir)
     rows_path = layout.train_rows
     if not rows_path.is_file():

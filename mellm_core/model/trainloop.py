@@ -29,6 +29,7 @@ from mellm_core.config import BackboneConfig, TrainConfig
 from mellm_core.errors import InputError
 from mellm_core.files.layout import ADAPTER, TRAIN_LOG
 from mellm_core.files.storage import model_folder
+from mellm_core.kinds import trainable
 from mellm_core.plugins import get_registry
 
 STATE = "trainer_state.pt"
@@ -130,7 +131,7 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
     cfg = TrainConfig(**settings["train"])
     bcfg = BackboneConfig(**settings["backbone"])
     seed_everything(settings["seed"])
-    backbone = get_registry().create("backbone", bcfg.name, **bcfg.params)
+    backbone = trainable(get_registry().create("backbone", bcfg.name, **bcfg.params), bcfg.name)
     start = session.restore()
     adapter = str(start / ADAPTER) if start else None
     module = backbone.load(model_folder(bcfg.model), device=world.device, adapter=adapter, train=cfg,

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from mellm_core.config import MapsConfig, settings_hash
+from mellm_core.errors import InputError
 from mellm_core.files.frames import check_pair
 from mellm_core.motion.headmotion import NOSE_TIP, compensate
 from mellm_core.motion.regions import RegionMotion, analyze_regions
@@ -113,6 +115,25 @@ class Mapper:
         timings = {"landmarks_s": t1 - t0, "flow_s": t2 - t1, "colorize_s": t3 - t2, "total_s": t3 - t0}
         return MapResult(rgb=rgb, raw_flow=flow, landmarks=landmarks, head_motion=head, regions=regions,
                          timings=timings)
+
+
+def map_files(mapper: Mapper, onset: str | Path, apex: str | Path, out: str | Path,
+              save_flow: str | Path | None = None) -> MapResult:
+    """``mellm map``: the MMC-map of two frame files, written as a PNG (and the raw flow as .npy when asked)."""
+    import io
+
+    from mellm_core.files.atomic import write_bytes_atomic, write_png_atomic
+    from mellm_core.files.frames import read_gray
+
+    if Path(out).suffix.lower() != ".png":
+        raise InputError(f"output {out} must be a .png file (maps are lossless PNG)")
+    result = mapper(read_gray(onset), read_gray(apex))
+    write_png_atomic(out, result.rgb)
+    if save_flow:
+        buffer = io.BytesIO()
+        np.save(buffer, result.raw_flow.astype(np.float32))
+        write_bytes_atomic(save_flow, buffer.getvalue())
+    return result
 
 
 RUNTIME_KEYS = ("cpus_per_actor", "actors", "batch_size", "overwrite")

@@ -194,22 +194,6 @@ class OpenAICompatible:
         with ThreadPoolExecutor(min(self.params.concurrency, max(1, len(bodies)))) as pool:
             return list(pool.map(lambda body: self._ask(module, body), bodies))
 
-    def collate(self, rows: list[dict]) -> dict:
-        """Refused: nothing is trained here."""
-        raise InputError(NOT_TRAINABLE)
-
-    def loss(self, module: Endpoint, batch: dict) -> tuple[Any, int]:
-        """Refused: nothing is trained here."""
-        raise InputError(NOT_TRAINABLE)
-
-    def save(self, module: Endpoint, out_dir: str) -> None:
-        """Refused: nothing is trained here."""
-        raise InputError(NOT_TRAINABLE)
-
-    def merge(self, module: Endpoint, out_dir: str) -> None:
-        """Refused: nothing is trained here."""
-        raise InputError(NOT_TRAINABLE)
-
 
 class _BodyCut(Exception):
     """The connection broke while the answer's body arrived (worth another attempt)."""

@@ -50,7 +50,7 @@ class Megc:
     def _source(self, root: Path, name: str) -> list[Sample]:
         loader = create("dataset", name, **getattr(self.params, name))
         samples = loader.samples(root / getattr(self.params, f"{name}_root"))
-        self.warnings.extend(f"{name}: {w}" for w in loader.warnings)
+        self.warnings.extend(f"{name}: {w}" for w in getattr(loader, "warnings", []))
         return samples
 
     def samples(self, root: str | Path) -> list[Sample]:

@@ -411,7 +411,7 @@ class SynthME:
             )
         loader = create("dataset", "casme2", coding_file=SHEET, frames_dir=FRAMES_DIR)
         samples = loader.samples(root)
-        self.warnings = list(loader.warnings)
+        self.warnings = list(getattr(loader, "warnings", []))
         return [
             replace(s, dataset=self.dataset, sample_id=f"{self.dataset}/{s.subject}/{s.clip}")
             for s in samples
