@@ -71,3 +71,21 @@ def test_the_au_baseline_is_the_training_sets_most_frequent_au_set_scored_like_t
     # without a training set, the test set's own most frequent AU set stands in
     assert metrics_of(rows, "all")["tasks"]["meu"]["chance"]["majority_aus"]["aus"] == [6, 12]
     assert verdict_lines("meu", block)[-1].startswith("meu: AU F1 0.000 is NOT above always answering")
+
+
+def test_the_gallery_and_the_metrics_share_one_rule_of_right_and_wrong():
+    """Under a protocol that maps labels (megc-3: happiness -> positive, disgust -> negative), a raw gold label and
+    a parsed answer are compared as classes, by the metrics and by the report's gallery alike."""
+    from mellm_core.results.report import _correct
+    from mellm_core.text.labels import get_protocol
+    from mellm_core.text.scoring import graded
+
+    megc = get_protocol("megc-3")
+    rows = [{"sample_id": "a", "task": "mer", "label": "happiness", "emotion": "happiness", "dataset": "samm"},
+            {"sample_id": "b", "task": "mer", "label": "disgust", "emotion": "fear", "dataset": "samm"},
+            {"sample_id": "c", "task": "mer", "label": "surprise", "emotion": "happiness", "dataset": "samm"},
+            {"sample_id": "d", "task": "mer", "label": "anger", "emotion": None, "dataset": "samm"}]
+    assert graded(megc, "happiness", "happiness", "samm") == ("positive", "positive")
+    gallery = [_correct(r, megc) for r in rows]
+    assert gallery == [True, True, False, False]
+    assert metrics_of(rows, "megc-3")["tasks"]["mer"]["overall"]["acc"] == sum(gallery) / len(rows)

@@ -20,6 +20,7 @@ from mellm_core.files.frames import read_rgb
 from mellm_core.files.storage import Location
 from mellm_core.results.evaluation import verdict_lines
 from mellm_core.text.labels import LabelProtocol, get_protocol
+from mellm_core.text.scoring import correct
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
@@ -122,7 +123,7 @@ def _card(pred: dict[str, Any], ok: bool) -> str:
 
 
 def _correct(pred: dict[str, Any], protocol: LabelProtocol) -> bool:
-    return bool(pred.get("emotion")) and protocol.label(pred["emotion"], pred.get("dataset", "")) == pred["label"]
+    return correct(protocol, pred["label"], pred.get("emotion"), pred.get("dataset", ""))
 
 
 def write_report(path: str | Location, preds: list[dict[str, Any]], metrics: dict[str, Any], gallery: int,

@@ -165,19 +165,36 @@ def _au_results(metrics: dict[str, Any], rows: list[Scored]) -> dict[str, Any]:
     return result
 
 
+def graded(protocol: LabelProtocol, gold: str | None, predicted: str | None,
+           dataset: str = "") -> tuple[str | None, str | None]:
+    """The gold and the predicted class under ``protocol`` (None: gold outside the protocol, or nothing parsed).
+    The one rule of right and wrong: the metrics and the report's gallery both read it."""
+    return protocol.label(normalize_emotion(gold), dataset), protocol.label(predicted) if predicted else None
+
+
+def correct(protocol: LabelProtocol, gold: str | None, predicted: str | None, dataset: str = "") -> bool:
+    """Whether a prediction counts as right under ``protocol`` (see ``graded``)."""
+    gold_class, predicted_class = graded(protocol, gold, predicted, dataset)
+    return gold_class is not None and predicted_class == gold_class
+
+
 def score_rows(rows: Sequence[Scored], protocol: str | LabelProtocol = "all", registry: Registry | None = None) -> dict:
     """Metrics of already read records: every metric plugin by name, then n, unparsed, excluded, labels (the
     classes present in the gold labels, in protocol order) and confusion_matrix (see ``confusion_matrix``).
     """
     chosen = get_protocol(protocol)
     registry = registry or get_registry()
-    kept = [(row, cls) for row in rows if (cls := chosen.label(normalize_emotion(row.label), row.dataset))]
+    kept: list[tuple[Scored, str, str | None]] = []  # (row, gold class, predicted class)
+    for row in rows:
+        gold, predicted = graded(chosen, row.label, row.emotion, row.dataset)
+        if gold is not None:
+            kept.append((row, gold, predicted))
     if not kept:
         classes = ", ".join(chosen.classes)
         raise InputError(f"nothing to score: none of the {len(rows)} records has a gold label in protocol"
                          f" '{chosen.name}' ({classes})")
-    y_true = [cls for _, cls in kept]
-    y_pred = [chosen.label(row.emotion) if row.emotion else None for row, _ in kept]
+    y_true = [gold for _, gold, _ in kept]
+    y_pred = [predicted for _, _, predicted in kept]
     present = set(y_true)
     labels = [c for c in chosen.classes if c in present] if chosen.classes else sorted(present)
     result: dict[str, Any] = {}
@@ -189,10 +206,10 @@ def score_rows(rows: Sequence[Scored], protocol: str | LabelProtocol = "all", re
         else:
             result[name] = metric(y_true, y_pred, labels)
     result.update(
-        n=len(kept), unparsed=sum(row.emotion is None for row, _ in kept), excluded=len(rows) - len(kept),
+        n=len(kept), unparsed=sum(row.emotion is None for row, _, _ in kept), excluded=len(rows) - len(kept),
         protocol=chosen.name, labels=labels, confusion_matrix=confusion_matrix(y_true, y_pred, labels),
     )
-    result.update(_au_results(au_metrics, [row for row, _ in kept]))
+    result.update(_au_results(au_metrics, [row for row, _, _ in kept]))
     return result
 
 
