@@ -334,3 +334,20 @@ def test_a_bucket_never_shows_a_half_published_adapter(s3, tmp_path):
         assert current == published[-1] and json.loads((current / "adapter_config.json").read_text()) == {"r": n}
     kept = {name.split("/", 1)[0] for name in (train / "adapters").files()}
     assert kept == {"v1", "v2"}  # the one in use and the one before it
+
+
+def test_a_folder_built_then_swapped_replaces_the_old_one_whole_or_not_at_all(tmp_path):
+    from mellm_core.files.atomic import built_then_swapped
+
+    target = tmp_path / "adapter"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError, match="half-way"), built_then_swapped(target) as staging:
+        (staging / "new.txt").write_text("new")
+        raise RuntimeError("stopped half-way")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"] and (target / "old.txt").is_file()
+    with built_then_swapped(target) as staging:
+        (staging / "new.txt").write_text("new")
+        assert not (target / "new.txt").exists()  # nothing shows until the block ends
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]
+    assert [p.name for p in target.iterdir()] == ["new.txt"]

@@ -314,7 +314,7 @@ def test_generate_refuses_to_clobber(tmp_path):
         gen.generate(tmp_path / "out", n=1, seed=1)
     gen.generate(tmp_path / "out", n=2, seed=1, overwrite=True)
     assert json.loads((tmp_path / "out" / "synthme.json").read_text())["clips"] == 2
-    assert not list(tmp_path.glob(".out.partial-*"))
+    assert not list(tmp_path.glob(".out.*"))  # no staging folder left beside it
 
 
 def test_cli_synth_and_inspect(tmp_path, capsys):

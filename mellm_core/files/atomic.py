@@ -1,9 +1,13 @@
-"""Atomic file writes (temporary file + rename), so no reader ever sees a half-written output."""
+"""Atomic writes (temporary file or folder + rename), so no reader ever sees a half-written output."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -27,6 +31,27 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def built_then_swapped(target: str | Path) -> Iterator[Path]:
+    """A fresh folder beside ``target`` to build into; when the block ends normally it replaces ``target`` whole
+    (the old folder is renamed aside, then deleted: never removed under a reader half-way), and when the block
+    fails it is removed and ``target`` is left as it was."""
+    target = Path(target)
+    staging = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.new")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if target.exists():
+        old = target.with_name(f".{target.name}.{os.getpid()}.{time.time_ns()}.old")
+        os.replace(target, old)
+        shutil.rmtree(old, ignore_errors=True)
+    os.replace(staging, target)
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

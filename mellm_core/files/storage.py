@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from mellm_core.errors import InputError
-from mellm_core.files.atomic import write_bytes_atomic
+from mellm_core.files.atomic import built_then_swapped, write_bytes_atomic
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _BROKEN_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/(?!/)")  # "s3:/bucket": a URI that lost a slash
@@ -275,15 +275,10 @@ def local_folder(folder: str | Location, prepare: Callable[[Path, Path], None] |
 def replace_folder(target: Path, source: Location, prepare: Callable[[Path, Path], None] | None = None) -> None:
     """Make the local folder ``target`` a copy of ``source``: built beside it, adjusted by
     ``prepare(copy, target)``, then swapped in; the old folder is set aside, not deleted under a reader."""
-    staging = target.with_name(f".{target.name}.{os.getpid()}.new")
-    Location(staging).copy_from(source)
-    if prepare:
-        prepare(staging, target)
-    if target.exists():
-        old = target.with_name(f".{target.name}.{os.getpid()}.{time.time_ns()}.old")
-        os.replace(target, old)
-        shutil.rmtree(old, ignore_errors=True)
-    os.replace(staging, target)
+    with built_then_swapped(target) as staging:
+        Location(staging).copy_from(source)
+        if prepare:
+            prepare(staging, target)
 
 
 def model_folder(name: str) -> str:

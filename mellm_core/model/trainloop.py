@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import random
 import shutil
 import tempfile
@@ -27,6 +26,7 @@ import torch.distributed as dist
 
 from mellm_core.config import BackboneConfig, TrainConfig
 from mellm_core.errors import InputError
+from mellm_core.files.atomic import built_then_swapped
 from mellm_core.files.layout import ADAPTER, TRAIN_LOG
 from mellm_core.files.storage import model_folder
 from mellm_core.kinds import trainable
@@ -269,12 +269,8 @@ class LocalSession:
         barrier()  # under torchrun no rank goes on while rank 0 replaces and prunes checkpoints
 
     def _write(self, step: int, checkpoint: Path) -> None:
-        target = self.storage / checkpoint_name(step)
-        staging = self.storage / f".{target.name}.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(checkpoint, staging)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(staging, target)
+        with built_then_swapped(self.storage / checkpoint_name(step)) as staging:
+            shutil.copytree(checkpoint, staging, dirs_exist_ok=True)
         for old in sorted(self.storage.glob("checkpoint_*"))[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)
 

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -49,6 +47,7 @@ from mellm_core.data.synth import (
     subject_matrix,
 )
 from mellm_core.errors import InputError
+from mellm_core.files.atomic import built_then_swapped
 from mellm_core.files.frames import to_gray
 from mellm_core.motion.warp import similarity_flow, warp_forward
 from mellm_core.records import Sample
@@ -379,21 +378,6 @@ def _check_target(out: Path, overwrite: bool) -> None:
             )
 
 
-def _staging(out: Path) -> Path:
-    """A fresh temporary folder beside ``out``, where the output is written before it is moved into place."""
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    return staging
-
-
-def _publish(staging: Path, out: Path) -> None:
-    """Move the finished output into place (an old output goes only once the new one is complete)."""
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(staging, out)
-
-
 class SynthME:
     """Generates SynthME (``generate``) and reads it (``samples``, through the ``casme2`` loader)."""
 
@@ -461,13 +445,8 @@ class SynthME:
         photos = photos or self.params.photos
         faces = find_faces(read_photos(photos) if photos else builtin_photos(), self.params.landmarker)
         plans = self.plans(faces, n, seed)
-        staging = _staging(out)
-        try:
+        with built_then_swapped(out) as staging:
             manifest = self._write(staging, plans, faces, seed, progress)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        _publish(staging, out)
         emotions = Counter(p.emotion for p in plans)
         return {
             "out": str(out),
