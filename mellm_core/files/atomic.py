@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -52,6 +53,21 @@ def built_then_swapped(target: str | Path) -> Iterator[Path]:
         os.replace(target, old)
         shutil.rmtree(old, ignore_errors=True)
     os.replace(staging, target)
+
+
+def built_once(target: str | Path, complete: Callable[[Path], bool], build: Callable[[Path], None]) -> Path:
+    """The folder ``target``, made by ``build(staging)`` and swapped in whole unless ``complete(target)`` already
+    holds. One builder per host at a time: the others wait on a lock beside it, then find it complete."""
+    target = Path(target)
+    if complete(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(f".{target.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not complete(target):
+            with built_then_swapped(target) as staging:
+                build(staging)
+    return target
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

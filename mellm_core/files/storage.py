@@ -8,7 +8,6 @@ query parameters; ``file://`` URIs are local paths.
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 import json
@@ -22,7 +21,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from mellm_core.errors import InputError
-from mellm_core.files.atomic import built_then_swapped, write_bytes_atomic
+from mellm_core.files.atomic import built_once, built_then_swapped, write_bytes_atomic
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _BROKEN_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/(?!/)")  # "s3:/bucket": a URI that lost a slash
@@ -257,19 +256,15 @@ def local_folder(folder: str | Location, prepare: Callable[[Path, Path], None] |
         raise InputError(f"{location} holds no files")
     version = hashlib.sha256(json.dumps(sorted(listing.items())).encode()).hexdigest()
     target = cache_dir() / "fetched" / hashlib.sha256(str(location).encode()).hexdigest()[:16]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    stamp = target / ".mellm-fetched"
-    with open(target.with_name(f"{target.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (stamp.is_file() and stamp.read_text() == version):
+    stamp = ".mellm-fetched"
 
-            def stamped(staging: Path, final: Path) -> None:
-                if prepare:
-                    prepare(staging, final)
-                (staging / stamp.name).write_text(version)
+    def fetch(staging: Path) -> None:
+        Location(staging).copy_from(location)
+        if prepare:
+            prepare(staging, target)
+        (staging / stamp).write_text(version)
 
-            replace_folder(target, location, stamped)
-    return target
+    return built_once(target, lambda t: (t / stamp).is_file() and (t / stamp).read_text() == version, fetch)
 
 
 def replace_folder(target: Path, source: Location, prepare: Callable[[Path, Path], None] | None = None) -> None:

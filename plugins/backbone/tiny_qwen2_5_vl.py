@@ -7,15 +7,12 @@ are written with ``save_pretrained`` and then loaded through ``from_pretrained``
 
 from __future__ import annotations
 
-import fcntl
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import torch
 
 from mellm_core.config import settings_hash
+from mellm_core.files.atomic import built_once
 from mellm_core.files.storage import cache_dir
 from mellm_core.motion.facs import PROTOTYPES
 from mellm_core.motion.mmc import DIRECTIONS
@@ -74,22 +71,12 @@ def build_tiny(image_processor: type, hidden: int = 128, layers: int = 2, vision
                rope_theta: float = 10000.0) -> Path:
     """The folder of the tiny model with these sizes, building it on first use (one builder at a time per host)."""
     path = cache_dir() / f"tiny-random-qwen2_5_vl-{tiny_key(hidden, layers, vision_depth, vocab, rope_theta)}"
-    if _complete(path):
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / f".{path.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # other workers wait here, then find the finished folder
-        if not _complete(path):
-            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-            try:
-                tmp.mkdir()
-                with torch.random.fork_rng(devices=[]):  # the caller's seeded RNG is the same, built here or not
-                    _write_tiny(tmp, image_processor, hidden, layers, vision_depth, vocab, rope_theta)
-                shutil.rmtree(path, ignore_errors=True)  # an interrupted earlier build
-                os.replace(tmp, path)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-    return path
+
+    def build(staging: Path) -> None:
+        with torch.random.fork_rng(devices=[]):  # the caller's seeded RNG is the same, built here or not
+            _write_tiny(staging, image_processor, hidden, layers, vision_depth, vocab, rope_theta)
+
+    return built_once(path, _complete, build)
 
 
 def _complete(path: Path) -> bool:
