@@ -5,6 +5,9 @@ A stage given another folder (``mellm maps --out``, a checkpoint) writes the sam
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from mellm_core.files.storage import Location
 
 MANIFEST = "manifest.jsonl"  # maps/: one MapRecord per sample, in input order
@@ -14,6 +17,15 @@ ADAPTER = "adapter"  # train/ and every checkpoint: the trained adapter folder
 PREDICTIONS = "predictions.jsonl"  # eval/: one line per test instruction
 METRICS = "metrics.json"  # eval/: the scores per task
 REPORT = "report.html"  # eval/: the self-contained report
+
+
+def up_to_date(record: Location, digest: str, *outputs: Location) -> dict[str, Any] | None:
+    """The JSON record a stage writes last (its summary or metrics) when that run had the settings hash ``digest``
+    and every file of ``outputs`` is still there; else None, and the stage's work must be done again."""
+    if not record.is_file() or not all(out.is_file() for out in outputs):
+        return None
+    old = json.loads(record.read_text())
+    return old if old.get("settings_hash") == digest else None
 
 
 class RunLayout:

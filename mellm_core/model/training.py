@@ -17,7 +17,7 @@ from typing import Any
 
 from mellm_core.config import Recipe, settings_hash
 from mellm_core.errors import InputError, MellmError
-from mellm_core.files.layout import ADAPTER, SUMMARY, TRAIN_LOG, RunLayout
+from mellm_core.files.layout import ADAPTER, SUMMARY, TRAIN_LOG, RunLayout, up_to_date
 from mellm_core.files.stagelock import StageLock
 from mellm_core.files.storage import Location, is_uri, replace_folder
 from mellm_core.kinds import trainable
@@ -81,13 +81,9 @@ def plan(recipe: Recipe) -> Plan:
 
 def finished(p: Plan) -> dict[str, Any] | None:
     """The summary of a finished run with the same digest (its adapter present), else None."""
-    path = p.train_dir / SUMMARY
-    if not path.is_file():
-        return None
-    summary = json.loads(path.read_text())
-    same = summary.get("settings_hash") == p.digest
-    adapter = summary.get("adapter")
-    return summary if same and adapter and (Location(adapter) / CONFIG).is_file() else None
+    summary = up_to_date(p.train_dir / SUMMARY, p.digest)
+    adapter = summary and summary.get("adapter")
+    return summary if adapter and (Location(adapter) / CONFIG).is_file() else None
 
 
 def unfinished(storage: str) -> dict[str, Any] | None:

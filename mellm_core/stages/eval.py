@@ -19,7 +19,7 @@ from tqdm import tqdm
 from mellm_core.config import Recipe, device_warnings
 from mellm_core.errors import InputError, MellmError
 from mellm_core.files.frames import read_rgb
-from mellm_core.files.layout import METRICS, PREDICTIONS, REPORT, RunLayout
+from mellm_core.files.layout import METRICS, PREDICTIONS, REPORT, RunLayout, up_to_date
 from mellm_core.files.stagelock import StageLock
 from mellm_core.files.storage import Journal, Location
 from mellm_core.model.adapters import require_adapter
@@ -121,13 +121,11 @@ def _run_eval(recipe: Recipe, progress: bool) -> dict[str, Any]:
         require_adapter(adapter, "eval.adapter")
     digest = eval_digest(recipe, data, adapter)
     metrics_path = out / METRICS
-    if metrics_path.is_file() and (out / PREDICTIONS).is_file():
-        old = json.loads(metrics_path.read_text())
-        if old.get("settings_hash") == digest:
-            if all("verdict" in block for block in old["tasks"].values()):
-                return {**old, "skipped": True}
-            preds = [json.loads(line) for line in (out / PREDICTIONS).read_text().splitlines() if line.strip()]
-            return {**_score(recipe, out, preds, digest, data, adapter), "skipped": True}  # scored before verdicts
+    if old := up_to_date(metrics_path, digest, out / PREDICTIONS):
+        if all("verdict" in block for block in old["tasks"].values()):
+            return {**old, "skipped": True}
+        preds = [json.loads(line) for line in (out / PREDICTIONS).read_text().splitlines() if line.strip()]
+        return {**_score(recipe, out, preds, digest, data, adapter), "skipped": True}  # scored before verdicts
     rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
     if not rows:
         raise InputError(f"{test} holds no test instructions")

@@ -16,7 +16,7 @@ from typing import Any
 from mellm_core.config import InstructionsConfig, Recipe, settings_hash
 from mellm_core.data.splits import fixed_split, loso_folds, natural_key, read_id_list, subject_key, zero_shot
 from mellm_core.errors import InputError
-from mellm_core.files.layout import SUMMARY, RunLayout
+from mellm_core.files.layout import SUMMARY, RunLayout, up_to_date
 from mellm_core.files.stagelock import StageLock
 from mellm_core.files.storage import Location
 from mellm_core.motion.regions import regions_from_dict
@@ -139,10 +139,8 @@ def _write_instructions(recipe: Recipe, manifest: Location, out: Location) -> di
     digest = settings_hash(hashlib.sha256(data).hexdigest(), asdict(recipe.instructions), lists, recipe.seed,
                            recipe.maps.min_motion)
     previous = out / SUMMARY
-    if previous.is_file() and (out / "train.jsonl").is_file() and (out / "test.jsonl").is_file():
-        old = json.loads(previous.read_text())
-        if old.get("settings_hash") == digest:
-            return {**old, "skipped": True}
+    if old := up_to_date(previous, digest, out / "train.jsonl", out / "test.jsonl"):
+        return {**old, "skipped": True}
     records = [MapRecord.from_json(line) for line in data.decode("utf-8").splitlines() if line.strip()]
     train, test, summary = build_instructions(records, recipe.instructions, recipe.seed, recipe.maps.min_motion)
     out.mkdir()
