@@ -146,10 +146,12 @@ class Hooks:
         Instance: ``dataset.samples(root) -> list[Sample]`` reading a dataset as distributed (its own folder
         layout and annotation file) into normalized ``Sample`` records; layout problems raise ``InputError``
         naming the file, the missing column and the columns found. Optional attributes: ``warnings``
-        (list[str], filled while loading, e.g. an estimated apex), ``generate(out_dir, seed=..., overwrite=...)``
-        for synthetic datasets (the data stage calls it when the root is absent or was generated with other
-        settings, then with ``overwrite=True``), and ``lists``
-        ({name: [sample ids]}) for datasets with fixed train/test lists.
+        (list[str], filled while loading, e.g. an estimated apex) and, for synthetic datasets,
+        ``generate(out_dir, n=200, seed=0, photos=None, progress=None, overwrite=False) -> summary dict`` (the
+        data stage calls it when the root is absent or was generated with other settings, then with
+        ``overwrite=True``; ``mellm synth`` passes ``n``, ``photos`` and a ``progress`` callback called after each
+        clip). A dataset with fixed train/test lists says so in its sample ids (``dfme/TestA/...``): a ``fixed``
+        split selects them by pattern.
 
         Example: ``create("dataset", "casme2").samples("/data/CASME2")``
         """

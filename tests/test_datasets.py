@@ -393,13 +393,12 @@ def test_dfme_reads_its_lists_and_fixed_splits(tmp_path):
         ("41", "surprise", [1, 2, 5, 26], {}),
     ]
     assert samples[0].apex_path == str(root / "train/10001/0004.jpg")
-    assert loader.lists == {
-        "train": ["dfme/train/10001", "dfme/train/10002", "dfme/train/10003"],
-        "TestA": ["dfme/TestA/20001"],
-    }
     assert loader.warnings == [f"DFME list 'TestB' skipped: no file matches 'TestB.*' in {root}"]
-    split = fixed_split(samples, loader.lists)
-    assert [s.clip for s in split["TestA"]] == ["20001"]
+    from mellm_core.stages.instructions import _listed
+
+    known = {s.sample_id for s in samples}
+    split = fixed_split(samples, {name: _listed(f"dfme/{name}/*", known) for name in ("train", "TestA")})
+    assert [s.clip for s in split["TestA"]] == ["20001"] and len(split["train"]) == 3
 
 
 def test_dfme_columns_are_configurable(tmp_path):

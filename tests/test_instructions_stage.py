@@ -97,6 +97,14 @@ def test_loso_and_fixed_splits(recipe_dir, tmp_path):
     (tmp_path / "test.txt").write_text("nobody\n")
     with pytest.raises(InputError, match="names sample 'nobody'"):
         run_instructions(fixed)
+    pattern = [f"output_dir={recipe_dir}", "instructions.split.kind=fixed", "instructions.split.lists.train=s01_*"]
+    run_instructions(load_recipe("quickstart", [*pattern, "instructions.split.lists.test=s03_*"]))  # DFME-style
+    rows = {part: [json.loads(x) for x in (recipe_dir / "instructions" / f"{part}.jsonl").read_text().splitlines()]
+            for part in ("train", "test")}
+    assert rows["train"] and all(r["sample_id"].startswith("s01_") for r in rows["train"])
+    assert rows["test"] and all(r["sample_id"].startswith("s03_") for r in rows["test"])
+    with pytest.raises(InputError, match=r"pattern 's09_\*' matches no sample id"):
+        run_instructions(load_recipe("quickstart", [*pattern, "instructions.split.lists.test=s09_*"]))
     empty = load_recipe("quickstart", [f"output_dir={recipe_dir}", "instructions.split.test_subjects=[sub01]",
                                        "instructions.protocol=casme2-5", "instructions.split.kind=zero-shot",
                                        "instructions.split.train_datasets=[synthme]"])

@@ -6,6 +6,7 @@ an unchanged manifest and settings rewrites nothing.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import random
@@ -32,6 +33,17 @@ def _as_sample(record: MapRecord) -> Sample:
                   emotion=record.emotion)
 
 
+def _listed(entry: str, known: set[str]) -> list[str]:
+    """The ids of a fixed split's list: an id-list file, or the known sample ids matching a pattern with ``*``
+    (``dfme/TestA/*``: a dataset's own list, as its sample ids name it)."""
+    if "*" in entry and not Location(entry).is_file():
+        matched = sorted(i for i in known if fnmatch.fnmatchcase(i, entry))
+        if not matched:
+            raise InputError(f"instructions.split.lists pattern '{entry}' matches no sample id")
+        return matched
+    return read_id_list(entry)
+
+
 def split_samples(samples: list[Sample], cfg: InstructionsConfig, known: set[str] | None = None
                   ) -> tuple[list[Sample], list[Sample]]:
     """(train, test) by the recipe's split; ``known`` are all ids of the manifest (fixed lists may name ids that
@@ -51,9 +63,9 @@ def split_samples(samples: list[Sample], cfg: InstructionsConfig, known: set[str
     if split.kind == "fixed":
         missing = [k for k in ("train", "test") if k not in split.lists]
         if missing:
-            raise InputError(f"instructions.split.lists needs a '{missing[0]}' id-list file")
+            raise InputError(f"instructions.split.lists needs a '{missing[0]}' id-list file or id pattern")
         present = {s.sample_id for s in samples}  # ids excluded by the protocol or with a failed map drop out
-        lists = {k: [i for i in read_id_list(split.lists[k]) if i in present or i not in known]
+        lists = {k: [i for i in _listed(split.lists[k], known) if i in present or i not in known]
                  for k in ("train", "test")}
         groups = fixed_split(samples, lists)
         return groups["train"], groups["test"]

@@ -7,8 +7,9 @@ DFME's releases differ in file names and column headers, so both are parameters.
 
 with columns Subject, Filename, Onset, Apex, Offset, AU, Emotion. Filename and Onset are required; set any
 other column to "" when a release lacks it (a missing apex is then filled with the frame of peak motion).
-A list whose file is absent is skipped with a warning. Samples are identified ``dfme/{list}/{clip}``; after
-loading, ``lists`` maps each list name to its sample ids (``splits.fixed_split`` makes train/test sets).
+A list whose file is absent is skipped with a warning. Samples are identified ``dfme/{list}/{clip}``, so a
+fixed split names DFME's own lists by pattern: ``instructions.split: {kind: fixed, lists: {train: "dfme/train/*",
+test: "dfme/TestA/*"}}``.
 """
 
 from __future__ import annotations
@@ -68,14 +69,13 @@ class DfmeParams:
 
 
 class Dfme:
-    """Reads DFME's lists into samples; ``lists`` maps list name -> sample ids; ``warnings`` notes fixes."""
+    """Reads DFME's lists into samples (ids ``dfme/{list}/{clip}``); ``warnings`` notes fixes."""
 
     dataset = "dfme"
 
     def __init__(self, params: DfmeParams):
         self.params = params
         self.warnings: list[str] = []
-        self.lists: dict[str, list[str]] = {}
 
     def _sample(self, root: Path, name: str, row: ClipRow) -> Sample:
         try:
@@ -92,23 +92,22 @@ class Dfme:
     def _read_list(self, root: Path, name: str, pattern: str) -> list[Sample]:
         table = read_table(find_annotation(root, pattern, f"DFME {name}"), sheet=self.params.sheet)
         rows = clip_rows(table, table.columns(self.params.columns(), optional=OPTIONAL))
-        samples = samples_of_rows(rows, lambda row: self._sample(root, name, row), self.warnings)
-        self.lists[name] = [s.sample_id for s in samples]
-        return samples
+        return samples_of_rows(rows, lambda row: self._sample(root, name, row), self.warnings)
 
     def samples(self, root: str | Path) -> list[Sample]:
         root = Path(root)
-        self.warnings, self.lists = [], {}
+        self.warnings = []
         if not root.is_dir():
             raise InputError(f"DFME root {root} is not a folder")
         out: list[Sample] = []
         lists = self.params.lists or DEFAULT_LISTS
+        found = [name for name, pattern in lists.items() if any(p.is_file() for p in root.glob(pattern))]
         for name, pattern in lists.items():
-            if not any(p.is_file() for p in root.glob(pattern)):
+            if name in found:
+                out.extend(self._read_list(root, name, pattern))
+            else:
                 self.warnings.append(f"DFME list '{name}' skipped: no file matches '{pattern}' in {root}")
-                continue
-            out.extend(self._read_list(root, name, pattern))
-        if not self.lists:
+        if not found:
             wanted = ", ".join(f"{k}: {v}" for k, v in lists.items())
             raise InputError(f"no DFME list file found in {root} (looked for {wanted})")
         return check_unique(out, root)
