@@ -8,12 +8,12 @@ import pytest
 from conftest import local_motion
 
 from mellm_core import create
-from mellm_core.data.synth import AU_TEMPLATES, expression_field
 from mellm_core.errors import MellmError
 from mellm_core.motion.facs import ACTION_UNITS, PROTOTYPES, expected_directions, region_stem, supported_aus
 from mellm_core.motion.regions import REGIONS, analyze_regions, region_mask
 from mellm_core.text.fgmu import Analysis, Observation, analyze
 from mellm_core.text.labels import PROTOCOLS
+from mellm_plugins.dataset.synthme.motion import AU_TEMPLATES, expression_field
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""SynthME: the maths (mellm_core.data.synth), generation, exact ground truth, and reading it back as CASME II."""
+"""SynthME: its motion maths, generation, exact ground truth, and reading it back as CASME II."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ import pandas as pd
 import pytest
 
 from mellm_core.cli import main
-from mellm_core.data.synth import (
+from mellm_core.errors import InputError, PluginError
+from mellm_core.files.frames import read_gray
+from mellm_core.motion.warp import similarity_flow
+from mellm_core.plugins import create
+from mellm_core.text.labels import parse_aus
+from mellm_plugins.dataset.synthme.motion import (
     AU_TEMPLATES,
     MIRROR,
     PROTOTYPES,
@@ -24,11 +29,6 @@ from mellm_core.data.synth import (
     profile,
     rotation,
 )
-from mellm_core.errors import InputError, PluginError
-from mellm_core.files.frames import read_gray
-from mellm_core.motion.warp import similarity_flow
-from mellm_core.plugins import create
-from mellm_core.text.labels import parse_aus
 
 CASME2_COLUMNS = [
     "Subject",

@@ -1,2 +1,2 @@
 """Datasets as samples: loading through plugins, splits, and the toolkit dataset plugins use (annotation
-sheets, frame folders, SynthME's generator)."""
+sheets, frame folders)."""

@@ -1,4 +1,5 @@
-"""SynthME maths: action-unit motion on the 68 landmarks, dense motion fields, emotion prototypes, subjects.
+"""SynthME's motion: action-unit motion on the 68 landmarks, dense motion fields, emotion prototypes, and the
+random draws of a subject and of a clip's plan.
 
 Pure numpy/cv2, no file access. Coordinates are image pixels (x right, y down). Landmarks follow iBUG 68;
 points on the subject's right appear on the image's left (smaller x). Two virtual cheek points (68: right,
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -17,6 +19,8 @@ import numpy as np
 from mellm_core.motion.facs import ONE_SIDED_PROTOTYPES
 from mellm_core.motion.facs import PROTOTYPES as FACS_PROTOTYPES
 from mellm_core.text.labels import format_aus
+from mellm_plugins.dataset.synthme.faces import Face
+from mellm_plugins.dataset.synthme.params import ONSET_FRAMES, SynthMEParams, value_range
 
 
 def _mirror_table() -> tuple[int, ...]:
@@ -267,3 +271,86 @@ def compose_motion(head: np.ndarray, head_matrix: np.ndarray, expression: np.nda
     (sR - I)(x - c) + t + sR e(x), the head field plus the rotated expression field.
     """
     return (head + expression @ head_matrix.T.astype(np.float32)).astype(np.float32)
+
+
+
+@dataclass
+class Subject:
+    """A face photo made into a distinct person: mirrored or not, placement and colour."""
+
+    number: int
+    face: Face
+    flipped: bool
+    fraction: float
+    angle: float
+    shift: tuple[float, float]
+    contrast: float
+    brightness: float
+    gains: tuple[float, float, float]
+
+    @property
+    def name(self) -> str:
+        return f"sub{self.number:02d}"
+
+
+@dataclass
+class Plan:
+    """Everything drawn for one clip before rendering."""
+
+    subject: Subject
+    clip: str
+    emotion: str
+    aus: dict[int, str]
+    weights: dict[int, float]
+    peak: float
+    head: dict[str, float]
+    onset: int
+    apex: int
+    offset: int
+    pose: tuple[float, float, float]
+
+
+def _uniform(rng: np.random.Generator, limit: float) -> float:
+    return float(rng.uniform(-limit, limit))
+
+
+def draw_subject(rng: np.random.Generator, number: int, face: Face, p: SynthMEParams) -> Subject:
+    """A subject made from ``face`` with the augmentation ranges of ``p``."""
+    return Subject(
+        number=number,
+        face=face,
+        flipped=bool(p.flip and rng.random() < 0.5),
+        fraction=float(rng.uniform(*value_range(p.face_fraction, "face_fraction"))),
+        angle=_uniform(rng, p.subject_rotation),
+        shift=(_uniform(rng, p.subject_shift * p.size), _uniform(rng, p.subject_shift * p.size)),
+        contrast=1 + _uniform(rng, p.contrast),
+        brightness=_uniform(rng, p.brightness),
+        gains=(1 + _uniform(rng, p.tint), 1 + _uniform(rng, p.tint), 1 + _uniform(rng, p.tint)),
+    )
+
+
+def draw_plan(rng: np.random.Generator, subject: Subject, clip: str, p: SynthMEParams) -> Plan:
+    """The labels, amplitudes, head motion and timing of one clip."""
+    emotion = p.emotions[int(rng.integers(len(p.emotions)))]
+    aus = draw_aus(rng, emotion, p.dropout, p.extra, p.one_sided)
+    onset = int(rng.integers(*ONSET_FRAMES))
+    apex = onset + int(rng.integers(p.rise_frames[0], p.rise_frames[1] + 1))
+    offset = apex + int(rng.integers(p.fall_frames[0], p.fall_frames[1] + 1))
+    return Plan(
+        subject=subject,
+        clip=clip,
+        emotion=emotion,
+        aus=aus,
+        weights={au: float(rng.uniform(*value_range(p.au_weight, "au_weight"))) for au in aus},
+        peak=float(rng.uniform(*value_range(p.amplitude, "amplitude"))),
+        head={
+            "dx": _uniform(rng, p.head_shift),
+            "dy": _uniform(rng, p.head_shift),
+            "angle_deg": _uniform(rng, p.head_rotation),
+            "scale": 1 + _uniform(rng, p.head_scale),
+        },
+        onset=onset,
+        apex=apex,
+        offset=offset,
+        pose=(_uniform(rng, p.pose_shift), _uniform(rng, p.pose_shift), _uniform(rng, p.pose_rotation)),
+    )
