@@ -92,3 +92,26 @@ class Instruction(JsonRecord):
     sample_id: str
     dataset: str = ""
     subject: str = ""
+
+
+@dataclass
+class Prediction(JsonRecord):
+    """One line of ``eval/predictions.jsonl``: a test instruction, the model's answer, and what the answer states."""
+
+    sample_id: str
+    task: str  # "meu" or "mer"
+    label: str | None  # the gold emotion
+    dataset: str = ""
+    subject: str = ""
+    aus_gold: list[int] = field(default_factory=list)
+    text: str = ""  # the model's answer
+    emotion: str | None = None  # the emotion the answer names (None: none found)
+    aus: list[int] = field(default_factory=list)  # the AUs the answer names
+    error: str | None = None  # why the sample could not be answered (scored as unparsed, asked again next run)
+    map_path: str = ""
+
+    @classmethod
+    def unanswered(cls, row: dict[str, Any]) -> Prediction:
+        """The prediction line of an instruction row before the model answers."""
+        return cls(row["sample_id"], row["task"], row["label"], row.get("dataset", ""), row.get("subject", ""),
+                   list(row.get("aus", [])), map_path=(row.get("images") or [""])[0])

@@ -1,7 +1,8 @@
 """Evaluation without Ray: which model a recipe evaluates, the settings digest, and metrics of predictions.
 
-A prediction line (``eval/predictions.jsonl``) holds sample_id, dataset, subject, task, label, aus_gold, text,
-emotion, aus and error (a sample that could not be answered, e.g. an unreadable map: scored as unparsed).
+A prediction line (``eval/predictions.jsonl``) is a ``records.Prediction``: sample_id, dataset, subject, task,
+label, aus_gold, text, emotion, aus, error (a sample that could not be answered, e.g. an unreadable map: scored
+as unparsed) and map_path.
 ``metrics.json`` has one block per task (``meu``, ``mer``): overall, per dataset, and the chance levels.
 """
 

@@ -24,6 +24,7 @@ from mellm_core.files.stagelock import StageLock
 from mellm_core.files.storage import Journal, Location
 from mellm_core.model.adapters import require_adapter
 from mellm_core.model.predictor import Predictor
+from mellm_core.records import Prediction
 from mellm_core.results.evaluation import (
     eval_adapter,
     eval_digest,
@@ -52,16 +53,16 @@ class EvalActor:
         return {"line": [json.dumps(p, ensure_ascii=False) for p in self.answer([json.loads(t) for t in batch["row"]])]}
 
     def answer(self, rows: list[dict]) -> list[dict]:
-        out, ready, images = [], [], []
+        out: list[Prediction] = []
+        ready: list[tuple[Prediction, str]] = []
+        images: list[np.ndarray] = []
         for row in rows:
-            pred = {"sample_id": row["sample_id"], "dataset": row.get("dataset", ""), "subject": row.get("subject", ""),
-                    "task": row["task"], "label": row["label"], "aus_gold": row.get("aus", []), "text": "",
-                    "emotion": None, "aus": [], "error": None, "map_path": (row.get("images") or [""])[0]}
+            pred = Prediction.unanswered(row)
             try:
-                images.append(read_rgb(pred["map_path"]))
+                images.append(read_rgb(pred.map_path))
                 ready.append((pred, row["messages"][0]["content"]))
             except InputError as exc:  # recorded, scored as unparsed; the run goes on
-                pred["error"] = str(exc)
+                pred.error = str(exc)
             out.append(pred)
         if ready:
             try:
@@ -71,16 +72,16 @@ class EvalActor:
             for (pred, _), text in zip(ready, texts, strict=True):
                 if text is not None:
                     parsed = parse_output(text, self.predictor.labels)
-                    pred.update(text=text, emotion=parsed.emotion, aus=list(parsed.aus))
-        return out
+                    pred.text, pred.emotion, pred.aus = text, parsed.emotion, list(parsed.aus)
+        return [pred.to_dict() for pred in out]
 
-    def _one(self, pred: dict, prompt: str, image: np.ndarray) -> str | None:
-        """One sample's answer, or None with the reason in ``pred["error"]`` (scored as unparsed, asked again by
-        the next run)."""
+    def _one(self, pred: Prediction, prompt: str, image: np.ndarray) -> str | None:
+        """One sample's answer, or None with the reason in ``pred.error`` (scored as unparsed, asked again by the
+        next run)."""
         try:
             return self.predictor.texts([prompt], [image], self.max_new_tokens)[0]
         except InputError as exc:
-            pred["error"] = str(exc)
+            pred.error = str(exc)
             return None
 
 
