@@ -182,3 +182,14 @@ def dataset_plugin(name: str, factory, params, description: str = "a test datase
         yield
     finally:
         get_registry().unregister(module)
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    """One `mellm serve` (quickstart recipe, tiny backbone, no adapter, ``serving.KEY`` and ``serving.OVERRIDES``)
+    shared by every HTTP test of the session."""
+    from serving import KEY, OVERRIDES, start_serve, stop_serve
+
+    started = start_serve(tmp_path_factory.mktemp("serve"), OVERRIDES, KEY)
+    yield started
+    stop_serve(started.proc)

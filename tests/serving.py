@@ -1,4 +1,5 @@
-"""A real `mellm serve` process for the serving tests: start it on a free port, wait for its URL, stop it."""
+"""A real `mellm serve` process for the serving tests: start it on a free port, wait for its URL, stop it; the one
+server the HTTP tests share (``conftest.served``) runs with ``KEY`` and ``OVERRIDES``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ import psutil
 import pytest
 
 START_TIMEOUT_S = 300
+KEY = "s3cret-key-for-tests"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+BODY_LIMIT = 2_000_000
+PIXEL_LIMIT = 1_000_000
+BODY_TIMEOUT_S = 4
+# small limits the tests can reach; batches that form (0.5 s wait) and a queue the overload test can fill
+OVERRIDES = ["eval.protocol=casme2-5", "maps.flow=dis", "serve.max_new_tokens=16", "serve.batch_wait_s=0.5",
+             f"serve.max_body_bytes={BODY_LIMIT}", f"serve.max_pixels={PIXEL_LIMIT}",
+             f"serve.body_timeout_s={BODY_TIMEOUT_S}", "serve.max_queued_requests=40"]
 
 
 @dataclass

@@ -9,6 +9,8 @@ from conftest import write_pairs
 
 from mellm_core.cli import main
 
+pytestmark = pytest.mark.multinode  # deselect with: python -m pytest -m "not multinode"
+
 
 @pytest.fixture(scope="module")
 def multinode_cluster():

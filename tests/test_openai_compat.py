@@ -23,27 +23,20 @@ import numpy as np
 import pytest
 import requests
 from conftest import write_instructions
-from serving import Server, start_serve, stop_serve
+from serving import AUTH, BODY_LIMIT, KEY, Server
 
 from mellm_core import create
 from mellm_core.errors import InputError
 from mellm_core.kinds import InferenceBackbone, TrainableBackbone, trainable
 
-KEY = "chat-key-for-tests"
-AUTH = {"Authorization": f"Bearer {KEY}"}
 MODEL = "tiny-random"
-BODY_LIMIT = 2_000_000
-OVERRIDES = ["eval.protocol=casme2-5", "maps.flow=dis", "serve.max_new_tokens=8", "serve.batch_wait_s=0.1",
-             f"serve.max_body_bytes={BODY_LIMIT}", "serve.max_pixels=1000000"]
 PROMPT = "<image>\nWhich micro-expression does this MMC-map show?"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Server:
-    """`mellm serve` on the quickstart recipe (tiny backbone, no adapter), with an API key set."""
-    started = start_serve(tmp_path_factory.mktemp("chat"), OVERRIDES, KEY)
-    yield started
-    stop_serve(started.proc)
+@pytest.fixture
+def server(served: Server) -> Server:
+    """The session's `mellm serve` (conftest.served)."""
+    return served
 
 
 def _map() -> np.ndarray:

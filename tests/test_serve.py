@@ -20,7 +20,7 @@ import numpy as np
 import psutil
 import pytest
 import requests
-from serving import Server, start_serve, stop_serve
+from serving import AUTH, BODY_LIMIT, KEY, OVERRIDES, PIXEL_LIMIT, Server
 
 from mellm_core.serving.upload import (
     RequestError,
@@ -31,15 +31,7 @@ from mellm_core.serving.upload import (
     key_digest,
 )
 
-KEY = "s3cret-key-for-tests"
-AUTH = {"Authorization": f"Bearer {KEY}"}
-BODY_LIMIT = 2_000_000
-PIXEL_LIMIT = 1_000_000
 CHROMIUM = "/usr/bin/chromium"
-BODY_TIMEOUT_S = 4
-OVERRIDES = ["eval.protocol=casme2-5", "maps.flow=dis", "serve.max_new_tokens=16", "serve.batch_wait_s=0.5",
-             f"serve.max_body_bytes={BODY_LIMIT}", f"serve.max_pixels={PIXEL_LIMIT}",
-             f"serve.body_timeout_s={BODY_TIMEOUT_S}", "serve.max_queued_requests=40"]
 
 
 # ---------------------------------------------------------------- request checks, without a server
@@ -223,15 +215,12 @@ def test_a_busy_port_is_refused_before_ray_starts():
     check_port_free("127.0.0.1", port)
 
 
-# ---------------------------------------------------------------- one server for the module
+# ---------------------------------------------------------------- the session's server (conftest.served)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Server:
-    """`mellm serve` on the quickstart recipe (tiny backbone, no adapter), with an API key set."""
-    started = start_serve(tmp_path_factory.mktemp("serve"), OVERRIDES, KEY)
-    yield started
-    stop_serve(started.proc)
+@pytest.fixture
+def server(served: Server) -> Server:
+    return served
 
 
 @pytest.fixture(scope="module")
@@ -556,7 +545,7 @@ def test_the_web_page_uploads_two_frames_and_shows_the_map_and_the_result(server
 
 
 def test_sigterm_stops_serve_and_its_ray_within_30_s(server):
-    """Runs last: the module's server goes down."""
+    """Runs last of the HTTP tests (test_serve.py sorts after test_openai_compat.py): the shared server goes down."""
     ray_processes = psutil.Process(server.proc.pid).children(recursive=True)
     assert ray_processes
     started = time.monotonic()
