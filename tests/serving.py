@@ -7,7 +7,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers import free_port
 
 START_TIMEOUT_S = 300
 KEY = "s3cret-key-for-tests"
@@ -36,12 +36,6 @@ class Server:
     log: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _first_line(proc: subprocess.Popen, timeout: float) -> str | None:
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
@@ -57,7 +51,7 @@ def start_serve(root: Path, overrides: list[str], key: str) -> Server:
     env = {**os.environ, "MELLM_API_KEY": key}
     env.pop("RAY_ADDRESS", None)
     args = [sys.executable, "-m", "mellm_core", "serve", "quickstart", f"output_dir={root / 'run'}", *overrides,
-            f"serve.port={_free_port()}", "--json"]
+            f"serve.port={free_port()}", "--json"]
     with log.open("w") as stderr:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
     line = _first_line(proc, START_TIMEOUT_S)

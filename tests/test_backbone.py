@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_instructions
+from helpers import write_instructions
 
 from mellm_core import create
 from mellm_core.config import TrainConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from conftest import dataset_plugin
+from helpers import dataset_plugin
 
 from mellm_core.config import load_recipe
 from mellm_core.errors import InputError

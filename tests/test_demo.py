@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 
-from conftest import write_pairs
+from helpers import write_pairs
 
 from mellm_core.cli import build_parser, main
 

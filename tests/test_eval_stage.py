@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import cv2
 import numpy as np
 import pytest
-from conftest import CLASSES, write_instructions
+from helpers import CLASSES, write_instructions
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 from mellm_core.cli import main

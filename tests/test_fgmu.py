@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from conftest import local_motion
+from helpers import local_motion
 
 from mellm_core import create
 from mellm_core.errors import MellmError

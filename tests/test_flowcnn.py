@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import CLASSES, write_instructions
+from helpers import CLASSES, write_instructions
 
 from mellm_core import create
 from mellm_core.config import TrainConfig

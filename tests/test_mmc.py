@@ -57,7 +57,7 @@ def reference_map(onset_path: str, apex_path: str) -> np.ndarray:
 
 @pytest.mark.parametrize("photo", ["astronaut", "hopper"])
 def test_default_map_reproduces_the_reference_pipeline(tmp_path, face_photos, photo):
-    from conftest import local_motion
+    from helpers import local_motion
 
     from mellm_core.motion.warp import similarity_flow, warp_forward
 

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 import requests
-from conftest import write_instructions
+from helpers import write_instructions
 from serving import AUTH, BODY_LIMIT, KEY, Server
 
 from mellm_core import create

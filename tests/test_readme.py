@@ -25,7 +25,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from serving import START_TIMEOUT_S, _first_line, _free_port, stop_serve
+from helpers import free_port
+from serving import START_TIMEOUT_S, _first_line, stop_serve
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -231,7 +232,7 @@ def _run(command: ReadmeCommand, cwd: Path) -> None:
 def _serve(command: ReadmeCommand, cwd: Path) -> None:
     """Start a long-running `mellm serve`, wait for its ready line, GET /healthz, then Ctrl-C (SIGINT): it must
     exit 0 within 30 s and leave none of the processes it started (its local Ray instance)."""
-    line = _shell_line(command, [f"serve.port={_free_port()}"])  # 8000 may be taken on a shared machine
+    line = _shell_line(command, [f"serve.port={free_port()}"])  # 8000 may be taken on a shared machine
     log = cwd / f"serve-{command.source.replace('/', '-')}-{command.line}.log"
     with log.open("w") as stderr:
         proc = subprocess.Popen(["bash", "-c", line], cwd=cwd, env=_environment(), stdout=subprocess.PIPE,

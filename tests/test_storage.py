@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import dataset_plugin
+from helpers import dataset_plugin
 
 from mellm_core.errors import InputError
 from mellm_core.files.frames import read_gray, read_rgb
@@ -261,7 +261,7 @@ def test_journal_numbers_after_the_last_part(s3):
 def test_maps_resume_from_journal_parts_in_a_bucket(s3, tmp_path, motion_pair):
     """A run stopped after two maps left them and their journal parts in the bucket: the next run reuses both
     (without starting Ray), writes the manifest and removes the journal."""
-    from conftest import write_pairs
+    from helpers import write_pairs
 
     from mellm_core.config import MapsConfig
     from mellm_core.data.datasets import load_samples

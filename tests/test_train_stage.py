@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 import torch
-from conftest import write_pairs
+from helpers import write_pairs
 from safetensors.torch import load_file
 
 from mellm_core.cli import main

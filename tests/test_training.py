@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import write_instructions
+from helpers import write_instructions
 from safetensors.torch import load_file
 
 from mellm_core.cli import main
@@ -156,7 +156,7 @@ def test_torchrun_ranks_train_as_one_process_and_never_restore_a_stale_checkpoin
     import subprocess
     import sys
 
-    from conftest import _free_port
+    from helpers import free_port
 
     one, two = tmp_path / "one", tmp_path / "two"
     settings = ["train.max_steps=4", "train.checkpoint_every=2", "train.lora_dropout=0.0", "train.num_workers=2"]
@@ -165,7 +165,7 @@ def test_torchrun_ranks_train_as_one_process_and_never_restore_a_stale_checkpoin
     run_local(recipe(one, *settings), progress=False)
     stale = two / "train" / "checkpoints" / "run" / "checkpoint_0000004"
     shutil.copytree(one / "train" / "checkpoints" / "run" / "checkpoint_0000004", stale)
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={_free_port()}",
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={free_port()}",
                "-m", "mellm_core", "--", "train", "quickstart", "--local", f"output_dir={two}", *FAST, *settings]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
