@@ -10,7 +10,7 @@ from mellm_core.cli import main
 from mellm_core.config import Recipe, load_recipe, recipe_path, settings_hash
 from mellm_core.errors import ConfigError
 
-RECIPES = sorted(Path(__file__).resolve().parents[1].joinpath("recipes").glob("*.yaml"))
+RECIPES = sorted(Path(__file__).resolve().parents[2].joinpath("recipes").glob("*.yaml"))
 REQUIRED_KEYS = [
     "output_dir", "maps.flow", "maps.colorizer", "maps.landmarker", "maps.head_motion", "backbone.name",
     "backbone.model", "train.lr", "train.max_steps", "train.num_workers",

@@ -123,7 +123,7 @@ def test_mellm_train_local_writes_a_flowcnn_folder_that_eval_loads(tmp_path):
     from mellm_core.model.training import finished, plan
 
     write_instructions(tmp_path, n=12)
-    recipe_path = str(Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml")
+    recipe_path = str(Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml")
     overrides = [f"output_dir={tmp_path}", "backbone.name=flowcnn", "backbone.model=flowcnn",
                  "backbone.params.image_size=32", "train.max_steps=4", "train.batch_size=4", "train.num_workers=1",
                  "train.checkpoint_every=2", "train.log_every=2"]

@@ -313,7 +313,7 @@ def test_mfu_counts_the_parameters_that_multiply_each_token():
 
     from transformers import AutoConfig, Qwen2_5_VLForConditionalGeneration
 
-    script = Path(__file__).parents[1] / "benchmarks" / "train_mfu.py"
+    script = Path(__file__).parents[2] / "benchmarks" / "train_mfu.py"
     spec = importlib.util.spec_from_file_location("train_mfu", script)
     mfu = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mfu)

@@ -28,7 +28,7 @@ import pytest
 from helpers import free_port
 from serving import START_TIMEOUT_S, _first_line, stop_serve
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 
 # Commands that cannot run on a test machine because they name the user's own resources: pattern -> why.
