@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import statistics
 import struct
 import subprocess
@@ -53,10 +54,9 @@ def _many_parts(count: int, boundary: str = "b0undary") -> bytes:
 
 
 def _start(folder: str) -> tuple[subprocess.Popen, str]:
-    port_probe = __import__("socket").socket()
-    port_probe.bind(("127.0.0.1", 0))
-    port = port_probe.getsockname()[1]
-    port_probe.close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     proc = subprocess.Popen([sys.executable, "-m", "mellm_core", "serve", "quickstart", f"output_dir={folder}",
                              "maps.flow=dis", f"serve.port={port}", "--json"], stdout=subprocess.PIPE,

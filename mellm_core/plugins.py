@@ -55,7 +55,35 @@ def disabled_from_env() -> set[str]:
     return {item.strip() for item in raw.split(",") if item.strip()}
 
 
-class Registry:
+class _Creates:
+    """``create(kind, name, **params)``: a plugin instance with validated params, typed by kind
+    (``mellm_core.kinds``); subclasses say where the plugins come from (``_create``)."""
+
+    @overload
+    def create(self, kind: Literal["flow"], name: str, **params: Any) -> FlowEstimator: ...
+    @overload
+    def create(self, kind: Literal["landmarker"], name: str, **params: Any) -> Landmarker: ...
+    @overload
+    def create(self, kind: Literal["colorizer"], name: str, **params: Any) -> Colorizer: ...
+    @overload
+    def create(self, kind: Literal["prompt"], name: str, **params: Any) -> PromptTemplate: ...
+    @overload
+    def create(self, kind: Literal["backbone"], name: str, **params: Any) -> InferenceBackbone: ...
+    @overload
+    def create(self, kind: Literal["metric"], name: str, **params: Any) -> Metric: ...
+    @overload
+    def create(self, kind: Literal["dataset"], name: str, **params: Any) -> Dataset: ...
+    @overload
+    def create(self, kind: str, name: str, **params: Any) -> Any: ...
+
+    def create(self, kind: str, name: str, **params: Any) -> Any:
+        return self._create(kind, name, params)
+
+    def _create(self, kind: str, name: str, params: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+
+class Registry(_Creates):
     """All plugins of all kinds, with checks: unknown names, duplicate names, misspelt params.
 
     Entry points load one kind at a time, when that kind is first asked for: one named ``KIND.NAME`` (as the
@@ -71,13 +99,16 @@ class Registry:
         self._dists: dict[int, str] = {}
         self._cache: dict[str, dict[str, Registered]] = {}
         self._unloaded = set(KINDS) if load_entry_points else set()
+        self._entry_points: list[importlib.metadata.EntryPoint] | None = None
 
     def _load_entry_points(self, kind: str) -> None:
         """Import the entry points that may hold plugins of ``kind`` (once per kind)."""
         if kind not in self._unloaded:
             return
         self._unloaded.discard(kind)
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if self._entry_points is None:  # listed once: a scan of the installed distributions
+            self._entry_points = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+        for ep in self._entry_points:
             prefix = ep.name.split(".", 1)[0]
             if (prefix in KINDS and prefix != kind) or ep.name in self.disabled or self.pm.has_plugin(ep.name):
                 continue
@@ -165,25 +196,7 @@ class Registry:
             return None
         return build_params(cls, params, f"{kind} plugin '{name}'")
 
-    @overload
-    def create(self, kind: Literal["flow"], name: str, **params: Any) -> FlowEstimator: ...
-    @overload
-    def create(self, kind: Literal["landmarker"], name: str, **params: Any) -> Landmarker: ...
-    @overload
-    def create(self, kind: Literal["colorizer"], name: str, **params: Any) -> Colorizer: ...
-    @overload
-    def create(self, kind: Literal["prompt"], name: str, **params: Any) -> PromptTemplate: ...
-    @overload
-    def create(self, kind: Literal["backbone"], name: str, **params: Any) -> InferenceBackbone: ...
-    @overload
-    def create(self, kind: Literal["metric"], name: str, **params: Any) -> Metric: ...
-    @overload
-    def create(self, kind: Literal["dataset"], name: str, **params: Any) -> Dataset: ...
-    @overload
-    def create(self, kind: str, name: str, **params: Any) -> Any: ...
-
-    def create(self, kind: str, name: str, **params: Any) -> Any:
-        """Create a plugin instance by kind and name with validated params (typed by kind: ``mellm_core.kinds``)."""
+    def _create(self, kind: str, name: str, params: dict[str, Any]) -> Any:
         entry = self.get(kind, name)
         values = self.params(kind, name, params)
         return entry.spec.factory() if values is None else entry.spec.factory(values)
@@ -276,29 +289,12 @@ def reset_registry() -> None:
         _registry = None
 
 
-class _Create:
-    """``create(kind, name, **params)`` on the shared registry, with ``Registry.create``'s types."""
+class _SharedRegistry(_Creates):
+    """Creates plugins with the process-wide registry (``get_registry``), looked up at each call."""
 
-    @overload
-    def __call__(self, kind: Literal["flow"], name: str, **params: Any) -> FlowEstimator: ...
-    @overload
-    def __call__(self, kind: Literal["landmarker"], name: str, **params: Any) -> Landmarker: ...
-    @overload
-    def __call__(self, kind: Literal["colorizer"], name: str, **params: Any) -> Colorizer: ...
-    @overload
-    def __call__(self, kind: Literal["prompt"], name: str, **params: Any) -> PromptTemplate: ...
-    @overload
-    def __call__(self, kind: Literal["backbone"], name: str, **params: Any) -> InferenceBackbone: ...
-    @overload
-    def __call__(self, kind: Literal["metric"], name: str, **params: Any) -> Metric: ...
-    @overload
-    def __call__(self, kind: Literal["dataset"], name: str, **params: Any) -> Dataset: ...
-    @overload
-    def __call__(self, kind: str, name: str, **params: Any) -> Any: ...
-
-    def __call__(self, kind: str, name: str, **params: Any) -> Any:
-        return get_registry().create(kind, name, **params)
+    def _create(self, kind: str, name: str, params: dict[str, Any]) -> Any:
+        return get_registry()._create(kind, name, params)
 
 
-create = _Create()
+create = _SharedRegistry().create
 """Create a plugin instance with the shared registry: ``create("flow", "tvl1", tau=0.25)``, typed by kind."""

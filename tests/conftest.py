@@ -100,7 +100,7 @@ def fresh_registry(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def served(tmp_path_factory):
+def server(tmp_path_factory):
     """One `mellm serve` (quickstart recipe, tiny backbone, no adapter, ``serving.KEY`` and ``serving.OVERRIDES``)
     shared by every HTTP test of the session."""
     from serving import KEY, OVERRIDES, start_serve, stop_serve

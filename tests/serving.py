@@ -1,5 +1,5 @@
 """A real `mellm serve` process for the serving tests: start it on a free port, wait for its URL, stop it; the one
-server the HTTP tests share (``conftest.served``) runs with ``KEY`` and ``OVERRIDES``."""
+server the HTTP tests share (``conftest.server``) runs with ``KEY`` and ``OVERRIDES``."""
 
 from __future__ import annotations
 

@@ -33,12 +33,6 @@ MODEL = "tiny-random"
 PROMPT = "<image>\nWhich micro-expression does this MMC-map show?"
 
 
-@pytest.fixture
-def server(served: Server) -> Server:
-    """The session's `mellm serve` (conftest.served)."""
-    return served
-
-
 def _map() -> np.ndarray:
     """A small class-coloured MMC-map (RGB)."""
     image = np.full((64, 64, 3), 90, np.uint8)

@@ -215,12 +215,7 @@ def test_a_busy_port_is_refused_before_ray_starts():
     check_port_free("127.0.0.1", port)
 
 
-# ---------------------------------------------------------------- the session's server (conftest.served)
-
-
-@pytest.fixture
-def server(served: Server) -> Server:
-    return served
+# ---------------------------------------------------------------- the session's server (conftest.server)
 
 
 @pytest.fixture(scope="module")
