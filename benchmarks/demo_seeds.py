@@ -59,6 +59,7 @@ def halfway_accuracy(folder: Path, name: str, overrides: list[str]) -> float | N
     from mellm_core.model.predictor import Predictor
     from mellm_core.model.training import RUN
     from mellm_core.model.trainloop import checkpoint_name
+    from mellm_core.summaries import InstructionsSummary
     from mellm_core.text.parse import parse_output
 
     recipe = load_recipe(name, [f"output_dir={folder}", *overrides])
@@ -68,7 +69,7 @@ def halfway_accuracy(folder: Path, name: str, overrides: list[str]) -> float | N
         return None
     rows = [json.loads(x) for x in layout.test_rows.read_text().splitlines()]
     rows = [r for r in rows if r["task"] == "mer"]
-    labels = json.loads(layout.instructions_summary.read_text())["labels"]
+    labels = InstructionsSummary.labels_of(layout.instructions_summary)
     predictor = Predictor(recipe, str(adapter), task="mer", labels=labels)
     texts = predictor.texts([r["messages"][0]["content"] for r in rows], [read_rgb(r["images"][0]) for r in rows])
     return statistics.mean(parse_output(t, labels).emotion == r["label"] for t, r in zip(texts, rows, strict=True))

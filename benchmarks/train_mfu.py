@@ -26,8 +26,10 @@ from PIL import Image
 
 from mellm_core import create
 from mellm_core.config import load_recipe
+from mellm_core.files.storage import Location
 from mellm_core.model.training import run_local
 from mellm_core.records import Instruction
+from mellm_core.summaries import InstructionsSummary, PartCounts
 
 
 def write_rows(out: Path, n: int, size: int, prompt: str) -> None:
@@ -50,7 +52,9 @@ def write_rows(out: Path, n: int, size: int, prompt: str) -> None:
                     {"role": "assistant", "content": f"{target} Micro-expression: {label}."}]
         rows.append(Instruction(messages, [str(path)], "meu", label, [], f"s{i}", "bench", f"p{i % 4}"))
     (out / "instructions" / "train.jsonl").write_text("".join(r.to_json() + "\n" for r in rows))
-    (out / "instructions" / "summary.json").write_text(json.dumps({"labels": labels}))
+    part = PartCounts(n, n, {"meu": n})
+    InstructionsSummary("fgmu-en", "all", labels, "subject", part, part, [], [], {}, {}, 0).write(
+        Location(out / "instructions" / "summary.json"))
 
 
 def matmul_params(model: torch.nn.Module) -> int:

@@ -66,7 +66,7 @@ def main() -> None:
         wall = time.perf_counter() - started
         results[name] = steady(out / "train")
         rows.append([name, workers, f"{results[name]:.2f}", f"{args.batch_size / results[name]:.3f}",
-                     f"{summary['final_loss']:.3f}", f"{wall:.0f}"])
+                     f"{summary.final_loss:.3f}" if summary else "-", f"{wall:.0f}"])
     print_table(f"tiny qwen2_5_vl, {args.steps} steps, global batch {args.batch_size}",
                 ["configuration", "workers", "samples/s", "s/step", "final loss", "wall s"], rows)
     plain, one, two = (results[k] for k in ("plain loop, 1 thread", "Ray Train, 1 worker", "Ray Train, 2 workers"))

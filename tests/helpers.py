@@ -32,11 +32,13 @@ CLASSES = ["happiness", "surprise", "disgust"]
 def write_instructions(out_dir, n: int = 12, prompt: str = "fgmu-en", task: str = "mer"):
     """Instruction rows over class-coloured 64x64 maps (one colour block per class), as the instructions stage
     writes them: ``out_dir/instructions/{train,test}.jsonl`` and ``summary.json``. Returns the train rows."""
-    import json
+    from collections import Counter
     from pathlib import Path
 
     from mellm_core import create
+    from mellm_core.files.storage import Location
     from mellm_core.records import Instruction
+    from mellm_core.summaries import InstructionsSummary, PartCounts
 
     out = Path(out_dir)
     (out / "maps").mkdir(parents=True, exist_ok=True)
@@ -55,7 +57,11 @@ def write_instructions(out_dir, n: int = 12, prompt: str = "fgmu-en", task: str 
         rows.append(Instruction(messages, [str(path)], task, label, [], f"s{i:02d}", "toy", f"sub{i % 4}"))
     for name in ("train", "test"):
         (out / "instructions" / f"{name}.jsonl").write_text("".join(r.to_json() + "\n" for r in rows))
-    (out / "instructions" / "summary.json").write_text(json.dumps({"labels": CLASSES}))
+    part = PartCounts(n, n, {task: n})
+    subjects = sorted({r.subject for r in rows})
+    summary = InstructionsSummary(prompt, "all", CLASSES, "subject", part, part, subjects, subjects,
+                                  dict(Counter(str(r.label) for r in rows)), {}, 0)
+    summary.write(Location(out / "instructions" / "summary.json"))
     return [r.to_dict() for r in rows]
 
 

@@ -12,39 +12,35 @@ from mellm_core.files.layout import RunLayout
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from mellm_core.config import load_recipe
-    from mellm_core.results.evaluation import task_summary, verdict_lines
     from mellm_core.stages.pipeline import run_pipeline
 
     extra = [f"ray.address={args.address}"] if args.address else []
     recipe = load_recipe(args.recipe, [f"output_dir={args.out}", *args.overrides, *extra])
     result = run_pipeline(recipe, progress=not args.json)
-    ev, inst = result["eval"], result["instructions"]
+    ev, inst, maps = result.eval, result.instructions, result.maps
     report = RunLayout(recipe.output_dir).report
-    maps = result["maps"]
-    reused = {"maps": maps.skipped == maps.samples, "instructions": inst["skipped"],
-              "train": result["train"]["skipped"], "eval": ev["skipped"]}
-    headline = {task: {**{k: block["overall"].get(k) for k in ("acc", "uf1", "uar", "au_f1")}, **task_summary(block)}
-                for task, block in ev["tasks"].items()}
-    commands = next_commands(args, result["example"])
+    reused = {"maps": maps.skipped == maps.samples, "instructions": inst.skipped, "train": result.train.skipped,
+              "eval": ev.skipped}
+    headline = {task: block.headline() for task, block in ev.tasks.items()}
+    commands = next_commands(args, result.example)
     if args.json:
-        print_json({"report": str(report), "tasks": headline, "seconds": result["seconds"], "reused": reused,
-                    "test_subjects": inst["test_subjects"], "train_samples": inst["train"]["samples"],
-                    "test_samples": inst["test"]["samples"], "commands": commands})
+        print_json({"report": str(report), "tasks": headline, "seconds": result.seconds, "reused": reused,
+                    "test_subjects": inst.test_subjects, "train_samples": inst.train.samples,
+                    "test_samples": inst.test.samples, "commands": commands})
         return 0
     print(f"\nreport: {report}", file=sys.stdout)
-    print(f"trained on {inst['train']['samples']} clips, tested on {inst['test']['samples']} clips of held-out "
-          f"subjects ({', '.join(inst['test_subjects'])}); {len(inst['labels'])} classes")
+    print(f"trained on {inst.train.samples} clips, tested on {inst.test.samples} clips of held-out "
+          f"subjects ({', '.join(inst.test_subjects)}); {len(inst.labels)} classes")
     for task, m in headline.items():
         au = f"  AU F1 {m['au_f1']:.3f}" if m.get("au_f1_chance") is not None else ""  # tasks that name AUs
         print(f"  {task}: ACC {m['acc']:.3f}  UF1 {m['uf1']:.3f}  UAR {m['uar']:.3f}{au}   |  chance: uniform ACC/UAR "
               f"{m['chance_acc']:.3f}, majority class ACC {m['majority_acc']:.3f}")
-    for task, block in ev["tasks"].items():
-        for line in verdict_lines(task, block):
+    for task, block in ev.tasks.items():
+        for line in block.verdict_lines(task):
             print(f"  {line}")
     print("stage seconds: " + ", ".join(f"{k} {v}" + (" (reused)" if reused[k] else "")
-                                        for k, v in result["seconds"].items()))
-    if "analyze" in commands:
-        example = result["example"]
+                                        for k, v in result.seconds.items()))
+    if example := result.example:  # the analyze command exists exactly when there is an example
         print(f"\nanalyze a held-out clip ({example['sample_id']}, gold: {example['label']}) with the model just "
               f"trained:\n  {commands['analyze']}")
     print(f"serve it over HTTP (Ctrl-C stops):\n  {commands['serve']}")

@@ -11,27 +11,25 @@ from mellm_core.files.layout import RunLayout
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from mellm_core.results.evaluation import task_summary, verdict_lines
     from mellm_core.stages.eval import run_eval
 
     recipe = load_recipe_args(args)
     result = run_eval(recipe, progress=not args.json)
-    out = RunLayout(recipe.output_dir).eval
-    tasks = {task: {k: block["overall"].get(k) for k in ("acc", "uf1", "uar", "au_f1", "n", "unparsed")}
-             | task_summary(block) for task, block in result["tasks"].items()}
+    out = RunLayout(recipe.output_dir)
+    tasks = {task: block.headline() for task, block in result.tasks.items()}
     if args.json:
-        print_json({"protocol": result["protocol"], "tasks": tasks, "adapter": result["adapter"],
-                    "report": str(out / "report.html"), "skipped": result["skipped"]})
+        print_json({"protocol": result.protocol, "tasks": tasks, "adapter": result.adapter, "report": str(out.report),
+                    "skipped": result.skipped})
         return 0
-    state = "unchanged" if result["skipped"] else "written"
-    print(f"evaluation {state} in {out} (protocol {result['protocol']}, adapter {result['adapter']})")
+    state = "unchanged" if result.skipped else "written"
+    print(f"evaluation {state} in {out.eval} (protocol {result.protocol}, adapter {result.adapter})")
     for task, m in tasks.items():
         scores = "  ".join(f"{k.upper()} {m[k]:.4f}" for k in ("acc", "uf1", "uar", "au_f1") if m.get(k) is not None)
         print(f"  {task}: {scores}  (n {m['n']}, unparsed {m['unparsed']}; chance ACC {m['chance_acc']:.4f})")
-    for task, block in result["tasks"].items():
-        for line in verdict_lines(task, block):
+    for task, block in result.tasks.items():
+        for line in block.verdict_lines(task):
             print(f"  {line}")
-    print(f"report: {out / 'report.html'}")
+    print(f"report: {out.report}")
     return 0
 
 

@@ -15,12 +15,13 @@ def cmd_instructions(args: argparse.Namespace) -> int:
     run_recipe_maps(recipe, progress=not args.json)  # makes only the maps that are missing or out of date
     summary = run_instructions(recipe)
     if args.json:
-        print_json({k: summary[k] for k in ("train", "test", "labels", "excluded", "skipped", "out_dir")})
+        data = summary.to_dict()
+        print_json({k: data[k] for k in ("train", "test", "labels", "excluded", "skipped", "out_dir")})
     else:
-        state = "unchanged" if summary["skipped"] else "written"
-        print(f"instructions {state} in {summary['out_dir']}: train {summary['train']['instructions']} "
-              f"({summary['train']['tasks']}), test {summary['test']['instructions']}; "
-              f"labels: {', '.join(summary['labels'])}; excluded: {summary['excluded'] or 'none'}")
+        state = "unchanged" if summary.skipped else "written"
+        print(f"instructions {state} in {summary.out_dir}: train {summary.train.instructions} "
+              f"({summary.train.tasks}), test {summary.test.instructions}; "
+              f"labels: {', '.join(summary.labels)}; excluded: {summary.excluded or 'none'}")
     return 0
 
 

@@ -14,20 +14,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.local:
         from mellm_core.model.training import run_local
 
-        summary = run_local(recipe, progress=not args.json, overwrite=args.overwrite)
-        if not summary:  # a non-zero rank of a torchrun launch: rank 0 reports
+        local = run_local(recipe, progress=not args.json, overwrite=args.overwrite)
+        if local is None:  # a non-zero rank of a torchrun launch: rank 0 reports
             return 0
+        summary = local
     else:
         from mellm_core.stages.train import run_train
 
         summary = run_train(recipe, progress=not args.json, overwrite=args.overwrite)
     if args.json:
-        print_json({k: summary.get(k) for k in SUMMARY_KEYS})
-    elif summary["skipped"]:
-        print(f"train unchanged: adapter {summary['adapter']} (step {summary['end_step']})")
+        data = summary.to_dict()
+        print_json({k: data[k] for k in SUMMARY_KEYS})
+    elif summary.skipped:
+        print(f"train unchanged: adapter {summary.adapter} (step {summary.end_step})")
     else:
-        print(f"trained steps {summary['start_step']}..{summary['end_step']} (final loss {summary['final_loss']}, "
-              f"{summary['samples_per_s']} samples/s); adapter in {summary['adapter']}")
+        print(f"trained steps {summary.start_step}..{summary.end_step} (final loss {summary.final_loss}, "
+              f"{summary.samples_per_s} samples/s); adapter in {summary.adapter}")
     return 0
 
 

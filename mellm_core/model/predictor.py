@@ -6,7 +6,6 @@ same question and read its answer the same way.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +16,7 @@ from mellm_core.files.storage import model_folder
 from mellm_core.model.adapters import local_adapter, trained_adapter
 from mellm_core.motion.facs import PROTOTYPES
 from mellm_core.plugins import get_registry
+from mellm_core.summaries import InstructionsSummary
 from mellm_core.text.labels import get_protocol
 from mellm_core.text.parse import parse_output
 
@@ -37,9 +37,7 @@ def recipe_labels(recipe: Recipe) -> list[str]:
         classes = get_protocol(name).classes
         if classes:
             return list(classes)
-    summary = RunLayout(recipe.output_dir).instructions_summary
-    labels = json.loads(summary.read_text()).get("labels", []) if summary.is_file() else []
-    return list(labels or PROTOTYPES)
+    return InstructionsSummary.labels_of(RunLayout(recipe.output_dir).instructions_summary) or list(PROTOTYPES)
 
 
 def model_note(recipe: Recipe, adapter: str | None, command: str) -> str | None:

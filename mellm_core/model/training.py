@@ -24,6 +24,7 @@ from mellm_core.kinds import trainable
 from mellm_core.model.adapters import CONFIG, anchor_adapter, publish_remote_adapter
 from mellm_core.model.trainloop import PROGRESS, LocalSession, World, barrier, train_worker
 from mellm_core.plugins import get_registry
+from mellm_core.summaries import InstructionsSummary, TrainSummary
 
 RUN = "run"  # the run's folder name under the checkpoint storage
 # Settings that change where or how fast training runs, not what it computes.
@@ -68,8 +69,7 @@ def plan(recipe: Recipe) -> Plan:
     rows_path = layout.train_rows
     if not rows_path.is_file():
         raise InputError(f"{rows_path} does not exist; run `mellm instructions` (or `mellm train`) first")
-    summary = json.loads(layout.instructions_summary.read_text()) if layout.instructions_summary.is_file() else {}
-    labels = list(summary.get("labels", []))
+    labels = InstructionsSummary.labels_of(layout.instructions_summary)
     train = {k: v for k, v in asdict(recipe.train).items() if k not in RUNTIME_KEYS}
     digest = settings_hash(hashlib.sha256(rows_path.read_bytes()).hexdigest(), asdict(recipe.backbone), train,
                            recipe.seed, labels)
@@ -79,11 +79,12 @@ def plan(recipe: Recipe) -> Plan:
     return Plan(rows_path, labels, settings, digest, layout.train, storage)
 
 
-def finished(p: Plan) -> dict[str, Any] | None:
+def finished(p: Plan) -> TrainSummary | None:
     """The summary of a finished run with the same digest (its adapter present), else None."""
-    summary = up_to_date(p.train_dir / SUMMARY, p.digest)
-    adapter = summary and summary.get("adapter")
-    return summary if adapter and (Location(adapter) / CONFIG).is_file() else None
+    if not up_to_date(p.train_dir / SUMMARY, p.digest):
+        return None
+    summary = TrainSummary.read(p.train_dir / SUMMARY)
+    return summary if summary.adapter and (Location(summary.adapter) / CONFIG).is_file() else None
 
 
 def unfinished(storage: str) -> dict[str, Any] | None:
@@ -106,12 +107,12 @@ def unfinished(storage: str) -> dict[str, Any] | None:
     return latest if latest["step"] < latest.get("max_steps", latest["step"] + 1) else None
 
 
-def start_run(p: Plan, recipe: Recipe, overwrite: bool) -> dict[str, Any] | None:
+def start_run(p: Plan, recipe: Recipe, overwrite: bool) -> TrainSummary | None:
     """Before a run: the finished run's summary when there is nothing to do; else, for a fresh start
     (``train.resume=false``), an error rather than deleting an unfinished run's checkpoints unasked."""
     done = finished(p)
     if done:
-        return {**done, "skipped": True}
+        return done
     left = None if recipe.train.resume or overwrite else unfinished(p.storage)
     if left:
         raise InputError(f"{Location(p.storage) / RUN} holds the checkpoints of an unfinished run (step {left['step']}"
@@ -120,16 +121,16 @@ def start_run(p: Plan, recipe: Recipe, overwrite: bool) -> dict[str, Any] | None
     return None
 
 
-def publish(checkpoint: Path, p: Plan, extra: dict[str, Any]) -> dict[str, Any]:
+def publish(checkpoint: Path, p: Plan, workers: int, ray: bool, nodes: list[str] | None = None,
+            seconds: float | None = None) -> TrainSummary:
     """Copy the final checkpoint's adapter and metrics into ``train/`` and write ``summary.json`` (last: a run
     counts as finished only once its summary is there)."""
     progress = json.loads((checkpoint / PROGRESS).read_text())
     lines = [json.loads(x) for x in (checkpoint / TRAIN_LOG).read_text().splitlines() if x.strip()]
     done = [x for x in lines if x["step"] > progress["start_step"]]
     speed = sum(x["samples_per_s"] for x in done) / len(done) if done else 0.0
-    summary = {"start_step": progress["start_step"], "end_step": progress["step"],
-               "final_loss": lines[-1]["loss"] if lines else None, "samples_per_s": round(speed, 3),
-               "settings_hash": p.digest, **extra}
+    summary = TrainSummary(progress["start_step"], progress["step"], lines[-1]["loss"] if lines else None,
+                           round(speed, 3), p.digest, workers=workers, ray=ray, nodes=nodes or [], seconds=seconds)
     (p.train_dir / SUMMARY).unlink()
     adapter = p.train_dir / ADAPTER
     if adapter.remote:  # a new version beside the old, then the pointer; anchored where fetched (``local_adapter``)
@@ -138,8 +139,8 @@ def publish(checkpoint: Path, p: Plan, extra: dict[str, Any]) -> dict[str, Any]:
     else:
         replace_folder(adapter.path, Location(checkpoint / ADAPTER), prepare=anchor_adapter)
     (p.train_dir / TRAIN_LOG).write_bytes((checkpoint / TRAIN_LOG).read_bytes())
-    summary["adapter"] = str(adapter.resolve())
-    (p.train_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
+    summary.adapter = str(adapter.resolve())
+    summary.write(p.train_dir / SUMMARY)
     return summary
 
 
@@ -161,16 +162,16 @@ def _world(use_gpu: bool) -> World:
     return World(int(os.environ.get("RANK", "0")), size, device)
 
 
-def run_local(recipe: Recipe, progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
+def run_local(recipe: Recipe, progress: bool = True, overwrite: bool = False) -> TrainSummary | None:
     """Train in this process with the same loop Ray Train runs; instructions must already exist. Starting over
-    on an unfinished run's checkpoints needs ``overwrite``."""
+    on an unfinished run's checkpoints needs ``overwrite``. Other ranks of a ``torchrun`` launch return None."""
     if os.environ.get("RANK", "0") != "0":  # other ranks of a torchrun launch: rank 0 holds the stage's lock
         return _train_local(recipe, progress, overwrite)
     with StageLock(RunLayout(recipe.output_dir).train, "train"):  # one writer per folder
         return _train_local(recipe, progress, overwrite)
 
 
-def _train_local(recipe: Recipe, progress: bool, overwrite: bool) -> dict[str, Any]:
+def _train_local(recipe: Recipe, progress: bool, overwrite: bool) -> TrainSummary | None:
     from tqdm import tqdm
 
     p = plan(recipe)
@@ -196,8 +197,8 @@ def _train_local(recipe: Recipe, progress: bool, overwrite: bool) -> dict[str, A
     train_worker(p.settings, read_rows(p.rows_path), world, session)
     bar.close()
     if world.rank != 0:
-        return {}
+        return None
     final = session.latest()
     if final is None:
         raise MellmError(f"training ended without a checkpoint in {storage}")
-    return {**publish(final, p, {"workers": world.size, "ray": False}), "skipped": False}
+    return publish(final, p, world.size, ray=False)

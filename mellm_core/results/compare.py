@@ -13,6 +13,7 @@ from typing import Any
 from mellm_core.errors import InputError
 from mellm_core.files.layout import METRICS
 from mellm_core.files.storage import Location
+from mellm_core.summaries import EvalResult
 
 COLUMNS = ("acc", "uf1", "uar")
 
@@ -47,19 +48,18 @@ def compare(paths: list[str | Path]) -> dict[str, Any]:
     for path in paths:
         source = metrics_file(path)
         try:
-            metrics = json.loads(source.read_text())
-            tasks = metrics["tasks"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise InputError(f"{source} is not an evaluation's metrics file ({exc})") from None
-        tests.add(metrics.get("test_sha256"))
+            metrics = EvalResult.read(source)
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise InputError(f"{source} is not an evaluation's metrics file ({exc!r})") from None
+        tests.add(metrics.test_sha256)
         scores = {}
-        for task, block in tasks.items():
-            datasets = block.get("per_dataset", {})
-            scores[task] = {"overall": _scores(block["overall"]),
+        for task, block in metrics.tasks.items():
+            datasets = block.per_dataset
+            scores[task] = {"overall": _scores(block.overall),
                             "datasets": {d: _scores(b) for d, b in datasets.items()} if len(datasets) > 1 else {}}
-            chance.setdefault(task, block["chance"])
-        adapter = metrics.get("adapter")
-        rows.append({"name": _run_name(source), "model": metrics.get("model"), "backbone": metrics.get("backbone"),
+            chance.setdefault(task, block.chance)
+        adapter = metrics.adapter
+        rows.append({"name": _run_name(source), "model": metrics.model, "backbone": metrics.backbone,
                      "adapter": Location(adapter).name if adapter else None, "source": str(source), "tasks": scores})
     warning = "the runs were tested on different instructions: compare with care" if len(tests) > 1 else None
     return {"runs": rows, "chance": chance, "warning": warning}

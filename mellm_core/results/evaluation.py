@@ -3,7 +3,8 @@
 A prediction line (``eval/predictions.jsonl``) is a ``records.Prediction``: sample_id, dataset, subject, task,
 label, aus_gold, text, emotion, aus, error (a sample that could not be answered, e.g. an unreadable map: scored
 as unparsed) and map_path.
-``metrics.json`` has one block per task (``meu``, ``mer``): overall, per dataset, and the chance levels.
+``metrics.json`` is a ``summaries.EvalResult``: one block per task (``meu``, ``mer``) with the scores overall and
+per dataset, the chance levels and the verdict.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mellm_core.errors import InputError
 from mellm_core.files.layout import RunLayout
 from mellm_core.files.storage import Location
 from mellm_core.model.adapters import trained_adapter
+from mellm_core.summaries import TaskMetrics, Verdict
 from mellm_core.text.labels import get_protocol
 from mellm_core.text.scoring import OTHER, predict, score_rows
 
@@ -104,7 +106,7 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     return min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs))
 
 
-def verdict(overall: dict[str, Any], levels: dict[str, Any]) -> dict[str, Any]:
+def verdict(overall: dict[str, Any], levels: dict[str, Any]) -> Verdict:
     """Whether a task's result beats always-the-majority-class (a one-sided binomial test of ACC at ``ALPHA``),
     and whether one answer took ``COLLAPSE_SHARE`` of the test set or more (the model collapsed to it)."""
     labels, matrix = overall["labels"], overall["confusion_matrix"]
@@ -114,44 +116,16 @@ def verdict(overall: dict[str, Any], levels: dict[str, Any]) -> dict[str, Any]:
     answers = [sum(row[j] for row in matrix) for j in range(len(labels) + 1)]
     top = max(range(len(answers)), key=answers.__getitem__)
     p_value = binomial_tail(correct, n, p0)
-    return {"test": "one-sided binomial test of ACC against always the majority class", "correct": correct, "n": n,
-            "majority_acc": p0, "p_value": p_value, "beats_majority": p_value < ALPHA,
-            "top_answer": [*labels, OTHER][top], "top_share": answers[top] / n if n else 0.0,
-            "collapsed": bool(n) and answers[top] / n >= COLLAPSE_SHARE}
+    return Verdict("one-sided binomial test of ACC against always the majority class", correct, n, p0, p_value,
+                   p_value < ALPHA, [*labels, OTHER][top], answers[top] / n if n else 0.0,
+                   bool(n) and answers[top] / n >= COLLAPSE_SHARE)
 
 
-def verdict_lines(task: str, block: dict[str, Any]) -> list[str]:
-    """The verdict of one task in words: whether it beats chance (with the p-value), and a collapse warning."""
-    v = block["verdict"]
-    major = block["chance"]["majority"]["class"]
-    compared = f"always '{major}' (ACC {v['majority_acc']:.3f}; one-sided binomial p = {v['p_value']:.2g})"
-    lines = [f"{task}: the emotion {'beats' if v['beats_majority'] else 'does NOT beat'} {compared}"]
-    if v["collapsed"]:
-        lines.append(f"warning: {task}: the model collapsed to {v['top_answer']} "
-                     f"({round(v['top_share'] * v['n'])} of {v['n']} answers)")
-    base = block["chance"].get("majority_aus")
-    if base is not None and block["overall"].get("au_f1") is not None:
-        gap = "above" if block["overall"]["au_f1"] > base["au_f1"] else "NOT above"
-        aus = "+".join(map(str, base["aus"])) or "none"
-        lines.append(f"{task}: AU F1 {block['overall']['au_f1']:.3f} is {gap} always answering the training set's "
-                     f"most frequent AU set (AU {aus}: {base['au_f1']:.3f})")
-    return lines
-
-
-def task_summary(block: dict[str, Any]) -> dict[str, Any]:
-    """The chance levels and verdict of one task's metrics block, flat, as the commands print them in JSON."""
-    v = block["verdict"]
-    return {"chance_acc": block["chance"]["uniform"]["acc"], "chance_uar": block["chance"]["uniform"]["uar"],
-            "majority_acc": block["chance"]["majority"].get("acc"),
-            "au_f1_chance": block["chance"].get("majority_aus", {}).get("au_f1"), "p_value": v["p_value"],
-            "beats_majority": v["beats_majority"], "collapsed_to": v["top_answer"] if v["collapsed"] else None}
-
-
-def metrics_of(rows: list[dict], protocol: str, baseline_aus: list[int] | None = None) -> dict[str, Any]:
+def metrics_of(rows: list[dict], protocol: str, baseline_aus: list[int] | None = None) -> dict[str, TaskMetrics]:
     """Per task: overall metrics, per-dataset metrics, chance levels and the verdict (``score_rows`` with every
     metric plugin); ``baseline_aus`` is the AU set of the AU baseline (default: the test set's most frequent)."""
     get_protocol(protocol)
-    out: dict[str, Any] = {"protocol": protocol, "tasks": {}}
+    out: dict[str, TaskMetrics] = {}
     for task in sorted({r["task"] for r in rows}):
         part = [r for r in rows if r["task"] == task]
         overall = score_rows(predict(_records(part), protocol), protocol)
@@ -167,6 +141,6 @@ def metrics_of(rows: list[dict], protocol: str, baseline_aus: list[int] | None =
             test_aus = [r.get("aus_gold") or [] for r in part]
             aus = baseline_aus if baseline_aus is not None else most_frequent_aus(test_aus)
         levels = chance(overall, protocol, part, aus)
-        out["tasks"][task] = {"overall": overall, "per_dataset": per_dataset, "chance": levels,
-                              "verdict": verdict(overall, levels), "errors": sum(1 for r in part if r.get("error"))}
+        out[task] = TaskMetrics(overall, per_dataset, levels, verdict(overall, levels),
+                                sum(1 for r in part if r.get("error")))
     return out

@@ -18,7 +18,7 @@ import numpy as np
 from mellm_core.errors import InputError
 from mellm_core.files.frames import read_rgb
 from mellm_core.files.storage import Location
-from mellm_core.results.evaluation import verdict_lines
+from mellm_core.summaries import EvalResult, TaskMetrics
 from mellm_core.text.labels import LabelProtocol, get_protocol
 from mellm_core.text.scoring import correct
 
@@ -81,18 +81,18 @@ def _thumbnail(path: str) -> str | None:
     return base64.b64encode(png.tobytes()).decode() if ok else None
 
 
-def _metric_rows(block: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    return [("overall", block["overall"]), *sorted(block["per_dataset"].items())]
+def _metric_rows(block: TaskMetrics) -> list[tuple[str, dict[str, Any]]]:
+    return [("overall", block.overall), *sorted(block.per_dataset.items())]
 
 
-def _table(task: str, block: dict[str, Any]) -> str:
-    names = [k for k in ("acc", "uf1", "uar", "au_f1") if k in block["overall"]]
+def _table(task: str, block: TaskMetrics) -> str:
+    names = [k for k in ("acc", "uf1", "uar", "au_f1") if k in block.overall]
     head = "".join(f"<th>{n.upper()}</th>" for n in names)
     rows = []
     for name, result in _metric_rows(block):
         cells = "".join(f"<td>{result[n]:.4f}</td>" if n in result else "<td>-</td>" for n in names)
         rows.append(f"<tr><td>{html.escape(name)}</td>{cells}<td>{result['n']}</td><td>{result['unparsed']}</td></tr>")
-    chance = block["chance"]
+    chance = block.chance
     major = chance["majority"]
     rows.append(f"<tr class='muted'><td>chance: uniform guess</td><td>{chance['uniform']['acc']:.4f}</td>"
                 + "".join("<td>-</td>" if n != "uar" else f"<td>{chance['uniform']['uar']:.4f}</td>"
@@ -107,7 +107,7 @@ def _table(task: str, block: dict[str, Any]) -> str:
                                       else "<td>-</td>" for n in names) + "<td></td><td></td></tr>")
     table = f"<table><tr><th></th>{head}<th>n</th><th>unparsed</th></tr>{''.join(rows)}</table>"
     return table + "".join(f"<p class='{'bad' if 'NOT' in line or 'warning' in line else 'ok'} verdict'>"
-                           f"{html.escape(line)}</p>" for line in verdict_lines(task, block))
+                           f"{html.escape(line)}</p>" for line in block.verdict_lines(task))
 
 
 def _card(pred: dict[str, Any], ok: bool) -> str:
@@ -126,17 +126,17 @@ def _correct(pred: dict[str, Any], protocol: LabelProtocol) -> bool:
     return correct(protocol, pred["label"], pred.get("emotion"), pred.get("dataset", ""))
 
 
-def write_report(path: str | Location, preds: list[dict[str, Any]], metrics: dict[str, Any], gallery: int,
+def write_report(path: str | Location, preds: list[dict[str, Any]], metrics: EvalResult, gallery: int,
                  title: str = "evaluation") -> None:
     """Write the report page for predictions and their metrics (see the module docstring)."""
-    protocol = get_protocol(metrics["protocol"])
+    protocol = get_protocol(metrics.protocol)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
-             f"<p>protocol <b>{html.escape(metrics['protocol'])}</b>; model {html.escape(str(metrics.get('model')))}"
-             f"; adapter {html.escape(str(metrics.get('adapter')))}</p>"]
-    for task, block in metrics["tasks"].items():
-        overall = block["overall"]
-        confusion, bars = _plots(overall, block["chance"]["uniform"]["uar"])
+             f"<p>protocol <b>{html.escape(metrics.protocol)}</b>; model {html.escape(metrics.model)}"
+             f"; adapter {html.escape(str(metrics.adapter))}</p>"]
+    for task, block in metrics.tasks.items():
+        overall = block.overall
+        confusion, bars = _plots(overall, block.chance["uniform"]["uar"])
         parts.append(f"<h2>task {html.escape(task)}</h2>{_table(task, block)}<div class='cols'>"
                      f"<img alt='confusion matrix' src='data:image/png;base64,{confusion}'>"
                      f"<img alt='per-class recall' src='data:image/png;base64,{bars}'></div>")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from typing import Any
 
 import numpy as np
 import ray
@@ -32,6 +31,7 @@ from mellm_core.results.evaluation import (
     training_aus,
 )
 from mellm_core.stages.cluster import init_ray
+from mellm_core.summaries import EvalResult
 from mellm_core.text.parse import parse_output
 
 PARTIAL = "predictions.partial.jsonl"
@@ -105,13 +105,13 @@ def _read_partial(journal: Journal, digest: str) -> dict[tuple[str, str], dict]:
     return done
 
 
-def run_eval(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
+def run_eval(recipe: Recipe, progress: bool = True) -> EvalResult:
     """Evaluate the recipe's model on its test instructions; skip when predictions are up to date."""
     with StageLock(RunLayout(recipe.output_dir).eval, "eval"):  # one writer per folder
         return _run_eval(recipe, progress)
 
 
-def _run_eval(recipe: Recipe, progress: bool) -> dict[str, Any]:
+def _run_eval(recipe: Recipe, progress: bool) -> EvalResult:
     test = RunLayout(recipe.output_dir).test_rows
     if not test.is_file():
         raise InputError(f"{test} does not exist; run `mellm instructions` (or `mellm train`) first")
@@ -124,9 +124,11 @@ def _run_eval(recipe: Recipe, progress: bool) -> dict[str, Any]:
     metrics_path = out / METRICS
     if old := up_to_date(metrics_path, digest, out / PREDICTIONS):
         if all("verdict" in block for block in old["tasks"].values()):
-            return {**old, "skipped": True}
+            return EvalResult.from_dict({**old, "skipped": True})
         preds = [json.loads(line) for line in (out / PREDICTIONS).read_text().splitlines() if line.strip()]
-        return {**_score(recipe, out, preds, digest, data, adapter), "skipped": True}  # scored before verdicts
+        result = _score(recipe, out, preds, digest, data, adapter)  # scored before verdicts existed
+        result.skipped = True
+        return result
     rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
     if not rows:
         raise InputError(f"{test} holds no test instructions")
@@ -141,23 +143,22 @@ def _run_eval(recipe: Recipe, progress: bool) -> dict[str, Any]:
         _answer(recipe, adapter, todo, journal, done, progress)
     preds = sorted(done.values(), key=lambda p: (p["sample_id"], p["task"]))
     (out / PREDICTIONS).write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in preds))
-    metrics = _score(recipe, out, preds, digest, data, adapter)
+    result = _score(recipe, out, preds, digest, data, adapter)
     journal.remove()
-    return {**metrics, "skipped": False}
+    return result
 
 
 def _score(recipe: Recipe, out: Location, preds: list[dict], digest: str, data: bytes, adapter: str | None
-           ) -> dict[str, Any]:
+           ) -> EvalResult:
     """Write ``metrics.json`` and ``report.html`` for the predictions; returns the metrics."""
     from mellm_core.results.report import write_report
 
-    metrics = {**metrics_of(preds, recipe.eval.protocol, training_aus(recipe.output_dir)),
-               "settings_hash": digest, "adapter": adapter,
-               "model": recipe.backbone.model, "backbone": recipe.backbone.name,
-               "test_sha256": hashlib.sha256(data).hexdigest()}
-    (out / METRICS).write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
-    write_report(out / REPORT, preds, metrics, recipe.eval.gallery, title=f"{recipe.output_dir} — evaluation")
-    return {**metrics, "out_dir": str(out)}
+    result = EvalResult(recipe.eval.protocol, metrics_of(preds, recipe.eval.protocol, training_aus(recipe.output_dir)),
+                        digest, adapter, recipe.backbone.model, recipe.backbone.name, hashlib.sha256(data).hexdigest(),
+                        str(out))
+    result.write(out / METRICS)
+    write_report(out / REPORT, preds, result, recipe.eval.gallery, title=f"{recipe.output_dir} — evaluation")
+    return result
 
 
 def _answer(recipe: Recipe, adapter: str | None, todo: list[dict], journal: Journal, done: dict, progress: bool

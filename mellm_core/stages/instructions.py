@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
 import random
 from collections import Counter
 from dataclasses import asdict
-from typing import Any
 
 from mellm_core.config import InstructionsConfig, Recipe, settings_hash
 from mellm_core.data.splits import fixed_split, loso_folds, natural_key, read_id_list, subject_key, zero_shot
@@ -23,6 +21,7 @@ from mellm_core.files.storage import Location
 from mellm_core.motion.regions import regions_from_dict
 from mellm_core.plugins import get_registry
 from mellm_core.records import Instruction, MapRecord, Sample
+from mellm_core.summaries import InstructionsSummary, PartCounts
 from mellm_core.text.fgmu import analyze
 from mellm_core.text.labels import apply_protocol, get_protocol
 
@@ -84,7 +83,7 @@ def split_samples(samples: list[Sample], cfg: InstructionsConfig, known: set[str
 
 def build_instructions(
     records: list[MapRecord], cfg: InstructionsConfig, seed: int, min_motion: float
-) -> tuple[list[Instruction], list[Instruction], dict[str, Any]]:
+) -> tuple[list[Instruction], list[Instruction], InstructionsSummary]:
     """Train and test instructions plus a summary, from the ok records of a maps manifest."""
     prompt = get_registry().create("prompt", cfg.prompt, **cfg.prompt_params)
     protocol = get_protocol(cfg.protocol)
@@ -119,22 +118,19 @@ def build_instructions(
         train_rows += [make(s, "mer") for s in rng.sample(train, round(cfg.mer_ratio * len(train)))]
     rng.shuffle(train_rows)
     test_rows = [make(s, task) for s in test for task in cfg.test_tasks]
-    summary = {
-        "prompt": cfg.prompt, "protocol": protocol.name, "labels": labels, "split": cfg.split.kind,
-        "train": {"samples": len(train), "instructions": len(train_rows),
-                  "tasks": dict(Counter(r.task for r in train_rows))},
-        "test": {"samples": len(test), "instructions": len(test_rows),
-                 "tasks": dict(Counter(r.task for r in test_rows))},
-        "train_subjects": sorted({subject_key(s) for s in train}, key=natural_key),
-        "test_subjects": sorted({subject_key(s) for s in test}, key=natural_key),
-        "per_emotion": dict(Counter(s.emotion for s in kept).most_common()),
-        "excluded": excluded, "failed_maps": len(records) - len(ok),
-    }
+    summary = InstructionsSummary(
+        prompt=cfg.prompt, protocol=protocol.name, labels=labels, split=cfg.split.kind,
+        train=PartCounts(len(train), len(train_rows), dict(Counter(r.task for r in train_rows))),
+        test=PartCounts(len(test), len(test_rows), dict(Counter(r.task for r in test_rows))),
+        train_subjects=sorted({subject_key(s) for s in train}, key=natural_key),
+        test_subjects=sorted({subject_key(s) for s in test}, key=natural_key),
+        per_emotion=dict(Counter(str(s.emotion) for s in kept).most_common()),
+        excluded=excluded, failed_maps=len(records) - len(ok))
     return train_rows, test_rows, summary
 
 
 def run_instructions(recipe: Recipe, manifest: str | Location | None = None, out_dir: str | Location | None = None
-                     ) -> dict[str, Any]:
+                     ) -> InstructionsSummary:
     """Write train/test instructions for a recipe from its maps manifest; skip when nothing changed."""
     manifest = Location(manifest) if manifest else RunLayout(recipe.output_dir).manifest
     out = Location(out_dir) if out_dir else RunLayout(recipe.output_dir).instructions
@@ -142,7 +138,7 @@ def run_instructions(recipe: Recipe, manifest: str | Location | None = None, out
         return _write_instructions(recipe, manifest, out)
 
 
-def _write_instructions(recipe: Recipe, manifest: Location, out: Location) -> dict[str, Any]:
+def _write_instructions(recipe: Recipe, manifest: Location, out: Location) -> InstructionsSummary:
     if not manifest.is_file():
         raise InputError(f"maps manifest {manifest} does not exist; run `mellm maps` first")
     data = manifest.read_bytes()
@@ -151,14 +147,14 @@ def _write_instructions(recipe: Recipe, manifest: Location, out: Location) -> di
     digest = settings_hash(hashlib.sha256(data).hexdigest(), asdict(recipe.instructions), lists, recipe.seed,
                            recipe.maps.min_motion)
     previous = out / SUMMARY
-    if old := up_to_date(previous, digest, out / "train.jsonl", out / "test.jsonl"):
-        return {**old, "skipped": True}
+    if up_to_date(previous, digest, out / "train.jsonl", out / "test.jsonl"):
+        return InstructionsSummary.read(previous)
     records = [MapRecord.from_json(line) for line in data.decode("utf-8").splitlines() if line.strip()]
     train, test, summary = build_instructions(records, recipe.instructions, recipe.seed, recipe.maps.min_motion)
     out.mkdir()
     previous.unlink()  # first: a run killed while rewriting the files never leaves them looking up to date
     for name, rows in (("train.jsonl", train), ("test.jsonl", test)):
         (out / name).write_text("".join(r.to_json() + "\n" for r in rows))
-    summary = {**summary, "settings_hash": digest, "out_dir": str(out)}
-    previous.write_text(json.dumps(summary, ensure_ascii=False, indent=2))
-    return {**summary, "skipped": False}
+    summary.settings_hash, summary.out_dir = digest, str(out)
+    summary.write(previous)
+    return summary

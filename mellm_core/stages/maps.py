@@ -14,7 +14,6 @@ import json
 import re
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,27 +26,11 @@ from mellm_core.files.stagelock import StageLock
 from mellm_core.files.storage import Journal, Location
 from mellm_core.motion.regions import regions_to_dict
 from mellm_core.records import MapRecord, Sample
+from mellm_core.summaries import MapsSummary
 
 PARTIAL = "manifest.partial.jsonl"
 _UNSAFE = re.compile(r"[^\w.-]+")
 MAX_BLOCKS = 2000  # Ray Data blocks of input samples; beyond this, blocks hold more than one batch
-
-
-@dataclass
-class MapsSummary:
-    samples: int
-    ok: int
-    failed: int
-    skipped: int
-    wall_s: float
-    pairs_per_s: float
-    manifest: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "samples": self.samples, "ok": self.ok, "failed": self.failed, "skipped": self.skipped,
-            "wall_s": round(self.wall_s, 3), "pairs_per_s": round(self.pairs_per_s, 3), "manifest": self.manifest,
-        }
 
 
 def map_file_name(sample_id: str) -> str:

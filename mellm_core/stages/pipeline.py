@@ -9,34 +9,50 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from mellm_core.config import Recipe
 from mellm_core.files.layout import RunLayout
+from mellm_core.summaries import EvalResult, InstructionsSummary, MapsSummary, TrainSummary
 
 STAGES = ("maps", "instructions", "train", "eval")
 
 
-def run_pipeline(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
-    """Run every stage; returns each stage's summary and seconds."""
+@dataclass
+class PipelineResult:
+    """Each stage's summary, the seconds each took, and a held-out pair to try the trained model on."""
+
+    maps: MapsSummary
+    instructions: InstructionsSummary
+    train: TrainSummary
+    eval: EvalResult
+    seconds: dict[str, float]
+    example: dict[str, str] | None
+
+
+def run_pipeline(recipe: Recipe, progress: bool = True) -> PipelineResult:
+    """Run every stage in order (each skips what is up to date)."""
     from mellm_core.stages.eval import run_eval
     from mellm_core.stages.instructions import run_instructions
     from mellm_core.stages.maps import run_recipe_maps
     from mellm_core.stages.train import run_train
 
-    steps = {"maps": lambda: run_recipe_maps(recipe, progress=progress),
-             "instructions": lambda: run_instructions(recipe),
-             "train": lambda: run_train(recipe, progress=progress),
-             "eval": lambda: run_eval(recipe, progress=progress)}
-    out: dict[str, Any] = {"seconds": {}}
+    steps: dict[str, Callable[[], Any]] = {
+        "maps": lambda: run_recipe_maps(recipe, progress=progress),
+        "instructions": lambda: run_instructions(recipe),
+        "train": lambda: run_train(recipe, progress=progress),
+        "eval": lambda: run_eval(recipe, progress=progress)}
+    done: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
     for number, name in enumerate(STAGES, 1):
         if progress:
             print(f"[{number}/{len(STAGES)}] {name}", file=sys.stderr, flush=True)
         started = time.perf_counter()
-        out[name] = steps[name]()
-        out["seconds"][name] = round(time.perf_counter() - started, 1)
-    out["example"] = held_out_pair(recipe)
-    return out
+        done[name] = steps[name]()
+        seconds[name] = round(time.perf_counter() - started, 1)
+    return PipelineResult(**done, seconds=seconds, example=held_out_pair(recipe))
 
 
 def held_out_pair(recipe: Recipe) -> dict[str, str] | None:

@@ -28,6 +28,7 @@ from mellm_core.files.storage import Location
 from mellm_core.model.training import RUN, canonical, plan, publish, start_run
 from mellm_core.model.trainloop import World, checkpoint_name, train_worker
 from mellm_core.stages.cluster import init_ray
+from mellm_core.summaries import TrainSummary
 
 
 class RaySession:
@@ -84,7 +85,7 @@ def _follow(queue: Queue, total: int, stop: threading.Event, show: bool, nodes: 
     bar.close()
 
 
-def run_train(recipe: Recipe, progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
+def run_train(recipe: Recipe, progress: bool = True, overwrite: bool = False) -> TrainSummary:
     """Fine-tune the recipe's backbone on its instructions (building them first when absent or stale). Starting
     over on an unfinished run's checkpoints needs ``overwrite``."""
     from mellm_core.stages.instructions import run_instructions
@@ -96,7 +97,7 @@ def run_train(recipe: Recipe, progress: bool = True, overwrite: bool = False) ->
         return _train(recipe, progress, overwrite)
 
 
-def _train(recipe: Recipe, progress: bool, overwrite: bool) -> dict[str, Any]:
+def _train(recipe: Recipe, progress: bool, overwrite: bool) -> TrainSummary:
     p = plan(recipe)
     if done := start_run(p, recipe, overwrite):
         return done
@@ -133,7 +134,5 @@ def _train(recipe: Recipe, progress: bool, overwrite: bool) -> dict[str, Any]:
     if result.checkpoint is None:
         raise MellmError(f"training ended without a checkpoint: {result.error}")
     with result.checkpoint.as_directory() as folder:
-        summary = publish(Path(folder), p, {"workers": cfg.num_workers, "ray": True,
-                                            "nodes": sorted(set(nodes.values())),
-                                            "seconds": round(time.perf_counter() - started, 1)})
-    return {**summary, "skipped": False}
+        return publish(Path(folder), p, cfg.num_workers, ray=True, nodes=sorted(set(nodes.values())),
+                       seconds=round(time.perf_counter() - started, 1))

@@ -154,14 +154,15 @@ RUNNABLE = [c for c in COMMANDS if excluded_reason(c) is None]
 def _write_metrics(run: Path, model: str, answers: list[tuple[str, str]]) -> None:
     """``run/eval/metrics.json`` as `mellm eval` writes it, for (gold, answered) emotion pairs."""
     from mellm_core.files.layout import METRICS
+    from mellm_core.files.storage import Location
     from mellm_core.results.evaluation import metrics_of
+    from mellm_core.summaries import EvalResult
 
     rows = [{"sample_id": f"s{i}", "task": "mer", "label": gold, "emotion": said, "dataset": "synthme"}
             for i, (gold, said) in enumerate(answers)]
-    metrics = {**metrics_of(rows, "all"), "model": model, "backbone": "qwen2_5_vl", "adapter": None,
-               "test_sha256": "0" * 64}
     (run / "eval").mkdir(parents=True)
-    (run / "eval" / METRICS).write_text(json.dumps(metrics))
+    EvalResult("all", metrics_of(rows, "all"), model=model, backbone="qwen2_5_vl",
+               test_sha256="0" * 64).write(Location(run / "eval" / METRICS))
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,10 @@ from safetensors.torch import load_file
 from mellm_core.cli import main
 from mellm_core.config import TrainConfig, load_recipe
 from mellm_core.errors import ConfigError, InputError
+from mellm_core.files.storage import Location
 from mellm_core.model.training import run_local
 from mellm_core.model.trainloop import World, cosine, micro_batches, order
+from mellm_core.summaries import TrainSummary
 
 FAST = ["train.lora_rank=4", "train.lora_alpha=8", "train.lora_dropout=0.1", "train.lr=2e-3", "train.batch_size=4",
         "train.num_workers=1", "train.log_every=1", "backbone.params={max_new_tokens: 4}"]
@@ -83,7 +85,10 @@ def test_loss_falls_and_the_run_is_written(tmp_path):
     assert set(lines[0]) == {"step", "loss", "lr", "samples_per_s", "tokens_per_s"}
     first, last = sum(x["loss"] for x in lines[:5]) / 5, sum(x["loss"] for x in lines[-5:]) / 5
     assert last < 0.85 * first, (first, last)
-    assert summary["start_step"] == 0 and summary["end_step"] == 30 and summary["final_loss"] == lines[-1]["loss"]
+    assert summary is not None and not summary.skipped
+    assert summary.start_step == 0 and summary.end_step == 30 and summary.final_loss == lines[-1]["loss"]
+    written = TrainSummary.read(Location(tmp_path / "train" / "summary.json"), skipped=False)
+    assert written == summary  # the file holds what the call returned
     assert (tmp_path / "train" / "adapter" / "adapter_config.json").is_file()
     kept = sorted(p.name for p in (tmp_path / "train" / "checkpoints" / "run").iterdir())
     assert kept == ["checkpoint_0000020", "checkpoint_0000030"]  # keep_checkpoints=2
@@ -102,7 +107,7 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path):
     shutil.copytree(a / "train" / "checkpoints" / "run" / "checkpoint_0000004", stopped / "checkpoint_0000004")
     summary = run_local(recipe(b, "train.max_steps=8", "train.checkpoint_every=4", "train.resume=true"),
                         progress=False)
-    assert summary["start_step"] == 4 and summary["end_step"] == 8
+    assert summary is not None and summary.start_step == 4 and summary.end_step == 8
     steps = [json.loads(x)["step"] for x in (b / "train" / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 9))
     wa = load_file(a / "train" / "adapter" / "adapter_model.safetensors")

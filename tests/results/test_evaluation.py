@@ -7,7 +7,7 @@ from scipy.stats import binomtest
 from sklearn.metrics import f1_score
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from mellm_core.results.evaluation import binomial_tail, metrics_of, most_frequent_aus, verdict_lines
+from mellm_core.results.evaluation import binomial_tail, metrics_of, most_frequent_aus
 
 
 @pytest.mark.parametrize(("k", "n", "p"), [(0, 10, 0.3), (7, 10, 0.3), (16, 50, 0.32), (27, 50, 0.32),
@@ -28,13 +28,13 @@ def test_a_model_that_collapsed_to_one_answer_is_told_so():
     """The issue's case: 43 of 50 answers "happiness", ACC below always-the-majority-class."""
     gold = ["anger"] * 16 + ["happiness"] * 7 + ["fear"] * 9 + ["sadness"] * 9 + ["surprise"] * 9
     pred = ["happiness"] * 43 + ["fear"] * 7
-    block = metrics_of(_rows(list(zip(gold, pred, strict=True))), "all")["tasks"]["mer"]
-    v = block["verdict"]
-    assert v["correct"] == 7 and v["n"] == 50 and v["majority_acc"] == pytest.approx(16 / 50)
-    assert v["p_value"] == pytest.approx(binomtest(7, 50, 16 / 50, alternative="greater").pvalue)
-    assert not v["beats_majority"] and v["collapsed"] and v["top_answer"] == "happiness"
-    assert v["top_share"] == pytest.approx(0.86)
-    lines = verdict_lines("mer", block)
+    block = metrics_of(_rows(list(zip(gold, pred, strict=True))), "all")["mer"]
+    v = block.verdict
+    assert v.correct == 7 and v.n == 50 and v.majority_acc == pytest.approx(16 / 50)
+    assert v.p_value == pytest.approx(binomtest(7, 50, 16 / 50, alternative="greater").pvalue)
+    assert not v.beats_majority and v.collapsed and v.top_answer == "happiness"
+    assert v.top_share == pytest.approx(0.86)
+    lines = block.verdict_lines("mer")
     assert lines[0].startswith("mer: the emotion does NOT beat always 'anger' (ACC 0.320")
     assert lines[1] == "warning: mer: the model collapsed to happiness (43 of 50 answers)"
 
@@ -43,18 +43,18 @@ def test_a_model_that_learned_beats_the_majority_class_without_a_warning():
     gold = ["anger"] * 16 + ["happiness"] * 17 + ["fear"] * 17
     pred = gold[:30] + ["fear"] * 10 + ["happiness"] * 10
     correct = sum(g == p for g, p in zip(gold, pred, strict=True))
-    block = metrics_of(_rows(list(zip(gold, pred, strict=True))), "all")["tasks"]["mer"]
-    assert block["verdict"]["beats_majority"] and not block["verdict"]["collapsed"]
-    assert block["verdict"]["p_value"] == pytest.approx(binomtest(correct, 50, 17 / 50, alternative="greater").pvalue)
-    assert verdict_lines("mer", block) == [
-        f"mer: the emotion beats always 'fear' (ACC 0.340; one-sided binomial p = {block['verdict']['p_value']:.2g})"]
+    block = metrics_of(_rows(list(zip(gold, pred, strict=True))), "all")["mer"]
+    assert block.verdict.beats_majority and not block.verdict.collapsed
+    assert block.verdict.p_value == pytest.approx(binomtest(correct, 50, 17 / 50, alternative="greater").pvalue)
+    assert block.verdict_lines("mer") == [
+        f"mer: the emotion beats always 'fear' (ACC 0.340; one-sided binomial p = {block.verdict.p_value:.2g})"]
 
 
 def test_unparsed_answers_count_as_wrong_and_can_be_the_collapse():
     gold = ["anger", "fear"] * 10
-    block = metrics_of(_rows([(g, None) for g in gold]), "all")["tasks"]["mer"]
-    assert block["verdict"]["correct"] == 0 and block["verdict"]["top_answer"] == "unparsed/other"
-    assert block["verdict"]["collapsed"] and block["verdict"]["p_value"] == 1.0
+    block = metrics_of(_rows([(g, None) for g in gold]), "all")["mer"]
+    assert block.verdict.correct == 0 and block.verdict.top_answer == "unparsed/other"
+    assert block.verdict.collapsed and block.verdict.p_value == 1.0
 
 
 def test_the_au_baseline_is_the_training_sets_most_frequent_au_set_scored_like_the_model():
@@ -62,15 +62,15 @@ def test_the_au_baseline_is_the_training_sets_most_frequent_au_set_scored_like_t
     assert most_frequent_aus([]) == []
     gold_aus = [[6, 12], [1, 2], [4], [6, 12], [9, 10]]
     rows = _rows([("happiness", "happiness")] * 5, gold_aus, task="meu")
-    block = metrics_of(rows, "all", baseline_aus=[1, 2])["tasks"]["meu"]
+    block = metrics_of(rows, "all", baseline_aus=[1, 2])["meu"]
     labels = sorted({au for aus in gold_aus for au in aus})
     binarize = MultiLabelBinarizer(classes=labels)
     expected = f1_score(binarize.fit_transform(gold_aus), binarize.transform([[1, 2]] * 5), average="macro",
                         zero_division=0)
-    assert block["chance"]["majority_aus"] == {"aus": [1, 2], "au_f1": pytest.approx(expected)}
+    assert block.chance["majority_aus"] == {"aus": [1, 2], "au_f1": pytest.approx(expected)}
     # without a training set, the test set's own most frequent AU set stands in
-    assert metrics_of(rows, "all")["tasks"]["meu"]["chance"]["majority_aus"]["aus"] == [6, 12]
-    assert verdict_lines("meu", block)[-1].startswith("meu: AU F1 0.000 is NOT above always answering")
+    assert metrics_of(rows, "all")["meu"].chance["majority_aus"]["aus"] == [6, 12]
+    assert block.verdict_lines("meu")[-1].startswith("meu: AU F1 0.000 is NOT above always answering")
 
 
 def test_the_gallery_and_the_metrics_share_one_rule_of_right_and_wrong():
@@ -88,4 +88,4 @@ def test_the_gallery_and_the_metrics_share_one_rule_of_right_and_wrong():
     assert graded(megc, "happiness", "happiness", "samm") == ("positive", "positive")
     gallery = [_correct(r, megc) for r in rows]
     assert gallery == [True, True, False, False]
-    assert metrics_of(rows, "megc-3")["tasks"]["mer"]["overall"]["acc"] == sum(gallery) / len(rows)
+    assert metrics_of(rows, "megc-3")["mer"].overall["acc"] == sum(gallery) / len(rows)

@@ -66,10 +66,12 @@ def test_metrics_match_scikit_learn_and_pool_over_actors(ray_local, trained):
     assert overall["uf1"] == pytest.approx(f1_score(gold, guess, labels=labels, average="macro", zero_division=0))
     assert overall["uar"] == pytest.approx(recall_score(gold, guess, labels=labels, average="macro", zero_division=0))
     assert overall["n"] == 12 and overall["unparsed"] == sum(p["emotion"] is None for p in preds)
-    assert result["tasks"]["mer"]["chance"]["uniform"]["acc"] == pytest.approx(1 / 3)
+    assert result.tasks["mer"].chance["uniform"]["acc"] == pytest.approx(1 / 3) and not result.skipped
+    assert result.tasks["mer"].overall == overall
     rescored = score(preds, "all")  # what `mellm score eval/predictions.jsonl` reports
     assert all(rescored[k] == pytest.approx(overall[k]) for k in ("acc", "uf1", "uar", "n", "unparsed"))
-    assert run_eval(recipe, progress=False)["skipped"]
+    again = run_eval(recipe, progress=False)
+    assert again.skipped and again.tasks == result.tasks  # read back from metrics.json as it was written
 
     pooled, out2 = _run(trained, "two", "eval.actors=2")
     run_eval(pooled, progress=False)
@@ -109,7 +111,7 @@ def test_resume_keeps_answers_of_a_stopped_run(ray_local, trained):
     (out / "eval" / "metrics.json").unlink()
     kept = [dict(p, text=p["text"] + " [kept]") for p in preds[:5]]
     (out / "eval" / "predictions.partial.jsonl").write_text(
-        json.dumps({"settings_hash": full["settings_hash"]}) + "\n" + "".join(json.dumps(p) + "\n" for p in kept))
+        json.dumps({"settings_hash": full.settings_hash}) + "\n" + "".join(json.dumps(p) + "\n" for p in kept))
     run_eval(recipe, progress=False)
     again = _lines(out / "eval" / "predictions.jsonl")
     asked_again = {"s03"}  # a sample that failed (here: its unreadable map) is asked again; the others are kept

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict
 
@@ -45,13 +46,13 @@ def test_instructions_follow_protocol_split_and_format(recipe_dir):
     recipe = load_recipe("quickstart", [f"output_dir={recipe_dir}", "instructions.protocol=casme2-5"])
     summary = run_instructions(recipe)
     train, test = _rows(recipe_dir / "instructions" / "train.jsonl"), _rows(recipe_dir / "instructions" / "test.jsonl")
-    assert set(summary["excluded"]) == {"contempt", "anger", "others"} and summary["failed_maps"] == 6
-    assert summary["labels"] == ["happiness", "sadness", "fear", "surprise", "disgust"]
+    assert set(summary.excluded) == {"contempt", "anger", "others"} and summary.failed_maps == 6
+    assert summary.labels == ["happiness", "sadness", "fear", "surprise", "disgust"]
     row = train[0]
     assert set(row) == {"messages", "images", "task", "label", "aus", "sample_id", "dataset", "subject"}
     assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
     assert row["messages"][0]["content"].startswith("<image>") and row["images"][0].endswith(".png")
-    assert {r["label"] for r in train + test} <= set(summary["labels"])
+    assert {r["label"] for r in train + test} <= set(summary.labels)
     train_subjects, test_subjects = {r["subject"] for r in train}, {r["subject"] for r in test}
     assert not train_subjects & test_subjects and test_subjects == {"sub04", "sub08"}  # every 4th of 8 subjects
     assert {r["task"] for r in test} == {"meu"}
@@ -70,14 +71,15 @@ def test_instructions_are_deterministic_and_skip_when_unchanged(recipe_dir, tmp_
     data = (recipe_dir / "instructions" / "train.jsonl").read_bytes()
     mtime = (recipe_dir / "instructions" / "train.jsonl").stat().st_mtime_ns
     again = run_instructions(recipe)
-    assert again["skipped"] and not first["skipped"]
+    assert again.skipped and not first.skipped
+    assert again == dataclasses.replace(first, skipped=True)  # the summary read back from its file is the one written
     assert (recipe_dir / "instructions" / "train.jsonl").stat().st_mtime_ns == mtime
     elsewhere = run_instructions(recipe, out_dir=tmp_path / "copy")
-    assert (tmp_path / "copy" / "train.jsonl").read_bytes() == data and not elsewhere["skipped"]
-    tasks = first["train"]["tasks"]
+    assert (tmp_path / "copy" / "train.jsonl").read_bytes() == data and not elsewhere.skipped
+    tasks = first.train.tasks
     assert tasks["mer"] == round(0.5 * tasks["meu"])
     changed = run_instructions(load_recipe("quickstart", [f"output_dir={recipe_dir}", "instructions.prompt=fgmu-zh"]))
-    assert not changed["skipped"]
+    assert not changed.skipped
     assert "最终结论" in (recipe_dir / "instructions" / "test.jsonl").read_text()
 
 
@@ -85,15 +87,15 @@ def test_loso_and_fixed_splits(recipe_dir, tmp_path):
     loso = load_recipe("quickstart", [f"output_dir={recipe_dir}", "instructions.split.kind=loso",
                                       "instructions.split.fold=synthme/sub03"])
     summary = run_instructions(loso)
-    assert summary["test_subjects"] == ["synthme/sub03"] and "synthme/sub03" not in summary["train_subjects"]
+    assert summary.test_subjects == ["synthme/sub03"] and "synthme/sub03" not in summary.train_subjects
     (tmp_path / "train.txt").write_text("s01_000\ns02_001\n# a comment\n")
     (tmp_path / "test.txt").write_text("s03_002\n")
     lists = f"instructions.split.lists={{train: {tmp_path}/train.txt, test: {tmp_path}/test.txt}}"
     fixed = load_recipe("quickstart", [f"output_dir={recipe_dir}", "instructions.split.kind=fixed", lists])
     summary = run_instructions(fixed)
-    assert summary["train"]["samples"] == 2 and summary["test"]["samples"] == 1
+    assert summary.train.samples == 2 and summary.test.samples == 1
     (tmp_path / "test.txt").write_text("s03_002\ns06_005\n")  # s06_005's map failed: it drops out
-    assert run_instructions(fixed)["test"]["samples"] == 1
+    assert run_instructions(fixed).test.samples == 1
     (tmp_path / "test.txt").write_text("nobody\n")
     with pytest.raises(InputError, match="names sample 'nobody'"):
         run_instructions(fixed)
@@ -145,8 +147,8 @@ def test_train_tasks_choose_what_the_training_set_holds(recipe_dir):
     recipe = load_recipe("quickstart", [f"output_dir={recipe_dir}", "instructions.train_tasks=[mer]",
                                         "instructions.test_tasks=[mer, meu]"])
     summary = run_instructions(recipe)
-    assert summary["train"]["tasks"] == {"mer": summary["train"]["samples"]}
-    assert summary["test"]["tasks"] == {"mer": summary["test"]["samples"], "meu": summary["test"]["samples"]}
+    assert summary.train.tasks == {"mer": summary.train.samples}
+    assert summary.test.tasks == {"mer": summary.test.samples, "meu": summary.test.samples}
     with pytest.raises(Exception, match="instructions.train_tasks must be a non-empty list of: meu, mer"):
         load_recipe("quickstart", ["instructions.train_tasks=[]"])
 
@@ -172,4 +174,4 @@ def test_a_rewrite_killed_half_way_never_leaves_the_old_summary_vouching_for_new
         run_instructions(changed)
     assert not summary.exists()
     monkeypatch.setattr(Location, "write_text", write)
-    assert not run_instructions(changed)["skipped"] and summary.is_file()
+    assert not run_instructions(changed).skipped and summary.is_file()

@@ -41,6 +41,7 @@ def test_multinode_pipeline_writes_every_stage_into_a_bucket(multinode_cluster, 
     import ray
 
     from mellm_core.files.storage import Location
+    from mellm_core.summaries import TrainSummary
 
     monkeypatch.chdir(tmp_path)
     run = Location(s3) / "run"
@@ -55,18 +56,18 @@ def test_multinode_pipeline_writes_every_stage_into_a_bucket(multinode_cluster, 
     manifest = [json.loads(x) for x in (run / "maps" / "manifest.jsonl").read_text().splitlines()]
     assert all(r["status"] == "ok" and r["map_path"].startswith(f"{run}/maps/") for r in manifest)
     assert len({r["node_id"] for r in manifest}) >= 2, "the maps were all made on one node"
-    trained = json.loads((run / "train" / "summary.json").read_text())
-    assert trained["end_step"] == 2 and len(trained["nodes"]) == 2
+    trained = TrainSummary.read(run / "train" / "summary.json")
+    assert trained.end_step == 2 and len(trained.nodes) == 2
     # published as a version beside the old ones, then switched to by one pointer object (a bucket has no rename)
-    assert trained["adapter"].startswith(f"{run}/train/adapters/")
-    assert json.loads((run / "train" / "adapter.json").read_text()) == {"adapter": trained["adapter"]}
-    assert (Location(trained["adapter"]) / "adapter_config.json").is_file()
+    assert trained.adapter.startswith(f"{run}/train/adapters/")
+    assert json.loads((run / "train" / "adapter.json").read_text()) == {"adapter": trained.adapter}
+    assert (Location(trained.adapter) / "adapter_config.json").is_file()
     assert any(name.startswith("run/") for name in (run / "train" / "checkpoints").files())  # Ray Train's storage
 
     capsys.readouterr()
     assert main(["eval", *recipe, *train, *evaluate, "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["adapter"] == trained["adapter"] and result["report"] == f"{run}/eval/report.html"
+    assert result["adapter"] == trained.adapter and result["report"] == f"{run}/eval/report.html"
     files = (run / "eval").files()
     assert {"predictions.jsonl", "metrics.json", "report.html"} <= set(files) and not any("partial" in f for f in files)
     preds = [json.loads(x) for x in (run / "eval" / "predictions.jsonl").read_text().splitlines()]

@@ -236,9 +236,10 @@ def test_healthz_is_open(server):
     assert answer.status_code == 200 and answer.json() == {"status": "ok"}
 
 
-def test_a_good_request_returns_the_map_the_mapper_draws(server, frames):
+def test_a_good_request_returns_the_map_the_mapper_draws_and_the_models_answer(server, frames):
     from mellm_core.config import load_recipe
     from mellm_core.files.frames import to_gray
+    from mellm_core.model.predictor import Predictor
     from mellm_core.motion.mapper import Mapper, face_box
     from mellm_core.text.labels import get_protocol
 
@@ -259,6 +260,8 @@ def test_a_good_request_returns_the_map_the_mapper_draws(server, frames):
     outside[rows, cols] = False  # the flow ran on the face only: no motion drawn outside it
     assert outside.any() and np.array_equal(served[outside], np.repeat(onset[outside][:, None], 3, axis=1))
     assert body["head_motion"] == pytest.approx(expected.head_motion, abs=1e-4)
+    here = Predictor(recipe)([expected.rgb], recipe.serve.max_new_tokens)[0]  # the same model, in this process
+    assert (body["analysis"], body["emotion"], body["aus"]) == (here.text, here.emotion, here.aus)
     timings = body["timings"]
     assert {"decode_s", "landmarks_s", "flow_s", "colorize_s", "map_s", "model_s", "total_s"} <= set(timings)
     assert timings["batch_size"] >= 1 and timings["total_s"] >= timings["map_s"] > 0
