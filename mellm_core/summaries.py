@@ -127,30 +127,33 @@ class TaskMetrics(JsonRecord):
     overall: dict[str, Any]
     per_dataset: dict[str, dict[str, Any]]
     chance: dict[str, Any]
-    verdict: Verdict
+    verdict: Verdict | None = None  # None in metrics written before verdicts (``mellm eval`` scores them again)
     errors: int = 0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskMetrics:
-        return super().from_dict({**data, "verdict": Verdict.from_dict(data["verdict"])})  # type: ignore[misc]
+        verdict = Verdict.from_dict(data["verdict"]) if data.get("verdict") else None
+        return super().from_dict({**data, "verdict": verdict})  # type: ignore[misc]
 
     def headline(self) -> dict[str, Any]:
         """The scores, chance levels and verdict, flat, as the commands print them."""
+        v = self.verdict
         return {**{k: self.overall.get(k) for k in ("acc", "uf1", "uar", "au_f1", "n", "unparsed")},
                 "chance_acc": self.chance["uniform"]["acc"], "chance_uar": self.chance["uniform"]["uar"],
                 "majority_acc": self.chance["majority"].get("acc"),
                 "au_f1_chance": (self.chance.get("majority_aus") or {}).get("au_f1"),
-                "p_value": self.verdict.p_value, "beats_majority": self.verdict.beats_majority,
-                "collapsed_to": self.verdict.top_answer if self.verdict.collapsed else None}
+                "p_value": v and v.p_value, "beats_majority": v and v.beats_majority,
+                "collapsed_to": v.top_answer if v and v.collapsed else None}
 
     def verdict_lines(self, task: str) -> list[str]:
         """The verdict in words: whether the emotion beats chance (with the p-value), a collapse warning, and
         whether the AU F1 beats its baseline."""
-        v = self.verdict
-        compared = (f"always '{self.chance['majority']['class']}' (ACC {v.majority_acc:.3f}; one-sided binomial "
-                    f"p = {v.p_value:.2g})")
-        lines = [f"{task}: the emotion {'beats' if v.beats_majority else 'does NOT beat'} {compared}"]
-        if v.collapsed:
+        v, lines = self.verdict, []
+        if v is not None:
+            compared = (f"always '{self.chance['majority']['class']}' (ACC {v.majority_acc:.3f}; one-sided "
+                        f"binomial p = {v.p_value:.2g})")
+            lines.append(f"{task}: the emotion {'beats' if v.beats_majority else 'does NOT beat'} {compared}")
+        if v is not None and v.collapsed:
             lines.append(f"warning: {task}: the model collapsed to {v.top_answer} "
                          f"({round(v.top_share * v.n)} of {v.n} answers)")
         base, au_f1 = self.chance.get("majority_aus"), self.overall.get("au_f1")

@@ -343,7 +343,8 @@ def _metrics(tmp_path: Path, name: str, uf1: float, datasets: tuple[str, ...]) -
                         "majority": {"class": "happiness", "acc": 0.4, "uf1": 0.19, "uar": 1 / 3}}}
     out = tmp_path / name / "eval"
     out.mkdir(parents=True)
-    (out / "metrics.json").write_text(json.dumps({"tasks": {"mer": block}, "model": "Qwen/Qwen2.5-VL-7B-Instruct",
+    (out / "metrics.json").write_text(json.dumps({"protocol": "all", "tasks": {"mer": block},
+                                                  "model": "Qwen/Qwen2.5-VL-7B-Instruct",
                                                   "backbone": "qwen2_5_vl", "adapter": f"/runs/{name}/train/adapter",
                                                   "test_sha256": "t"}))
     return out.parent
