@@ -21,7 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 from mellm_core.errors import ConfigError, MellmError
 from mellm_core.plugins import Registry, build_params, get_registry
 
-HEAD_MOTION_MODES = ("nose", "similarity", "none")
+HEAD_MOTION_MODES = ("nose", "similarity", "robust", "none")
 FLOW_REGIONS = ("frame", "face")
 SPLIT_KINDS = ("holdout", "loso", "zero-shot", "fixed")
 TASKS = ("meu", "mer")
@@ -53,7 +53,7 @@ class MapsConfig:
     landmarker_params: dict[str, Any] = field(default_factory=dict)
     colorizer: str = "mmc"  # colour mapping plugin
     colorizer_params: dict[str, Any] = field(default_factory=dict)  # e.g. {step: 45, mask_percentile: 0}
-    head_motion: str = "nose"  # nose (reference) | similarity (robust fit at rigid landmarks) | none
+    head_motion: str = "nose"  # nose (reference) | similarity (landmark fit) | robust (face consensus) | none
     nose_window: int = 5  # half-size in pixels of the nose-tip window for head_motion=nose
     crop: bool = False  # crop to the landmark box plus margin and resize to a square
     crop_margin: float = 0.2  # margin around the landmark box (crop and flow_region face), fraction of its size

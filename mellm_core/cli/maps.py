@@ -19,7 +19,7 @@ def _add_map_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flow", help="flow plugin (tvl1, dis, farneback, ...)")
     p.add_argument("--colorizer", help="colorizer plugin (mmc, wheel, ...)")
     p.add_argument("--landmarker", help="landmark plugin (dlib68, none, ...)")
-    p.add_argument("--head-motion", dest="head_motion", help="head-motion mode: nose, similarity or none")
+    p.add_argument("--head-motion", dest="head_motion", help="head-motion mode: nose, similarity, robust or none")
     p.add_argument("overrides", nargs="*", help="recipe overrides, e.g. maps.colorizer_params.step=45")
     p.add_argument("--json", action="store_true", help="print a JSON result line")
 
@@ -50,7 +50,7 @@ def cmd_map(args: argparse.Namespace) -> int:
 
 def register_map(sub: argparse._SubParsersAction) -> None:
     p = command(sub, "map", "make the MMC-map of one onset/apex pair",
-                 "mellm map onset.jpg apex.jpg -o map.png --head-motion similarity --json")
+                 "mellm map onset.jpg apex.jpg -o map.png --head-motion robust --json")
     p.add_argument("onset", help="onset frame (any format OpenCV reads)")
     p.add_argument("apex", help="apex frame")
     p.add_argument("-o", "--output", required=True, help="output PNG")

@@ -108,7 +108,8 @@ class Mapper:
         onset, apex, landmarks = self._geometry(onset, apex, landmarks)
         flow = self._flow(onset, apex, landmarks)
         t2 = time.perf_counter()
-        compensated, head = compensate(flow, landmarks, self.cfg.head_motion, self.cfg.nose_window)
+        region = face_box(landmarks, self.cfg.crop_margin, onset.shape) if self.cfg.flow_region == "face" else None
+        compensated, head = compensate(flow, landmarks, self.cfg.head_motion, self.cfg.nose_window, region)
         rgb = self.colorizer(compensated, onset, landmarks)
         regions = analyze_regions(compensated, landmarks, self.cfg.min_motion)
         t3 = time.perf_counter()

@@ -110,15 +110,17 @@ def _table(task: str, block: TaskMetrics) -> str:
                            f"{html.escape(line)}</p>" for line in block.verdict_lines(task))
 
 
-def _card(pred: dict[str, Any], ok: bool) -> str:
+def _card(pred: dict[str, Any], ok: bool, head: list[float] | None) -> str:
     thumb = _thumbnail(pred.get("map_path", ""))
     image = f"<img alt='MMC-map' src='data:image/png;base64,{thumb}'>" if thumb else "<div>(map missing)</div>"
     gold_aus = "+".join(str(a) for a in pred.get("aus_gold") or []) or "none"
     pred_aus = "+".join(str(a) for a in pred.get("aus") or []) or "none"
     text = pred.get("error") or pred.get("text") or ""
+    moved = ("" if head is None else
+             f"<br><span class='muted'>head motion removed: ({head[0]:+.2f}, {head[1]:+.2f}) px</span>")
     return (f"<div class='card {'ok' if ok else 'bad'}'>{image}<div><b>{html.escape(pred['sample_id'])}</b> "
             f"<span class='muted'>({html.escape(pred['task'])})</span><br>gold: {html.escape(str(pred['label']))} "
-            f"(AU {gold_aus})<br>parsed: {html.escape(str(pred.get('emotion')))} (AU {pred_aus})"
+            f"(AU {gold_aus})<br>parsed: {html.escape(str(pred.get('emotion')))} (AU {pred_aus}){moved}"
             f"<pre>{html.escape(text)}</pre></div></div>")
 
 
@@ -127,9 +129,11 @@ def _correct(pred: dict[str, Any], protocol: LabelProtocol) -> bool:
 
 
 def write_report(path: str | Location, preds: list[dict[str, Any]], metrics: EvalResult, gallery: int,
-                 title: str = "evaluation") -> None:
-    """Write the report page for predictions and their metrics (see the module docstring)."""
+                 title: str = "evaluation", head_motion: dict[str, list[float]] | None = None) -> None:
+    """Write the report page for predictions and their metrics (see the module docstring); ``head_motion``
+    (sample id -> the head motion its map removed, at the nose tip) is shown on the gallery's cards."""
     protocol = get_protocol(metrics.protocol)
+    heads = head_motion or {}
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
              f"<p>protocol <b>{html.escape(metrics.protocol)}</b>; model {html.escape(metrics.model)}"
@@ -145,8 +149,9 @@ def write_report(path: str | Location, preds: list[dict[str, Any]], metrics: Eva
         wrong = [p for p in mine if not _correct(p, protocol)][: gallery // 2]
         cards = []
         for i in range(max(len(right), len(wrong))):
-            cards.append(_card(right[i], True) if i < len(right) else "<div></div>")
-            cards.append(_card(wrong[i], False) if i < len(wrong) else "<div></div>")
+            for side, ok in ((right, True), (wrong, False)):
+                pred = side[i] if i < len(side) else None
+                cards.append(_card(pred, ok, heads.get(pred["sample_id"])) if pred else "<div></div>")
         parts.append(f"<h3>gallery: right (left) and wrong (right)</h3><div class='gallery'>{''.join(cards)}</div>")
     parts.append("</body></html>")
     Location(path).write_text("".join(parts))

@@ -122,9 +122,10 @@ def _run_eval(recipe: Recipe, progress: bool) -> EvalResult:
         require_adapter(adapter, "eval.adapter")
     digest = eval_digest(recipe, data, adapter)
     metrics_path = out / METRICS
-    if old := up_to_date(metrics_path, digest, out / PREDICTIONS):
-        if all("verdict" in block for block in old["tasks"].values()):
-            return EvalResult.from_dict({**old, "skipped": True})
+    if up_to_date(metrics_path, digest, out / PREDICTIONS):
+        old = EvalResult.read(metrics_path)
+        if all(block.verdict for block in old.tasks.values()):
+            return old
         preds = [json.loads(line) for line in (out / PREDICTIONS).read_text().splitlines() if line.strip()]
         result = _score(recipe, out, preds, digest, data, adapter)  # scored before verdicts existed
         result.skipped = True
@@ -152,12 +153,17 @@ def _score(recipe: Recipe, out: Location, preds: list[dict], digest: str, data: 
            ) -> EvalResult:
     """Write ``metrics.json`` and ``report.html`` for the predictions; returns the metrics."""
     from mellm_core.results.report import write_report
+    from mellm_core.stages.maps import read_records
 
     result = EvalResult(recipe.eval.protocol, metrics_of(preds, recipe.eval.protocol, training_aus(recipe.output_dir)),
                         digest, adapter, recipe.backbone.model, recipe.backbone.name, hashlib.sha256(data).hexdigest(),
                         str(out))
     result.write(out / METRICS)
-    write_report(out / REPORT, preds, result, recipe.eval.gallery, title=f"{recipe.output_dir} — evaluation")
+    manifest = RunLayout(recipe.output_dir).manifest
+    records = read_records(manifest.read_text().splitlines()) if manifest.is_file() else {}
+    heads = {sid: r.head_motion for sid, r in records.items() if r.head_motion is not None}
+    write_report(out / REPORT, preds, result, recipe.eval.gallery, title=f"{recipe.output_dir} — evaluation",
+                 head_motion=heads)
     return result
 
 

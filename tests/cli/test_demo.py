@@ -27,6 +27,9 @@ def test_demo_runs_every_stage_prints_working_commands_then_reuses_them(ray_loca
                    "train/metrics.jsonl", "eval/predictions.jsonl", "eval/metrics.json", "eval/report.html"):
         assert (out / folder).is_file(), folder
     assert any(": the emotion beats always" in line or ": the emotion does NOT beat" in line for line in lines)
+    report = (out / "eval" / "report.html").read_text()
+    heads = [json.loads(x)["head_motion"] for x in (out / "maps" / "manifest.jsonl").read_text().splitlines()]
+    assert any(f"head motion removed: ({x:+.2f}, {y:+.2f}) px" in report for x, y in heads)  # the gallery shows it
     analyze = next(lines[i + 1].strip() for i, line in enumerate(lines) if line.startswith("analyze a held-out"))
     serve = next(lines[i + 1].strip() for i, line in enumerate(lines) if line.startswith("serve it over HTTP"))
     assert main([*shlex.split(analyze)[1:], "--map", str(tmp_path / "map.png"), "--json"]) == 0

@@ -43,9 +43,9 @@ CASME2_COLUMNS = [
 ]
 RIGHT = {
     i
-    for i in range(70)
+    for i in range(len(MIRROR))
     if MIRROR[i] != i
-    and i in (*range(0, 8), *range(17, 22), 31, 32, *range(36, 42), 48, 49, 50, 58, 59, 60, 61, 67, 68)
+    and i in (*range(0, 8), *range(17, 22), 31, 32, *range(36, 42), 48, 49, 50, 58, 59, 60, 61, 67, 68, 70)
 }
 
 
@@ -53,9 +53,9 @@ RIGHT = {
 
 
 def test_mirror_table_is_an_involution_that_swaps_sides():
-    assert all(MIRROR[MIRROR[i]] == i for i in range(70))
+    assert len(MIRROR) == 73 and all(MIRROR[MIRROR[i]] == i for i in range(73))
     assert {MIRROR[i] for i in RIGHT}.isdisjoint(RIGHT)
-    assert [i for i in range(70) if MIRROR[i] == i] == [8, 27, 28, 29, 30, 33, 51, 57, 62, 66]
+    assert [i for i in range(73) if MIRROR[i] == i] == [8, 27, 28, 29, 30, 33, 51, 57, 62, 66, 72]
 
 
 def test_mirror_landmarks_flips_and_reindexes():

@@ -147,7 +147,7 @@ class SynthME:
         subjects = {p.subject.name: p.subject for p in plans}
         return {
             "generator": "synthme",
-            "version": 1,
+            "version": 2,  # 2: AU templates as FACS describes AU4, AU6, AU9, AU10 and AU26 (benchmarks/head_motion.py)
             "seed": seed,
             "clips": n,
             "subject_count": len(subjects),

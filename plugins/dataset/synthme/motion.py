@@ -2,9 +2,10 @@
 random draws of a subject and of a clip's plan.
 
 Pure numpy/cv2, no file access. Coordinates are image pixels (x right, y down). Landmarks follow iBUG 68;
-points on the subject's right appear on the image's left (smaller x). Two virtual cheek points (68: right,
-69: left) carry AU6. Template vectors are in the upright face frame for the subject's right side; the left
-side gets the mirror image, and everything is rotated by the face's roll.
+points on the subject's right appear on the image's left (smaller x). Virtual points carry what the 68 do
+not reach: the cheeks (68: right, 69: left) for AU6, and the forehead (70: right, 71: left, 72: centre) for
+the frontalis of AU1 and AU2 and the procerus of AU4. Template vectors are in the upright face frame for the
+subject's right side; the left side gets the mirror image, and everything is rotated by the face's roll.
 """
 
 from __future__ import annotations
@@ -28,43 +29,70 @@ def _mirror_table() -> tuple[int, ...]:
     pairs += [(i, i) for i in range(27, 31)] + [(31 + k, 35 - k) for k in range(5)]
     pairs += list(zip((36, 37, 38, 39, 40, 41), (45, 44, 43, 42, 47, 46), strict=True))
     pairs += [(48 + k, 54 - k) for k in range(7)] + [(55 + k, 59 - k) for k in range(5)]
-    pairs += [(60 + k, 64 - k) for k in range(5)] + [(65 + k, 67 - k) for k in range(3)] + [(68, 69)]
-    table = [0] * 70
+    pairs += [(60 + k, 64 - k) for k in range(5)] + [(65 + k, 67 - k) for k in range(3)] + [(68, 69), (70, 71)]
+    pairs += [(72, 72)]
+    table = [0] * 73
     for a, b in pairs:
         table[a], table[b] = b, a
     return tuple(table)
 
 
 MIRROR: tuple[int, ...] = _mirror_table()
-"""Landmark index -> the index of its mirror image (68 points plus the two cheek points)."""
+"""Landmark index -> the index of its mirror image (68 points plus the virtual cheek and forehead points)."""
 
 # AU -> ((right-side or midline points, (dx, dy) in the upright face frame), ...): FACS appearance changes.
 AU_TEMPLATES: dict[int, tuple[tuple[tuple[int, ...], tuple[float, float]], ...]] = {
-    1: (((21,), (0.0, -1.0)), ((20,), (0.0, -0.8)), ((19,), (0.0, -0.4))),  # inner brow raiser
-    2: (((17,), (0.0, -1.0)), ((18,), (0.0, -0.9)), ((19,), (0.0, -0.5))),  # outer brow raiser
+    1: (
+        ((21,), (0.0, -1.0)),
+        ((20,), (0.0, -0.8)),
+        ((19,), (0.0, -0.4)),
+        ((72,), (0.0, -0.6)),
+        ((70,), (0.0, -0.3)),
+    ),  # inner brow raiser: the frontalis pulls the centre of the forehead up with the inner brows
+    2: (
+        ((17,), (0.0, -1.0)),
+        ((18,), (0.0, -0.9)),
+        ((19,), (0.0, -0.5)),
+        ((70,), (0.0, -0.6)),
+    ),  # outer brow raiser: and the side of the forehead above them
     4: (
         ((21,), (0.5, 0.8)),
         ((20,), (0.4, 0.8)),
         ((19,), (0.2, 0.6)),
         ((17, 18), (0.0, 0.3)),
-    ),  # brow lowerer
+        ((27,), (0.0, 0.3)),
+        ((72,), (0.0, 0.3)),
+    ),  # brow lowerer; its procerus part pulls the skin between the brows and at the root of the nose down
     5: (((37, 38), (0.0, -1.0)),),  # upper lid raiser
-    6: (((68,), (0.0, -1.0)), ((40, 41), (0.0, -0.6)), ((36,), (0.0, -0.3))),  # cheek raiser
+    6: (
+        ((68,), (0.0, -1.0)),
+        ((40, 41), (0.0, -0.6)),
+        ((36,), (0.2, -0.3)),
+        ((1, 2), (0.0, -0.5)),
+        ((0, 3), (0.0, -0.25)),
+    ),  # cheek raiser: lifts the cheeks (and the face contour beside them) and the lower lids, crow's feet
     7: (((40, 41), (0.0, -1.0)), ((37, 38), (0.0, 0.4))),  # lid tightener
     9: (
         ((31,), (0.0, -1.0)),
         ((32,), (0.0, -0.7)),
         ((33,), (0.0, -0.5)),
         ((29, 30), (0.0, -0.4)),
+        ((28,), (0.0, -0.2)),
+        ((27,), (0.0, 0.15)),
         ((21,), (0.2, 0.4)),
-    ),  # nose wrinkler
+        ((40, 41), (0.0, -0.3)),
+        ((50, 51), (0.0, -0.3)),
+    ),  # nose wrinkler: raises the nose wings and the skin along the nose (wrinkling its root), lowers the
+    # inner brows, raises the infraorbital triangle and the upper lip
     10: (
         ((50,), (0.0, -1.0)),
         ((49,), (0.0, -0.8)),
         ((51, 62), (0.0, -0.9)),
         ((61,), (0.0, -0.8)),
         ((31,), (0.0, -0.3)),
-    ),  # upper lip raiser
+        ((32,), (0.0, -0.2)),
+        ((68,), (0.0, -0.3)),
+    ),  # upper lip raiser: also lifts the nose wings and the infraorbital triangle (deeper nasolabial furrow)
     12: (((48,), (-0.7, -0.7)), ((60,), (-0.6, -0.6)), ((49, 59), (-0.35, -0.35)), ((68,), (0.0, -0.3))),
     14: (((48,), (-0.7, -0.1)), ((60,), (-0.6, -0.1)), ((49, 59), (-0.3, 0.0))),  # dimpler
     15: (
@@ -100,6 +128,7 @@ AU_TEMPLATES: dict[int, tuple[tuple[tuple[int, ...], tuple[float, float]], ...]]
         ((7,), (0.0, 0.9)),
         ((6,), (0.0, 0.7)),
         ((5,), (0.0, 0.4)),
+        ((4,), (0.0, 0.2)),
         ((57, 66), (0.0, 1.0)),
         ((58, 67), (0.0, 0.85)),
     ),  # jaw drop
@@ -115,12 +144,16 @@ PROTOTYPES: dict[str, tuple[str, ...]] = {
 ONE_SIDED = (1, 2, 4, 5, 6, 7, 10, 12, 14, 15, 20)
 
 
-def with_cheeks(landmarks: np.ndarray) -> np.ndarray:
-    """The 68 landmarks plus the right (68) and left (69) cheek points below the eyes."""
+def with_virtual_points(landmarks: np.ndarray) -> np.ndarray:
+    """The 68 landmarks plus the cheek points below the eyes (68: right, 69: left) and the forehead points:
+    above the middle of each brow (70: right, 71: left) and above the root of the nose (72)."""
     p = np.asarray(landmarks, dtype=np.float64)
     right = 0.4 * p[41] + 0.3 * p[48] + 0.3 * p[2]
     left = 0.4 * p[46] + 0.3 * p[54] + 0.3 * p[14]
-    return np.vstack([p[:68], right, left])
+    up = (p[27] - p[8]) / max(float(np.linalg.norm(p[27] - p[8])), 1e-9)
+    eyes = interocular(p)
+    forehead = [p[19] + 0.45 * eyes * up, p[24] + 0.45 * eyes * up, p[27] + 0.75 * eyes * up]
+    return np.vstack([p[:68], right, left, *forehead])
 
 
 def mirror_landmarks(landmarks: np.ndarray, width: int) -> np.ndarray:
@@ -155,8 +188,9 @@ def rotation(angle_deg: float, scale: float = 1.0) -> np.ndarray:
 
 
 def au_displacements(au: int, side: str, roll_deg: float = 0.0) -> np.ndarray:
-    """70x2 displacements of one AU (unit template scale); side "" both, "R" subject's right, "L" left."""
-    out = np.zeros((70, 2))
+    """Displacements of one AU, one row per point of ``with_virtual_points`` (unit template scale); side ""
+    both, "R" subject's right, "L" left."""
+    out = np.zeros((len(MIRROR), 2))
     for indices, (dx, dy) in AU_TEMPLATES[au]:
         for i in indices:
             if MIRROR[i] == i:
@@ -203,7 +237,7 @@ def expression_field(
 ) -> np.ndarray:
     """The AU motion field of a face: weighted templates spread with sigma = ``kernel`` x interocular,
     and scaled so that its largest displacement is ``peak`` pixels."""
-    points = with_cheeks(landmarks)
+    points = with_virtual_points(landmarks)
     roll = face_roll(landmarks)
     moves = sum(weights[au] * au_displacements(au, side, roll) for au, side in aus.items())
     field = dense_field(shape, points, np.asarray(moves), kernel * interocular(landmarks))
