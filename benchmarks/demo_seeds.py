@@ -38,7 +38,7 @@ def cpu_model() -> str:
 def run_seed(seed: int, out: Path, recipe: str, overrides: list[str]) -> dict:
     """One demo run from scratch (keeping every checkpoint); its --json summary plus the wall time."""
     folder = out / f"seed-{seed}"
-    cmd = [sys.executable, "-m", "mellm_core.cli", "demo", "--recipe", recipe, "--out", str(folder), "--json",
+    cmd = [sys.executable, "-m", "mellm_core", "demo", "--recipe", recipe, "--out", str(folder), "--json",
            f"seed={seed}", "train.keep_checkpoints=1000", *overrides]
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
