@@ -27,10 +27,10 @@ NOSE_TIP = 30
 # ``similarity``'s points: upper contour, nose bridge, eye corners.
 RIGID_POINTS = (0, 1, 2, 14, 15, 16, 27, 28, 29, 30, 36, 39, 42, 45)
 # ``robust``: the face is the jaw contour and the forehead (``face_polygon``); its border band of EDGE x the
-# interocular distance is left out (the flow there mixes face and background). At most SAMPLES pixels on a
-# regular grid enter the fit; HYPOTHESES similarities (seeded: the same flow gives the same map) are tried,
-# each counted on SCORED of them; a pixel follows one when its flow is within INLIER_PX of it (about TV-L1's
-# noise on still skin, well below a micro-expression's motion).
+# interocular distance is left out (the flow there mixes face and background). The pixels of a regular grid
+# enter the fit, its step the largest that keeps SAMPLES or more; HYPOTHESES similarities (seeded: the same
+# flow gives the same map) are tried, each counted on SCORED of the pixels; a pixel follows one when its flow
+# is within INLIER_PX of it (about TV-L1's noise on still skin, well below a micro-expression's motion).
 FOREHEAD = 0.7
 EDGE = 0.1
 SAMPLES = 6000
