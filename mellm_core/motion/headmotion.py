@@ -71,6 +71,12 @@ def _similarity_matrix(flow: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return matrix
 
 
+def interocular(landmarks: np.ndarray) -> float:
+    """Distance between the eye centres (the means of landmarks 36-41 and 42-47) in pixels."""
+    points = np.asarray(landmarks, dtype=np.float64)
+    return float(np.linalg.norm(points[42:48].mean(axis=0) - points[36:42].mean(axis=0)))
+
+
 def face_polygon(landmarks: np.ndarray) -> np.ndarray:
     """The face as a polygon: the jaw contour (0-16), then the brows (26-17) raised by ``FOREHEAD`` x the
     interocular distance towards the top of the head (the forehead, still in every expression without AU1,
@@ -78,8 +84,7 @@ def face_polygon(landmarks: np.ndarray) -> np.ndarray:
     points = np.asarray(landmarks, dtype=np.float64)
     up = points[27] - points[8]
     up /= max(float(np.linalg.norm(up)), 1e-9)
-    eyes = float(np.linalg.norm(points[36:42].mean(axis=0) - points[42:48].mean(axis=0)))
-    return np.vstack([points[:17], points[26:16:-1] + FOREHEAD * eyes * up])
+    return np.vstack([points[:17], points[26:16:-1] + FOREHEAD * interocular(points) * up])
 
 
 def face_samples(shape: tuple[int, int], landmarks: np.ndarray, region: Region | None = None
@@ -90,8 +95,7 @@ def face_samples(shape: tuple[int, int], landmarks: np.ndarray, region: Region |
     points = np.asarray(landmarks, dtype=np.float64)
     inside = np.zeros((h, w), np.uint8)
     cv2.fillPoly(inside, [np.round(face_polygon(points)).astype(np.int32)], 1)
-    eyes = np.linalg.norm(points[36:42].mean(axis=0) - points[42:48].mean(axis=0))
-    band = max(int(round(EDGE * eyes)), 1)
+    band = max(int(round(EDGE * interocular(points))), 1)
     inside = cv2.erode(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1)))
     if region is not None:
         inside[region] *= 2

@@ -19,6 +19,7 @@ import numpy as np
 
 from mellm_core.motion.facs import ONE_SIDED_PROTOTYPES
 from mellm_core.motion.facs import PROTOTYPES as FACS_PROTOTYPES
+from mellm_core.motion.headmotion import interocular
 from mellm_core.text.labels import format_aus
 from mellm_plugins.dataset.synthme.faces import Face
 from mellm_plugins.dataset.synthme.params import ONSET_FRAMES, SynthMEParams, value_range
@@ -173,12 +174,6 @@ def face_roll(landmarks: np.ndarray) -> float:
     """In-plane rotation of the face, degrees: the angle of the line from the image-left to the other eye."""
     a, b = eye_centres(landmarks)
     return math.degrees(math.atan2(b[1] - a[1], b[0] - a[0]))
-
-
-def interocular(landmarks: np.ndarray) -> float:
-    """Distance between the eye centres in pixels."""
-    a, b = eye_centres(landmarks)
-    return float(np.linalg.norm(b - a))
 
 
 def rotation(angle_deg: float, scale: float = 1.0) -> np.ndarray:
