@@ -52,7 +52,7 @@ def accuracy(backbone, module, rows: list[dict], images: list[np.ndarray], label
 
 
 def curve(folder: Path, variant: str, seed: int, steps: int, every: int, curriculum: int, extra: dict,
-          weight_decay: float = 0.0, lr: float = 1e-3) -> list[float]:
+          weight_decay: float = 0.0, lr: float = 1e-3, balance: bool = False) -> list[float]:
     """Held-out accuracy after every ``every`` steps of one run."""
     params, tasks, staged = VARIANTS[variant]
     params = {**params, **extra}
@@ -67,7 +67,7 @@ def curve(folder: Path, variant: str, seed: int, steps: int, every: int, curricu
     labels = sorted({r["label"] for r in rows})
     cfg = TrainConfig(lora_rank=16, lora_alpha=32, lora_dropout=0.0, lr=lr, warmup_steps=50, max_steps=steps,
                       batch_size=8, num_workers=1, curriculum_tasks=["mer"] if staged else [],
-                      curriculum_steps=curriculum if staged else 0)
+                      curriculum_steps=curriculum if staged else 0, balance=balance)
     seed_everything(seed)
     backbone = get_registry().create("backbone", "qwen2_5_vl", train_base=True, **params)
     module = backbone.load("tiny-random", train=cfg, labels=labels)
@@ -99,6 +99,7 @@ def main() -> None:
     parser.add_argument("--curriculum", type=int, default=400, help="MER-only steps of px224-curriculum")
     parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (train.weight_decay)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (train.lr)")
+    parser.add_argument("--balance", action="store_true", help="every label equally often (train.balance)")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="a backbone param for every variant, e.g. --param tiny_rope_theta=100")
     args = parser.parse_args()
@@ -110,7 +111,7 @@ def main() -> None:
         for seed in args.seeds:
             started = time.perf_counter()
             accs = curve(args.folder, variant, seed, args.steps, args.every, args.curriculum, extra,
-                         args.weight_decay, args.lr)
+                         args.weight_decay, args.lr, args.balance)
             rows.append([variant, seed, *(f"{a:.2f}" for a in accs), f"{time.perf_counter() - started:.0f}"])
             print(f"{variant} seed {seed}: {accs}", flush=True)
     test = [json.loads(x) for x in RunLayout(args.folder).test_rows.read_text().splitlines()]

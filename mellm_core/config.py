@@ -140,6 +140,7 @@ class TrainConfig:
     log_every: int = 10  # steps between lines of train/metrics.jsonl
     curriculum_tasks: list[str] = field(default_factory=list)  # first train only on these tasks' rows (e.g. [mer]) ...
     curriculum_steps: int = 0  # ... for this many steps, then on every row (0 = no curriculum)
+    balance: bool = False  # draw every label of a task equally often (rarer labels' rows repeat)
     storage_path: str | None = None  # checkpoints: local, shared or cloud URI (null = output_dir/train/checkpoints)
     resume: bool = False  # continue from the latest checkpoint instead of starting over
 

@@ -61,6 +61,25 @@ def test_a_curriculum_draws_its_tasks_rows_first_then_every_row():
         load_recipe("quickstart", ["train.curriculum_steps=3"])
 
 
+def test_balance_draws_every_label_of_a_task_equally_often():
+    labels = ["fear"] * 6 + ["anger"] * 2 + ["happiness"] * 3
+    rows = [{"i": i, "task": "mer", "label": e} for i, e in enumerate(labels)]
+    rows += [{"i": 20 + i, "task": "meu", "label": e} for i, e in enumerate(["fear"] * 4 + ["anger"])]
+    cfg = TrainConfig(batch_size=6, num_workers=1, balance=True)
+    drawn = [r for step in range(30) for c in micro_batches(rows, cfg, 2, step, World()) for r in c]
+    # an epoch holds each task's labels as often as its most frequent one: mer 3 x 6, meu 2 x 4 = 26 rows
+    epochs = [drawn[i:i + 26] for i in range(0, 156, 26)]
+    for epoch in epochs:
+        counts = {(t, e): sum(r["task"] == t and r["label"] == e for r in epoch)
+                  for t, e in {(r["task"], r["label"]) for r in rows}}
+        assert counts == {("mer", "fear"): 6, ("mer", "anger"): 6, ("mer", "happiness"): 6,
+                          ("meu", "fear"): 4, ("meu", "anger"): 4}
+        assert {r["i"] for r in epoch} == {r["i"] for r in rows}  # every row is still drawn
+    plain = [r for step in range(30) for c in micro_batches(rows, TrainConfig(batch_size=6, num_workers=1), 2, step,
+                                                               World()) for r in c]
+    assert sum(r["label"] == "fear" for r in plain) > sum(r["label"] == "fear" for r in drawn)
+
+
 def test_cosine_schedule_warms_up_and_decays_to_zero():
     f = cosine(TrainConfig(warmup_steps=4, max_steps=14))
     assert [round(f(s), 3) for s in range(4)] == [0.2, 0.4, 0.6, 0.8]
