@@ -16,6 +16,7 @@ from mellm_core.cli.report import register_report
 from mellm_core.cli.score import register_score
 from mellm_core.cli.serve import register_serve
 from mellm_core.cli.train import register_export, register_train
+from mellm_core import __version__
 from mellm_core.errors import ConfigError, MellmError
 
 # ---------------------------------------------------------------- plugins
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"mellm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = command(sub, "plugins", "list installed plugins by kind, with where each comes from; or one's parameters",
