@@ -3,7 +3,8 @@
 ``hookspecs`` says in words what each method does; these say it in types. ``create("flow", ...)`` is typed as a
 ``FlowEstimator``, and so on. A backbone is an ``InferenceBackbone`` (it answers) and, when it can be trained,
 also a ``TrainableBackbone``: a model served elsewhere implements the first only and writes no stub methods;
-``trainable`` refuses it by name where training or merging is asked for.
+``trainable`` refuses it by name where training or merging is asked for. A ``PlannableBackbone`` also reports
+its shape for ``mellm plan``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from mellm_core.errors import InputError
 
 if TYPE_CHECKING:
+    from mellm_core.model.plan import ModelShape
     from mellm_core.records import Sample
     from mellm_core.text.fgmu import Analysis
 
@@ -71,6 +73,14 @@ class TrainableBackbone(InferenceBackbone, Protocol):
     def save(self, module: Any, out_dir: str | Path) -> None: ...
 
     def merge(self, module: Any, out_dir: str | Path) -> None: ...
+
+
+@runtime_checkable
+class PlannableBackbone(Protocol):
+    """A backbone that can say, without weights, what training costs (``mellm plan``)."""
+
+    def shape(self, model: str, train: Any, image_size: tuple[int, int] | None, user: str, target: str
+              ) -> ModelShape: ...
 
 
 class Metric(Protocol):

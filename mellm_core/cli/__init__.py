@@ -6,17 +6,18 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from mellm_core import __version__
 from mellm_core.cli.common import command, load_recipe_args, print_json
 from mellm_core.cli.data import register_data, register_synth
 from mellm_core.cli.demo import register_demo
 from mellm_core.cli.eval import register_analyze, register_eval
 from mellm_core.cli.instructions import register_instructions
 from mellm_core.cli.maps import register_map, register_maps
+from mellm_core.cli.plan import register_plan
 from mellm_core.cli.report import register_report
 from mellm_core.cli.score import register_score
 from mellm_core.cli.serve import register_serve
 from mellm_core.cli.train import register_export, register_train
-from mellm_core import __version__
 from mellm_core.errors import ConfigError, MellmError
 
 # ---------------------------------------------------------------- plugins
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Each entry adds one subcommand: register(subparsers) -> None.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     register_data, register_synth, register_map, register_maps, register_instructions, register_score,
-    register_train, register_export, register_eval, register_analyze, register_demo, register_serve,
+    register_plan, register_train, register_export, register_eval, register_analyze, register_demo, register_serve,
     register_report,
 ]
 

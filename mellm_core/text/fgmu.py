@@ -219,3 +219,20 @@ class TemplatePrompt:
             + (p.compact_aus.format(aus=" + ".join(f"AU{au}" for au in o.aus)) if o.aus else "")
             for o in key) or p.nothing_salient
         return "\n".join((p.headings[0], seen, p.headings[2], self._conclusion(analysis)))
+
+
+def example_analyses() -> list[Analysis]:
+    """Two analyses per prototype emotion (every AU seen in a region, and one AU on one side): texts in every
+    shape a target takes, for training a tokenizer and for sizing instructions before any data exists."""
+    from mellm_core.motion.mmc import DIRECTIONS
+
+    regions, analyses = list(REGIONS), []
+    for i, (emotion, proto) in enumerate(sorted(PROTOTYPES.items())):
+        observations = [
+            Observation(regions[(i + k) % len(regions)], DIRECTIONS[(i + k) % 8][2], DIRECTIONS[(i + k) % 8][0],
+                        ("weak", "medium", "strong")[k % 3], [au])
+            for k, au in enumerate(proto)
+        ]
+        analyses.append(Analysis(observations, list(proto), {}, emotion, proto))
+        analyses.append(Analysis([], list(proto[:1]), {str(proto[0]): "R"}, emotion, proto))
+    return analyses

@@ -4,10 +4,12 @@ generation. Torch and transformers load with this module, when a backbone is cre
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,9 +24,13 @@ from mellm_core.records import IMAGE_TAG
 from mellm_plugins.backbone.qwen2_5_vl import TINY, QwenParams
 from mellm_plugins.backbone.tiny_qwen2_5_vl import build_tiny
 
+if TYPE_CHECKING:
+    from mellm_core.model.plan import ModelShape
+
 IGNORE = -100
 LM_BLOCKS = r"model\.language_model\.layers\.\d+\.(?:self_attn|mlp)"
 VISION_BLOCKS = r"model\.visual\.blocks\.\d+\.(?:attn|mlp)"
+SHIPPED_CONFIGS = Path(__file__).parent / "configs"  # public releases' config.json, for planning without weights
 
 transformers.utils.logging.disable_progress_bar()  # per-file loading bars drown the stages' own progress
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)  # peft's call
@@ -95,7 +101,7 @@ class Qwen25VL:
     def load(self, model: str, device: str = "cpu", adapter: str | None = None, train: Any = None,
              labels: tuple[str, ...] | list[str] = ()) -> torch.nn.Module:
         """The model on ``device``: LoRA-wrapped and trainable when ``train`` is given, else ready for inference."""
-        from peft import LoraConfig, PeftModel, get_peft_model
+        from peft import PeftModel
 
         self.model_path = self.resolve(model)
         trained_base = Path(adapter, BASE) if adapter else None
@@ -118,18 +124,7 @@ class Qwen25VL:
         if train is None:
             module = PeftModel.from_pretrained(base, adapter).merge_and_unload() if adapter else base
             return module.eval()
-        if adapter:
-            module = PeftModel.from_pretrained(base, adapter, is_trainable=True)
-        else:
-            targets = [t for t in (_targets(self.params.lm_targets, LM_BLOCKS),
-                                   _targets(self.params.vision_targets, VISION_BLOCKS)) if t]
-            if not targets:
-                raise InputError("backbone.params.lm_targets and vision_targets are both empty: nothing to train")
-            module = get_peft_model(base, LoraConfig(
-                r=train.lora_rank, lora_alpha=train.lora_alpha, lora_dropout=train.lora_dropout,
-                target_modules="|".join(f"(?:{t})" for t in targets),
-                modules_to_save=["merger"] if self.params.train_merger and not self.params.train_base else None,
-            ))
+        module = PeftModel.from_pretrained(base, adapter, is_trainable=True) if adapter else self._lora(base, train)
         if self.params.train_base:
             for param in module.parameters():
                 param.requires_grad_(True)
@@ -139,6 +134,20 @@ class Qwen25VL:
         module.config.use_cache = False
         return module.train()
 
+    def _lora(self, base: torch.nn.Module, train: Any, meta: bool = False) -> Any:
+        """``base`` wrapped with a new LoRA adapter in the recipe's vision and LM projections."""
+        from peft import LoraConfig, get_peft_model
+
+        targets = [t for t in (_targets(self.params.lm_targets, LM_BLOCKS),
+                               _targets(self.params.vision_targets, VISION_BLOCKS)) if t]
+        if not targets:
+            raise InputError("backbone.params.lm_targets and vision_targets are both empty: nothing to train")
+        return get_peft_model(base, LoraConfig(
+            r=train.lora_rank, lora_alpha=train.lora_alpha, lora_dropout=train.lora_dropout,
+            target_modules="|".join(f"(?:{t})" for t in targets),
+            modules_to_save=["merger"] if self.params.train_merger and not self.params.train_base else None,
+        ), low_cpu_mem_usage=meta)
+
     def _greedy(self, shipped: Any) -> Any:
         """Plain greedy decoding: generate() fills every setting left unset from the model's generation config,
         and instruct releases ship sampling and penalty settings (repetition_penalty, top_k, ...) that would
@@ -147,6 +156,77 @@ class Qwen25VL:
         return transformers.GenerationConfig(
             **{k: v for k, v in keep.items() if v is not None}, do_sample=False, num_beams=1,
             eos_token_id=[self.ids["<|im_end|>"], self.ids["<|endoftext|>"]], pad_token_id=self.pad_id)
+
+    # ------------------------------------------------------------------ planning
+
+    def shape(self, model: str, train: Any, image_size: tuple[int, int] | None, user: str, target: str
+              ) -> ModelShape:
+        """Counts for ``mellm plan``, without weights: the model built on the meta device from its configuration
+        (a local folder's, the tiny model's, or the shipped copy of a public release's), with training's LoRA."""
+        from mellm_core.model.plan import ModelShape, Tower
+
+        config, processor, tokenizer = self._plan_sources(model)
+        with torch.device("meta"):
+            base = transformers.Qwen2_5_VLForConditionalGeneration(config)
+        module = self._lora(base, train, meta=True)
+        trainable, total = module.get_nb_trainable_parameters()
+        wrapped = sorted({re.sub(r"^.*?((?:language_model|visual)\.)", r"\1", re.sub(r"\.\d+\.", ".*.", name))
+                          .removesuffix(".lora_A") for name, _ in module.named_modules() if name.endswith("lora_A")})
+        height, width = image_size or (math.isqrt(processor.size["longest_edge"]),) * 2  # else the largest square
+        grid = processor(images=[Image.new("RGB", (width, height))], return_tensors="pt")["image_grid_thw"][0]
+        patches = int(grid.prod())
+        image_tokens = patches // processor.merge_size ** 2
+        prompt = self._prompt(user.replace(IMAGE_TAG, "")) + "<|vision_start|><|vision_end|>"
+        answer = target + "<|im_end|>"
+        if tokenizer is not None:
+            text, answer_tokens = (len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in (prompt, answer))
+        else:
+            text, answer_tokens = (-(-len(t.encode()) // 4) for t in (prompt, answer))
+        seq_len = text + answer_tokens + image_tokens
+        lm, vision = config.text_config, config.vision_config
+
+        def params(prefix: str) -> int:
+            return sum(p.numel() for n, p in base.named_parameters() if n.startswith(prefix))
+
+        towers = [
+            Tower("vision", vision.depth, vision.hidden_size, vision.intermediate_size, params("model.visual.blocks"),
+                  patches),
+            Tower("lm", lm.num_hidden_layers, lm.hidden_size, lm.intermediate_size,
+                  params("model.language_model.layers"), seq_len),
+        ]
+        full_precision = self.params.dtype == "float32" or (self.params.dtype == "auto" and not train.use_gpu)
+        return ModelShape(total, total if self.params.train_base else trainable, wrapped, self.params.train_base,
+                          4 if full_precision else 2, lm.vocab_size, image_tokens, seq_len, tokenizer is not None,
+                          answer_tokens, towers)
+
+    def _plan_sources(self, model: str) -> tuple[Any, Any, Any]:
+        """(configuration, image processor, tokenizer or None) of ``model`` without its weights."""
+        sizes = {k: v for k, v in (("min_pixels", self.params.min_pixels), ("max_pixels", self.params.max_pixels))
+                 if v is not None}
+        processor_class: Any = image_processor_class()
+        if model == TINY or Path(model).expanduser().is_dir():
+            path = self.resolve(model)
+            if not (Path(path) / "config.json").is_file():
+                raise InputError(f"backbone.model '{model}': {path} holds no config.json")
+            config = transformers.AutoConfig.from_pretrained(path)
+            processor = (processor_class.from_pretrained(path, **sizes)
+                         if (Path(path) / "preprocessor_config.json").is_file() else processor_class(**sizes))
+            has_tokenizer = (Path(path) / "tokenizer_config.json").is_file()
+            return config, processor, transformers.AutoTokenizer.from_pretrained(path) if has_tokenizer else None
+        shipped = SHIPPED_CONFIGS / f"{model.rsplit('/', 1)[-1]}.json"
+        if not shipped.is_file():
+            known = ", ".join(f"Qwen/{p.stem}" for p in sorted(SHIPPED_CONFIGS.glob("*.json")))
+            raise InputError(f"backbone.model '{model}' is neither a local model folder nor a release whose "
+                             f"configuration ships with mellm ({known}): point it at a folder with the model's "
+                             "config.json (weights are not needed)")
+        values = {k: v for k, v in json.loads(shipped.read_text()).items() if not k.startswith("_")}
+        preprocessor = values.pop("preprocessor")
+        processor = processor_class(**{**{k: preprocessor[k] for k in ("min_pixels", "max_pixels")}, **sizes})
+        try:  # the real tokenizer when the user has it cached; otherwise plan estimates token counts
+            tokenizer = transformers.AutoTokenizer.from_pretrained(model, local_files_only=True)
+        except (OSError, ValueError):
+            tokenizer = None
+        return transformers.Qwen2_5_VLConfig(**values), processor, tokenizer
 
     # ------------------------------------------------------------------ text and images
 

@@ -15,10 +15,8 @@ from mellm_core.config import settings_hash
 from mellm_core.files.atomic import built_once
 from mellm_core.files.storage import cache_dir
 from mellm_core.motion.facs import PROTOTYPES
-from mellm_core.motion.mmc import DIRECTIONS
-from mellm_core.motion.regions import REGIONS
 from mellm_core.plugins import get_registry
-from mellm_core.text.fgmu import Analysis, Observation
+from mellm_core.text.fgmu import example_analyses
 from mellm_core.text.labels import PROTOCOLS
 
 TINY_VERSION = 1  # bump when the construction below changes
@@ -45,15 +43,7 @@ def corpus() -> list[str]:
     registry = get_registry()
     label_sets = [list(p.classes) for p in PROTOCOLS.values() if p.classes]
     emotions = sorted({label for labels in label_sets for label in labels} | set(PROTOTYPES))
-    regions, analyses = list(REGIONS), []
-    for i, (emotion, proto) in enumerate(sorted(PROTOTYPES.items())):
-        observations = [
-            Observation(regions[(i + k) % len(regions)], DIRECTIONS[(i + k) % 8][2], DIRECTIONS[(i + k) % 8][0],
-                        ("weak", "medium", "strong")[k % 3], [au])
-            for k, au in enumerate(proto)
-        ]
-        analyses.append(Analysis(observations, list(proto), {}, emotion, proto))
-        analyses.append(Analysis([], list(proto[:1]), {str(proto[0]): "R"}, emotion, proto))
+    analyses = example_analyses()
     texts = []
     for name in sorted(registry.names("prompt")):
         prompt = registry.create("prompt", name)

@@ -51,7 +51,8 @@ README_OVERRIDES: list[str] = [
     "maps.flow=dis",  # DIS optical flow instead of TV-L1 (about 100x faster)
     "train.max_steps=2",  # two optimizer steps ...
     "train.batch_size=2",  # ... of two samples ...
-    "train.num_workers=1",  # ... on one Ray Train worker
+    "train.num_workers=1",  # ... on one Ray Train worker ...
+    "train.grad_accum=1",  # ... in one micro-batch (the 7B recipe, which `mellm plan` reads, accumulates 4)
     "backbone.params.max_new_tokens=4",  # short answers from the tiny model (eval, analyze, serve)
 ]
 

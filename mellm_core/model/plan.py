@@ -1,0 +1,200 @@
+"""What a training run will cost before any weights exist: parameters, tokens, memory per worker, step time.
+
+The backbone plugin reports the model's shape (``ModelShape``: built on the meta device, its LoRA applied as
+training applies it, counted); this module turns it into memory and time with the usual estimates for
+transformer training in bf16 (activations per token and layer from the layer's widths; FLOPs from 2 x parameters
+x tokens per matmul pass) on a named GPU at a stated model-FLOPs utilisation (MFU).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from mellm_core.config import Recipe
+from mellm_core.errors import InputError
+from mellm_core.files.layout import RunLayout
+from mellm_core.kinds import PlannableBackbone
+from mellm_core.motion.facs import PROTOTYPES
+from mellm_core.plugins import get_registry
+from mellm_core.records import IMAGE_TAG
+from mellm_core.text.fgmu import example_analyses
+from mellm_core.text.labels import get_protocol
+
+GB = 1e9
+OVERHEAD_GB = 1.0  # CUDA context, allocator slack and kernels' workspaces: a stated allowance, not a measurement
+# Peak dense bf16 tensor FLOP/s (no sparsity) and memory of the GPUs users plan for, from the vendors' data sheets.
+GPUS: dict[str, tuple[float, float]] = {
+    "a100-40gb": (312e12, 40), "a100-80gb": (312e12, 80), "h100-80gb": (989e12, 80), "h200-141gb": (989e12, 141),
+    "l40s-48gb": (362e12, 48), "l4-24gb": (121e12, 24), "a10-24gb": (125e12, 24),
+}
+
+
+@dataclass
+class Tower:
+    """A stack of transformer layers that activations are kept for: the vision encoder or the LM decoder."""
+
+    name: str
+    layers: int
+    hidden: int
+    intermediate: int
+    params: int  # weights of its layers (what the matmuls multiply every token by)
+    tokens: int  # tokens (or image patches) per sample through it
+
+
+@dataclass
+class ModelShape:
+    """What a backbone plugin reports for one sample of the longest instruction."""
+
+    params_total: int  # as peft counts them: the base model's and the adapter's
+    params_trainable: int
+    lora_targets: list[str]  # the module-name suffixes LoRA wraps
+    train_base: bool  # every base weight trains (tiny models), not LoRA alone
+    weight_bytes: int  # bytes per base weight (2 for bf16)
+    vocab: int
+    image_tokens: int
+    seq_len: int  # tokens of the longest instruction, image included
+    seq_len_exact: bool  # counted with the model's tokenizer (else estimated at 4 UTF-8 bytes a token)
+    answer_tokens: int  # its target's tokens: the positions whose logits the loss needs
+    towers: list[Tower]
+
+
+@dataclass
+class Plan:
+    shape: ModelShape
+    gpu: str
+    mfu: float
+    samples_per_worker: int  # per optimizer step
+    micro_batch: int
+    gradient_checkpointing: bool
+    memory_gb: dict[str, float]
+    step_s: dict[str, float]  # "plain" and "checkpointed"
+    tokens_per_s: float  # per worker, at the recipe's setting
+
+    def summary(self) -> dict[str, Any]:
+        """The ``--json`` record."""
+        s = self.shape
+        return {"params_total": s.params_total, "params_trainable": s.params_trainable,
+                "lora_targets": s.lora_targets, "image_tokens": s.image_tokens, "seq_len": s.seq_len,
+                "seq_len_exact": s.seq_len_exact, "memory_gb": self.memory_gb,
+                "step_s": self.step_s[self.setting], "step_s_by_setting": self.step_s,
+                "tokens_per_s": self.tokens_per_s, "gpu": self.gpu, "gpu_memory_gb": GPUS[self.gpu][1],
+                "mfu": self.mfu, "gradient_checkpointing": self.gradient_checkpointing,
+                "fits": self.memory_gb["total"] <= GPUS[self.gpu][1]}
+
+    @property
+    def setting(self) -> str:
+        return "checkpointed" if self.gradient_checkpointing else "plain"
+
+
+def longest_instruction(recipe: Recipe) -> tuple[str, str, tuple[int, int] | None]:
+    """(user prompt, target, its map's (height, width) when known) of the longest instruction: from the built
+    instructions when they exist, else what the recipe's prompt plugin writes for each emotion's prototype
+    analysis (an estimate of real data)."""
+    layout = RunLayout(recipe.output_dir)
+    if layout.train_rows.is_file():
+        rows = [json.loads(line) for line in layout.train_rows.read_text().splitlines() if line.strip()]
+        triples = [(r["messages"][0]["content"], r["messages"][1]["content"], (r.get("images") or [None])[0])
+                   for r in rows]
+    else:
+        prompt = get_registry().create("prompt", recipe.instructions.prompt, **recipe.instructions.prompt_params)
+        labels = list(get_protocol(recipe.instructions.protocol).classes or sorted(PROTOTYPES))
+        triples = [(prompt.user_prompt("meu", labels), prompt.meu_target(a), None) for a in example_analyses()]
+        triples += [(prompt.user_prompt("mer", labels), prompt.mer_target(e), None) for e in labels]
+    if not triples:
+        raise InputError(f"{layout.train_rows} holds no instructions to measure")
+    user, target, image = max(triples, key=lambda t: len((t[0] + t[1]).encode()))
+    size = None
+    if image and Path(image).is_file():
+        with Image.open(image) as opened:
+            size = (opened.height, opened.width)
+    elif recipe.maps.max_side:
+        size = (recipe.maps.max_side, recipe.maps.max_side)
+    return (user if IMAGE_TAG in user else IMAGE_TAG + user), target, size
+
+
+def activation_bytes(tower: Tower, micro_batch: int, checkpointed: bool) -> float:
+    """bf16 activations kept for the backward pass: per token and layer the inputs of the norms, projections,
+    attention output and the SwiGLU's three intermediate products, about 14 x hidden + 6 x intermediate bytes
+    (memory-efficient attention keeps no tokens x tokens matrix; no dropout). Checkpointing keeps each layer's
+    input and recomputes one layer at a time."""
+    per_layer = tower.tokens * micro_batch * (14 * tower.hidden + 6 * tower.intermediate)
+    if checkpointed:
+        return tower.layers * tower.tokens * micro_batch * 2 * tower.hidden + per_layer
+    return tower.layers * per_layer
+
+
+def forward_flops(shape: ModelShape) -> float:
+    """One sample's forward pass: 2 FLOPs per weight and token, attention's two token-by-token products in the
+    LM, and the logits at the answer's positions."""
+    flops = sum(2.0 * t.params * t.tokens for t in shape.towers)
+    lm = shape.towers[-1]
+    flops += 4.0 * lm.layers * lm.tokens ** 2 * lm.hidden / 2  # causal: half the pairs
+    return flops + 2.0 * shape.answer_tokens * lm.hidden * shape.vocab
+
+
+def make_plan(recipe: Recipe, gpu: str = "a100-80gb", mfu: float = 0.35) -> Plan:
+    """The plan for ``recipe``'s training on ``gpu`` at ``mfu``."""
+    if gpu not in GPUS:
+        raise InputError(f"unknown GPU '{gpu}': choose one of {', '.join(GPUS)}")
+    if not 0 < mfu <= 1:
+        raise InputError(f"mfu must be in (0, 1], got {mfu}")
+    backbone = get_registry().create("backbone", recipe.backbone.name, **recipe.backbone.params)
+    if not isinstance(backbone, PlannableBackbone):
+        raise InputError(f"backbone '{recipe.backbone.name}' cannot be planned: it reports no model shape")
+    user, target, size = longest_instruction(recipe)
+    shape = backbone.shape(recipe.backbone.model, recipe.train, size, user, target)
+    train = recipe.train
+    samples = train.batch_size // train.num_workers
+    micro = samples // train.grad_accum
+    checkpointing = bool(recipe.backbone.params.get("gradient_checkpointing", False))
+    # LoRA weights live in fp32 beside the base's, with fp32 gradients; a base that trains has gradients in its dtype
+    base, added = ((shape.params_total, shape.weight_bytes) if shape.train_base
+                   else (shape.params_total - shape.params_trainable, 8))
+    act = {c: sum(activation_bytes(t, micro, c) for t in shape.towers) for c in (False, True)}
+    memory = {"weights": base * shape.weight_bytes, "trainable_weights_and_grads": shape.params_trainable * added,
+              "optimizer": shape.params_trainable * 8,  # AdamW's two fp32 moments
+              "activations": act[False], "activations_checkpointed": act[True],
+              "logits": micro * shape.answer_tokens * shape.vocab * 4 * 2, "overhead": OVERHEAD_GB * GB}
+    fixed = sum(v for k, v in memory.items() if not k.startswith("activations"))
+    memory_gb = {k: round(v / GB, 3) for k, v in memory.items()}
+    memory_gb["total"] = round((fixed + act[checkpointing]) / GB, 3)
+    forward = forward_flops(shape)
+    passes = 2 + (1 if shape.train_base else 0)  # forward + input gradients (+ weight gradients of every layer)
+    peak = GPUS[gpu][0] * mfu
+    step = {"plain": samples * forward * passes / peak, "checkpointed": samples * forward * (passes + 1) / peak}
+    setting = "checkpointed" if checkpointing else "plain"
+    tokens_per_s = samples * shape.seq_len / step[setting]
+    return Plan(shape, gpu, mfu, samples, micro, checkpointing, memory_gb,
+                {k: float(f"{v:.3g}") for k, v in step.items()}, float(f"{tokens_per_s:.3g}"))
+
+
+def describe(plan: Plan) -> list[str]:
+    """The plan as lines for a terminal."""
+    s, m = plan.shape, plan.memory_gb
+    seq = "" if s.seq_len_exact else " (estimated: the tokenizer is not available here, 4 bytes a token)"
+    lines = [
+        f"parameters: {s.params_total:,} total, {s.params_trainable:,} trainable "
+        f"({100 * s.params_trainable / s.params_total:.2f} %)",
+        f"LoRA in: {', '.join(s.lora_targets) or '(none)'}"
+        + ("; every base weight trains too" if s.train_base else ""),
+        f"per sample: {s.image_tokens} image tokens, longest instruction {s.seq_len} tokens{seq}, "
+        f"of which {s.answer_tokens} answer",
+        f"per worker and step: {plan.samples_per_worker} samples in micro-batches of {plan.micro_batch}",
+        "memory per worker (GB):",
+        f"  weights {m['weights']}, trainable weights and grads {m['trainable_weights_and_grads']}, "
+        f"AdamW state {m['optimizer']}, logits {m['logits']}, overhead {m['overhead']}",
+        f"  activations {m['activations']} without gradient checkpointing, {m['activations_checkpointed']} with",
+        f"  total {m['total']} ({'with' if plan.gradient_checkpointing else 'without'} checkpointing, as the "
+        f"recipe sets); the {plan.gpu} has {GPUS[plan.gpu][1]:g} GB: "
+        + ("fits" if m["total"] <= GPUS[plan.gpu][1] else "does NOT fit"),
+        f"step time at {plan.mfu:.0%} MFU: {plan.step_s['plain']} s without checkpointing, "
+        f"{plan.step_s['checkpointed']} s with; {plan.tokens_per_s:,.0f} tokens/s per worker",
+    ]
+    return lines
+
+
