@@ -1,8 +1,11 @@
 """Tokens/s and model FLOPs utilization (MFU) of LoRA fine-tuning, for GPU machines that hold the weights.
 
-Run:  python benchmarks/train_mfu.py --model /models/Qwen2.5-VL-7B-Instruct --peak-tflops 312   (A100 bf16)
-      options: --recipe R (default mellm_qwen2_5_vl_7b) --steps N --batch-size B --size PX --peak-tflops T
-      (dense bf16 peak of one GPU: A100 312, H100/H200 989) and any recipe key=value overrides
+Run:  timeout 1800 python benchmarks/train_mfu.py --model /models/Qwen2.5-VL-7B-Instruct --gpu a100-80gb
+      options: --recipe R (default mellm_qwen2_5_vl_7b) --steps N --batch-size B --size PX, --gpu G (the peak
+      FLOP/s of `mellm plan`'s GPUs) or --peak-tflops T, and any recipe key=value overrides
+
+It measures twice, without and then with gradient checkpointing, and prints each line as soon as it is measured,
+so a time limit (``timeout``) keeps what finished. Compare with ``mellm plan RECIPE --gpu G``'s estimate.
 
 The recipe's own training loop (``mellm train --local``: the per-worker loop without Ray, one process per GPU
 under torchrun) runs ``--steps`` steps on synthetic instruction rows of MEU length (maps of ``--size`` pixels
@@ -10,13 +13,14 @@ with coloured patches, targets of about 200 words), so no dataset is needed. Tok
 (``train/metrics.jsonl``) after the first logged window. MFU counts 4 N FLOPs per token for LoRA (forward 2 N,
 backward through the frozen weights 2 N; no base-weight gradients) and 6 N for full training, N the parameters
 of the base model that multiply each token (not the input embedding table, a lookup), divided by
-``--peak-tflops`` (one GPU, one process). Recomputation under gradient checkpointing is not counted (model FLOPs).
+the GPU's peak (one GPU, one process). Recomputation under gradient checkpointing is not counted (model FLOPs).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -27,6 +31,7 @@ from PIL import Image
 from mellm_core import create
 from mellm_core.config import load_recipe
 from mellm_core.files.storage import Location
+from mellm_core.model.plan import GPUS
 from mellm_core.model.training import run_local
 from mellm_core.records import Instruction
 from mellm_core.summaries import InstructionsSummary, PartCounts
@@ -65,6 +70,20 @@ def matmul_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if tied or p is not embedding)
 
 
+def measure(args: argparse.Namespace, out: Path, checkpointing: bool) -> tuple[float, float]:
+    """(tokens/s, samples/s) of ``--steps`` steps with gradient checkpointing on or off, after the first window."""
+    recipe = load_recipe(args.recipe, [
+        f"output_dir={out}", f"backbone.model={args.model}", f"train.max_steps={args.steps}",
+        f"train.batch_size={args.batch_size}", "train.grad_accum=1", "train.num_workers=1", "train.use_gpu=true",
+        "train.log_every=5", f"train.checkpoint_every={args.steps}",
+        f"backbone.params.gradient_checkpointing={str(checkpointing).lower()}", *args.overrides])
+    shutil.rmtree(out / "train", ignore_errors=True)
+    run_local(recipe, progress=True)
+    lines = [json.loads(x) for x in (out / "train" / "metrics.jsonl").read_text().splitlines()]
+    later = lines[1:] or lines
+    return (sum(x["tokens_per_s"] for x in later) / len(later), sum(x["samples_per_s"] for x in later) / len(later))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="backbone.model: the weights folder")
@@ -72,33 +91,30 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--size", type=int, default=448)
-    parser.add_argument("--peak-tflops", type=float, default=312.0)
+    parser.add_argument("--gpu", default="a100-80gb", choices=list(GPUS), help="sets the peak FLOP/s (mellm plan's)")
+    parser.add_argument("--peak-tflops", type=float, help="dense bf16 peak of one GPU (default: --gpu's)")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("train_mfu.py measures GPU training; no GPU is visible to torch here")
+    peak = args.peak_tflops or GPUS[args.gpu][0] / 1e12
     out = Path(tempfile.mkdtemp(prefix="mellm-mfu-"))
     base = load_recipe(args.recipe, [f"backbone.model={args.model}", *args.overrides])
     write_rows(out, 8 * args.batch_size, args.size, base.instructions.prompt)
-    recipe = load_recipe(args.recipe, [
-        f"output_dir={out}", f"backbone.model={args.model}", f"train.max_steps={args.steps}",
-        f"train.batch_size={args.batch_size}", "train.num_workers=1", "train.use_gpu=true", "train.log_every=5",
-        f"train.checkpoint_every={args.steps}", *args.overrides])
-    run_local(recipe, progress=True)
-    lines = [json.loads(x) for x in (out / "train" / "metrics.jsonl").read_text().splitlines()]
-    later = lines[1:] or lines
-    tokens = sum(x["tokens_per_s"] for x in later) / len(later)
     from transformers import AutoConfig, Qwen2_5_VLForConditionalGeneration
 
     with torch.device("meta"):
         model = Qwen2_5_VLForConditionalGeneration._from_config(AutoConfig.from_pretrained(args.model))
     params = matmul_params(model)
-    full = bool(recipe.backbone.params.get("train_base"))
+    full = bool(base.backbone.params.get("train_base"))
     per_token = (6 if full else 4) * params
-    mfu = tokens * per_token / (args.peak_tflops * 1e12)
-    print(f"model {args.model}: {params / 1e9:.2f} B parameters, {'full' if full else 'LoRA'} training")
-    print(f"tokens/s {tokens:.0f}  samples/s {sum(x['samples_per_s'] for x in later) / len(later):.2f}  "
-          f"MFU {100 * mfu:.1f}% ({per_token // params} N FLOPs per token, one GPU of {args.peak_tflops:g} TFLOPS)")
+    print(f"model {args.model}: {params / 1e9:.2f} B parameters, {'full' if full else 'LoRA'} training, "
+          f"{per_token // params} N FLOPs per token, one GPU of {peak:g} TFLOPS", flush=True)
+    for checkpointing in (False, True):  # each line prints when measured: a time limit keeps what finished
+        tokens, samples = measure(args, out, checkpointing)
+        mfu = tokens * per_token / (peak * 1e12)
+        print(f"gradient checkpointing {'on ' if checkpointing else 'off'}: tokens/s {tokens:.0f}  "
+              f"samples/s {samples:.2f}  MFU {100 * mfu:.1f}%", flush=True)
 
 
 if __name__ == "__main__":
