@@ -1,7 +1,8 @@
 """The instructions stage: FGMU instruction data (MEU and MER) from the maps manifest, split for train and test.
 
-Writes ``instructions/train.jsonl``, ``instructions/test.jsonl`` and ``instructions/summary.json``; a re-run with
-an unchanged manifest and settings rewrites nothing.
+Writes ``instructions/train.jsonl``, ``instructions/test.jsonl``, their copies for LLaMA-Factory (with its
+``dataset_info.json``) and ``instructions/summary.json``; a re-run with an unchanged manifest and settings
+rewrites nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mellm_core.records import Instruction, MapRecord, Sample
 from mellm_core.summaries import InstructionsSummary, PartCounts
 from mellm_core.text.fgmu import analyze
 from mellm_core.text.labels import apply_protocol, get_protocol
+from mellm_core.text.llamafactory import llamafactory_files
 
 
 def _as_sample(record: MapRecord) -> Sample:
@@ -155,6 +157,8 @@ def _write_instructions(recipe: Recipe, manifest: Location, out: Location) -> In
     previous.unlink()  # first: a run killed while rewriting the files never leaves them looking up to date
     for name, rows in (("train.jsonl", train), ("test.jsonl", test)):
         (out / name).write_text("".join(r.to_json() + "\n" for r in rows))
+    for name, text in llamafactory_files({"train": train, "test": test}, str(out.resolve())).items():
+        (out / name).write_text(text)
     summary.settings_hash, summary.out_dir = digest, str(out)
     summary.write(previous)
     return summary

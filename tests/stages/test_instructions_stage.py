@@ -175,3 +175,28 @@ def test_a_rewrite_killed_half_way_never_leaves_the_old_summary_vouching_for_new
     assert not summary.exists()
     monkeypatch.setattr(Location, "write_text", write)
     assert not run_instructions(changed).skipped and summary.is_file()
+
+
+def test_llamafactory_reads_the_instructions_from_a_run_folder_that_moved(recipe_dir):
+    manifest = recipe_dir / "maps" / "manifest.jsonl"
+    records = [MapRecord.from_json(x) for x in manifest.read_text().splitlines()]
+    records = [dataclasses.replace(r, map_path=str(recipe_dir / "maps" / f"{r.sample_id}.png") if r.map_path else None)
+               for r in records]
+    manifest.write_text("".join(r.to_json() + "\n" for r in records))
+    for r in records:
+        if r.map_path:
+            (recipe_dir / "maps" / f"{r.sample_id}.png").write_bytes(b"png")
+    run_instructions(load_recipe("quickstart", [f"output_dir={recipe_dir}"]))
+    moved = recipe_dir.with_name(recipe_dir.name + "-moved")
+    recipe_dir.rename(moved)
+    folder = moved / "instructions"
+    info = json.loads((folder / "dataset_info.json").read_text())
+    assert set(info) == {"mellm_train", "mellm_test"}
+    for part in ("train", "test"):
+        entry = info[f"mellm_{part}"]
+        assert entry["formatting"] == "sharegpt" and entry["columns"] == {"messages": "messages", "images": "images"}
+        rows, ours = _rows(folder / entry["file_name"]), _rows(folder / f"{part}.jsonl")
+        assert [r["messages"] for r in rows] == [r["messages"] for r in ours] and rows
+        for row in rows:  # LLaMA-Factory joins a relative image to media_dir, by default the dataset_dir
+            assert row["messages"][0]["content"].count("<image>") == len(row["images"]) == 1
+            assert not row["images"][0].startswith("/") and (folder / row["images"][0]).is_file()
