@@ -80,8 +80,9 @@ def local_adapter(adapter: str | Location) -> Path:
 
 def export_merged(recipe: Recipe, adapter: str | None = None, out: str | None = None) -> tuple[Path, Location]:
     """``mellm export --merge``: the recipe's base model with ``adapter`` (default: the published one) merged in,
-    written to ``out`` (default: ``train/merged``, which must be local). Returns (out, adapter)."""
+    written to ``out`` (default: ``train/merged``, which must be local) with a model card. Returns (out, adapter)."""
     from mellm_core.kinds import trainable
+    from mellm_core.model.card import model_card
     from mellm_core.plugins import get_registry
 
     layout = RunLayout(recipe.output_dir)
@@ -93,4 +94,8 @@ def export_merged(recipe: Recipe, adapter: str | None = None, out: str | None = 
     name = recipe.backbone.name
     backbone = trainable(get_registry().create("backbone", name, **recipe.backbone.params), name, "merged")
     backbone.merge(backbone.load(model_folder(recipe.backbone.model), adapter=str(local)), target)
+    config = json.loads((target / "config.json").read_text()) if (target / "config.json").is_file() else {}
+    dtype = str(config.get("dtype") or config.get("torch_dtype") or "the base model's dtype")
+    lora = json.loads((local / CONFIG).read_text())
+    (target / "README.md").write_text(model_card(recipe, str(source), lora, dtype))
     return target, source

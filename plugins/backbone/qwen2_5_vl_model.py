@@ -364,10 +364,16 @@ class Qwen25VL:
         return [t.strip() for t in self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)]
 
     def merge(self, module: torch.nn.Module, out_dir: str | Path) -> None:
-        """A full model (adapter merged) with its tokenizer and image processor, loadable by any server."""
+        """A full model (adapter merged) with its tokenizer, chat template and image processor, loadable by any
+        server, in the dtype the base model was saved in (bf16 for the 7B: the merge itself runs in the dtype the
+        model was loaded in, fp32 on a CPU, and rounds once)."""
         model: Any = getattr(module, "module", module)
         if hasattr(model, "merge_and_unload"):
             model = model.merge_and_unload()
+        shipped = transformers.AutoConfig.from_pretrained(self.model_path)
+        dtype = getattr(shipped, "dtype", None) or getattr(shipped, "torch_dtype", None)
+        if dtype is not None:
+            model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
         model.save_pretrained(out_dir, safe_serialization=True)
         self.tokenizer.save_pretrained(out_dir)
         self.image_processor.save_pretrained(out_dir)

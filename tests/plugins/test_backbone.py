@@ -13,6 +13,7 @@ from mellm_core import create
 from mellm_core.config import TrainConfig
 from mellm_core.errors import InputError
 from mellm_core.files.frames import read_rgb
+from mellm_core.files.layout import RunLayout
 
 
 @pytest.fixture(scope="module")
@@ -349,3 +350,49 @@ def test_the_tiny_models_rope_base_is_a_setting_with_its_own_folder():
     assert small != default
     thetas = [AutoConfig.from_pretrained(f).text_config for f in (default, small)]
     assert [getattr(c, "rope_theta", None) or c.rope_parameters["rope_theta"] for c in thetas] == [10000.0, 10.0]
+
+
+def test_export_merges_in_the_base_dtype_with_processor_and_model_card(rows, tmp_path):
+    """A base saved in bf16 (as the 7B is) is merged into bf16 weights that AutoModelForImageTextToText loads and
+    that answer as base + adapter do; the folder holds the tokenizer, its chat template, the image processor and
+    a model card quoting the evaluation."""
+    from safetensors import safe_open
+    from transformers import AutoModelForImageTextToText, AutoTokenizer
+
+    from mellm_core.cli import main
+    from mellm_core.summaries import EvalResult, TaskMetrics
+
+    plain = create("backbone", "qwen2_5_vl")
+    base = tmp_path / "base-bf16"
+    tiny = plain.load("tiny-random")
+    tiny.to(torch.bfloat16).save_pretrained(base)
+    plain.tokenizer.save_pretrained(base)
+    plain.image_processor.save_pretrained(base)
+    lora = create("backbone", "qwen2_5_vl")
+    module = lora.load(str(base), train=TrainConfig(lora_rank=4, lora_alpha=8, lora_dropout=0.0))
+    with torch.no_grad():
+        for name, param in module.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.05)
+    run = tmp_path / "run"
+    lora.save(module, run / "train" / "adapter")
+    task = TaskMetrics({"acc": 0.625, "uf1": 0.5, "uar": 0.55, "n": 8}, {}, {"uniform": {}, "majority": {}})
+    EvalResult("all", {"mer": task}).write(RunLayout(run).metrics)
+    assert main(["export", "quickstart", f"output_dir={run}", f"backbone.model={base}", "--merge"]) == 0
+    merged = run / "train" / "merged"
+    assert json.loads((merged / "config.json").read_text())["dtype"] == "bfloat16"
+    with safe_open(str(merged / "model.safetensors"), "pt") as weights:
+        assert {weights.get_tensor(k).dtype for k in weights.keys()} == {torch.bfloat16}
+    assert (merged / "preprocessor_config.json").is_file()
+    assert "<|im_start|>" in AutoTokenizer.from_pretrained(merged).chat_template
+    card = (merged / "README.md").read_text()
+    assert "library_name: transformers" in card and "LoRA rank 4, alpha 8" in card
+    assert "| mer | 8 | 0.625 | 0.500 | 0.550 | – |" in card and "iBUG 300-W" in card
+    model = AutoModelForImageTextToText.from_pretrained(merged)
+    assert type(model).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    inputs = {k: v for k, v in lora.collate(rows[:2]).items() if k != "labels"}
+    adapter = create("backbone", "qwen2_5_vl").load(str(base), adapter=str(run / "train" / "adapter"))
+    with torch.no_grad():
+        ours, theirs = model.float()(**inputs).logits, adapter(**inputs).logits
+    assert (ours.argmax(-1) == theirs.argmax(-1)).float().mean() > 0.95
+    assert torch.allclose(ours, theirs, atol=0.05 * float(theirs.abs().max()))
