@@ -141,6 +141,7 @@ class TrainConfig:
     curriculum_tasks: list[str] = field(default_factory=list)  # first train only on these tasks' rows (e.g. [mer]) ...
     curriculum_steps: int = 0  # ... for this many steps, then on every row (0 = no curriculum)
     balance: bool = False  # draw every label of a task equally often (rarer labels' rows repeat)
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])  # metrics also to: tensorboard ([] = none)
     storage_path: str | None = None  # checkpoints: local, shared or cloud URI (null = output_dir/train/checkpoints)
     resume: bool = False  # continue from the latest checkpoint instead of starting over
 
@@ -152,6 +153,8 @@ class TrainConfig:
         if per_step >= 1 and self.batch_size % per_step:
             found.append(f"train.batch_size={self.batch_size} must be a multiple of train.num_workers x "
                          f"train.grad_accum = {per_step}, so every worker gets equal micro-batches")
+        found += [f"train.report_to: unknown reporter '{r}' (choose from: tensorboard)" for r in self.report_to
+                  if r != "tensorboard"]
         unknown = [t for t in self.curriculum_tasks if t not in TASKS]
         if unknown:
             found += _choice("train.curriculum_tasks", unknown[0], TASKS, "task")

@@ -98,3 +98,23 @@ def dataset_plugin(name: str, factory, params, description: str = "a test datase
         yield
     finally:
         get_registry().unregister(module)
+
+
+def tensorboard_scalars(folder) -> dict[str, list[tuple[int, float]]]:
+    """{tag: [(step, value), ...]} from the TensorBoard event files under ``folder``, read as TensorBoard reads
+    them: TFRecord framing (length, its CRC, the serialized ``Event``, its CRC) around tensorboardX's protos."""
+    import struct
+    from pathlib import Path
+
+    from tensorboardX.proto import event_pb2
+
+    found: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(Path(folder).rglob("events.out.tfevents.*")):
+        data, at = path.read_bytes(), 0
+        while at < len(data):
+            (length,) = struct.unpack("<Q", data[at:at + 8])
+            event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])
+            at += 12 + length + 4
+            for value in event.summary.value:
+                found.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return found

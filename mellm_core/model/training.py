@@ -23,13 +23,14 @@ from mellm_core.files.storage import Location, is_uri, replace_folder
 from mellm_core.kinds import trainable
 from mellm_core.model.adapters import CONFIG, anchor_adapter, publish_remote_adapter
 from mellm_core.model.trainloop import PROGRESS, LocalSession, World, barrier, train_worker
+from mellm_core.model.watch import MetricsSinks
 from mellm_core.plugins import get_registry
 from mellm_core.summaries import InstructionsSummary, TrainSummary
 
 RUN = "run"  # the run's folder name under the checkpoint storage
 # Settings that change where or how fast training runs, not what it computes.
 RUNTIME_KEYS = ("resume", "num_workers", "use_gpu", "cpus_per_worker", "resources_per_worker", "max_failures",
-                "storage_path", "keep_checkpoints", "log_every")
+                "storage_path", "keep_checkpoints", "log_every", "report_to")
 
 
 @dataclass
@@ -189,13 +190,19 @@ def _train_local(recipe: Recipe, progress: bool, overwrite: bool) -> TrainSummar
     barrier()  # no rank looks for a checkpoint to restore before rank 0 has cleared the old ones
     bar = tqdm(total=recipe.train.max_steps, desc="train", unit="step", disable=not progress or world.rank != 0)
 
+    sinks = MetricsSinks(recipe.train.report_to if world.rank == 0 else [], p.train_dir)
+
     def show(line: dict) -> None:
         bar.update(line["step"] - bar.n)
         bar.set_postfix(loss=line["loss"])
+        sinks.write(line)
 
     session = LocalSession(storage, recipe.train.keep_checkpoints, show)
-    train_worker(p.settings, read_rows(p.rows_path), world, session)
-    bar.close()
+    try:
+        train_worker(p.settings, read_rows(p.rows_path), world, session)
+    finally:
+        bar.close()
+        sinks.close()
     if world.rank != 0:
         return None
     final = session.latest()

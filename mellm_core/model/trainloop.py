@@ -54,7 +54,8 @@ class Session(Protocol):
         """The latest checkpoint folder to continue from, or None."""
 
     def report(self, metrics: dict[str, Any], checkpoint: Path | None) -> None:
-        """Record a checkpoint folder (rank 0 passes one, the others None); every worker calls this."""
+        """Record a metrics line, with a checkpoint folder at checkpoint steps (rank 0 passes one, the others
+        None); every worker calls this."""
 
     def progress(self, metrics: dict[str, Any]) -> None:
         """Show a metrics line (rank 0 only)."""
@@ -195,6 +196,8 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
                 history.append(line)
                 if world.rank == 0:
                     session.progress(line)
+                if not checkpoint_now:  # metrics reach Ray Train (its results, dashboards) at every line
+                    session.report(line, None)
             if checkpoint_now:
                 _checkpoint(backbone, module, optimizer, scheduler, step, start_step, cfg.max_steps, history, world,
                             session)

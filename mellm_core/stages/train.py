@@ -27,6 +27,7 @@ from mellm_core.files.stagelock import StageLock
 from mellm_core.files.storage import Location
 from mellm_core.model.training import RUN, canonical, plan, publish, start_run
 from mellm_core.model.trainloop import World, checkpoint_name, train_worker
+from mellm_core.model.watch import MetricsSinks
 from mellm_core.stages.cluster import init_ray
 from mellm_core.summaries import TrainSummary
 
@@ -68,9 +69,11 @@ def _start_over(storage: str) -> None:
     (Location(storage) / RUN).rmtree()
 
 
-def _follow(queue: Queue, total: int, stop: threading.Event, show: bool, nodes: dict[int, str]) -> None:
-    """Driver thread: move the progress bar as rank 0 reports metrics lines; note the node of each rank (a worker
-    group that Ray Train restarts after a failure reports again, and its placement replaces the earlier one)."""
+def _follow(queue: Queue, total: int, stop: threading.Event, show: bool, nodes: dict[int, str],
+            sinks: MetricsSinks) -> None:
+    """Driver thread: move the progress bar and feed the reporters as rank 0 reports metrics lines; note the node
+    of each rank (a worker group that Ray Train restarts after a failure reports again, and its placement
+    replaces the earlier one)."""
     bar = tqdm(total=total, desc="train", unit="step", disable=not show)
     while not stop.is_set() or not queue.empty():
         try:
@@ -82,7 +85,9 @@ def _follow(queue: Queue, total: int, stop: threading.Event, show: bool, nodes: 
             continue
         bar.update(line["step"] - bar.n)
         bar.set_postfix(loss=line["loss"], samples_s=line["samples_per_s"])
+        sinks.write(line)
     bar.close()
+    sinks.close()
 
 
 def run_train(recipe: Recipe, progress: bool = True, overwrite: bool = False) -> TrainSummary:
@@ -121,7 +126,9 @@ def _train(recipe: Recipe, progress: bool, overwrite: bool) -> TrainSummary:
         dataset_config=DataConfig(datasets_to_split=[]),  # every worker reads all rows, then takes its slice
     )
     stop, nodes = threading.Event(), dict[int, str]()  # worker rank -> its node
-    follower = threading.Thread(target=_follow, args=(queue, cfg.max_steps, stop, progress, nodes), daemon=True)
+    sinks = MetricsSinks(cfg.report_to, p.train_dir)
+    follower = threading.Thread(target=_follow, args=(queue, cfg.max_steps, stop, progress, nodes, sinks),
+                                daemon=True)
     follower.start()
     started = time.perf_counter()
     try:

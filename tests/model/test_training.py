@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from helpers import write_instructions
+from helpers import tensorboard_scalars, write_instructions
 from safetensors.torch import load_file
 
 from mellm_core.cli import main
@@ -80,6 +80,12 @@ def test_balance_draws_every_label_of_a_task_equally_often():
     assert sum(r["label"] == "fear" for r in plain) > sum(r["label"] == "fear" for r in drawn)
 
 
+def test_an_unknown_reporter_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"train.report_to: unknown reporter 'wandb' \(choose from: tensorboard\)"):
+        load_recipe("quickstart", ["train.report_to=[wandb]"])
+    assert load_recipe("quickstart", ["train.report_to=[]"]).train.report_to == []
+
+
 def test_cosine_schedule_warms_up_and_decays_to_zero():
     f = cosine(TrainConfig(warmup_steps=4, max_steps=14))
     assert [round(f(s), 3) for s in range(4)] == [0.2, 0.4, 0.6, 0.8]
@@ -111,6 +117,9 @@ def test_loss_falls_and_the_run_is_written(tmp_path):
     assert (tmp_path / "train" / "adapter" / "adapter_config.json").is_file()
     kept = sorted(p.name for p in (tmp_path / "train" / "checkpoints" / "run").iterdir())
     assert kept == ["checkpoint_0000020", "checkpoint_0000030"]  # keep_checkpoints=2
+    scalars = tensorboard_scalars(tmp_path / "train" / "tensorboard")  # train.report_to: [tensorboard], the default
+    assert set(scalars) == {"train/loss", "train/lr", "train/samples_per_s", "train/tokens_per_s"}
+    assert scalars["train/loss"] == [(x["step"], pytest.approx(x["loss"], rel=1e-6)) for x in lines]
 
 
 def test_resume_continues_exactly_where_the_run_stopped(tmp_path):

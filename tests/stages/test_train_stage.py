@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 import torch
-from helpers import write_pairs
+from helpers import tensorboard_scalars, write_pairs
 from safetensors.torch import load_file
 
 from mellm_core.cli import main
@@ -46,6 +46,12 @@ def test_two_ray_workers_reach_the_weights_of_one_process(frames_run, capsys):
     assert main(["train", "quickstart", *args, *steps, "train.num_workers=2", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["start_step"] == 0 and summary["end_step"] == 3
+    # every metrics line (log_every=1; steps 1 and 2 report to Ray Train without a checkpoint) reached the driver,
+    # which wrote it for TensorBoard
+    lines = [json.loads(x) for x in (ray_dir / "train" / "metrics.jsonl").read_text().splitlines()]
+    scalars = tensorboard_scalars(ray_dir / "train" / "tensorboard")
+    assert [step for step, _ in scalars["train/loss"]] == [1, 2, 3] == [x["step"] for x in lines]
+    assert [v for _, v in scalars["train/loss"]] == pytest.approx([x["loss"] for x in lines], rel=1e-6)
     run_local(load_recipe("quickstart", [*local_args, *steps, "train.num_workers=1"]), progress=False)
     two = load_file(ray_dir / "train" / "adapter" / "adapter_model.safetensors")
     one = load_file(local_dir / "train" / "adapter" / "adapter_model.safetensors")

@@ -1,0 +1,42 @@
+"""Where training's metrics lines go besides ``train/metrics.jsonl``: TensorBoard event files (``train.report_to``).
+
+The driver writes them (the Ray Train driver's progress thread, or ``mellm train --local``'s process), so they
+land in the run's own ``train/tensorboard`` folder whichever nodes the workers ran on:
+
+    tensorboard --logdir runs/quickstart/train/tensorboard
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from mellm_core.files.storage import Location
+
+REPORTERS = ("tensorboard",)
+SCALARS = ("loss", "lr", "samples_per_s", "tokens_per_s")
+
+
+class MetricsSinks:
+    """The recipe's reporters, each given every metrics line ``{"step", "loss", "lr", ...}``."""
+
+    def __init__(self, report_to: list[str], train_dir: Location):
+        self.writers: list[Any] = []
+        if "tensorboard" in report_to:
+            if train_dir.remote:
+                print(f"warning: no TensorBoard events: they are written to a local folder, and {train_dir} is a "
+                      "URI", file=sys.stderr)
+            else:
+                from tensorboardX import SummaryWriter
+
+                self.writers.append(SummaryWriter(logdir=str(train_dir.path / "tensorboard"), flush_secs=10))
+
+    def write(self, line: dict[str, Any]) -> None:
+        for writer in self.writers:
+            for key in SCALARS:
+                if isinstance(line.get(key), (int, float)):
+                    writer.add_scalar(f"train/{key}", line[key], line["step"])
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.close()
