@@ -226,6 +226,7 @@ class ServeConfig:
 @dataclass
 class RayConfig:
     address: str | None = None  # existing cluster to attach to (else RAY_ADDRESS, else a local one)
+    dashboard: bool = False  # a local instance runs Ray's dashboard, to watch a run (its URL is printed)
 
     def problems(self) -> list[str]:
         if self.address is not None and not self.address.strip():

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+from pathlib import Path
 
 import ray
 
 
-def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Start or join Ray once per process, quietly (Ray's own progress bars and logs off)."""
+def init_ray(address: str | None = None, num_cpus: int | None = None, dashboard: bool = False) -> None:
+    """Start or join Ray once per process, quietly (Ray's own progress bars and logs off). A local instance runs
+    its dashboard only when asked (``ray.dashboard``), and then says where it is."""
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
@@ -18,9 +21,13 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         # A local instance serves this process alone: run its workers at normal priority (Ray's default
         # niceness 15 hands their CPU to any other job), and skip metrics collection nobody reads.
         os.environ.setdefault("RAY_worker_niceness", "0")
-        kwargs.update(num_cpus=num_cpus, include_dashboard=False,
-                      _system_config={"enable_metrics_collection": False})
-    ray.init(address=address, **kwargs)
+        kwargs.update(num_cpus=num_cpus, include_dashboard=dashboard,
+                      _system_config={"enable_metrics_collection": dashboard})
+    context = ray.init(address=address, **kwargs)
+    if dashboard and address is None and context.dashboard_url:
+        token = Path.home() / ".ray" / "auth_token"  # where Ray keeps the token its dashboard asks for
+        sign_in = f" (sign in with the token in {token})" if token.is_file() else ""
+        print(f"Ray dashboard: http://{context.dashboard_url}{sign_in}", file=sys.stderr)
     from ray.data import DataContext
 
     ctx = DataContext.get_current()

@@ -173,7 +173,7 @@ def _answer(recipe: Recipe, adapter: str | None, todo: list[dict], journal: Jour
     cfg = recipe.eval
     if warning := device_warnings(recipe).get("eval"):
         print(f"warning: {warning}", file=sys.stderr)
-    init_ray(recipe.ray.address)
+    init_ray(recipe.ray.address, dashboard=recipe.ray.dashboard)
     device = "cuda" if cfg.gpus_per_actor > 0 else "cpu"
     ds = ray.data.from_items([{"row": json.dumps(r, ensure_ascii=False)} for r in todo])
     answers = ds.map_batches(EvalActor, fn_constructor_args=(recipe, adapter, device), batch_size=cfg.batch_size,

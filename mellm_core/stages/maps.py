@@ -239,6 +239,10 @@ def run_recipe_maps(recipe: Any, progress: bool = True) -> MapsSummary:
     """The maps of a recipe's dataset under ``output_dir/maps`` (generating SynthME data first when needed)."""
     from mellm_core.stages.data import recipe_samples
 
+    if recipe.ray.dashboard:  # started now, so that the user can watch from the first map
+        from mellm_core.stages.cluster import init_ray
+
+        init_ray(recipe.ray.address, dashboard=True)
     loaded = recipe_samples(recipe, progress)
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -508,7 +508,7 @@ def run_serve(recipe: Recipe, on_ready: Callable[[str], None]) -> None:
     if local:
         check_port_free(cfg.host, cfg.port)
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
-    init_ray(recipe.ray.address)
+    init_ray(recipe.ray.address, dashboard=recipe.ray.dashboard)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -107,7 +107,7 @@ def _train(recipe: Recipe, progress: bool, overwrite: bool) -> TrainSummary:
     if done := start_run(p, recipe, overwrite):
         return done
     cfg = recipe.train
-    init_ray(recipe.ray.address)
+    init_ray(recipe.ray.address, dashboard=recipe.ray.dashboard)
     if not cfg.resume:
         _start_over(p.storage)
     queue = Queue(maxsize=1000)
