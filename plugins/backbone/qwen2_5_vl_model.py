@@ -200,7 +200,8 @@ class Qwen25VL:
                           answer_tokens, towers)
 
     def _plan_sources(self, model: str) -> tuple[Any, Any, Any]:
-        """(configuration, image processor, tokenizer or None) of ``model`` without its weights."""
+        """(configuration, image processor, tokenizer or None) of ``model`` without its weights: from a local
+        folder, the Hugging Face cache, or the configuration mellm ships for a public release."""
         sizes = {k: v for k, v in (("min_pixels", self.params.min_pixels), ("max_pixels", self.params.max_pixels))
                  if v is not None}
         processor_class: Any = image_processor_class()
@@ -213,20 +214,22 @@ class Qwen25VL:
                          if (Path(path) / "preprocessor_config.json").is_file() else processor_class(**sizes))
             has_tokenizer = (Path(path) / "tokenizer_config.json").is_file()
             return config, processor, transformers.AutoTokenizer.from_pretrained(path) if has_tokenizer else None
+        try:  # a release in the Hugging Face cache: its own configuration, processor and tokenizer
+            config = transformers.AutoConfig.from_pretrained(model, local_files_only=True)
+            processor = processor_class.from_pretrained(model, local_files_only=True, **sizes)
+            return config, processor, transformers.AutoTokenizer.from_pretrained(model, local_files_only=True)
+        except (OSError, ValueError):
+            pass
         shipped = SHIPPED_CONFIGS / f"{model.rsplit('/', 1)[-1]}.json"
         if not shipped.is_file():
             known = ", ".join(f"Qwen/{p.stem}" for p in sorted(SHIPPED_CONFIGS.glob("*.json")))
-            raise InputError(f"backbone.model '{model}' is neither a local model folder nor a release whose "
-                             f"configuration ships with mellm ({known}): point it at a folder with the model's "
-                             "config.json (weights are not needed)")
+            raise InputError(f"backbone.model '{model}' is neither a local model folder, nor in the Hugging Face "
+                             f"cache, nor a release whose configuration ships with mellm ({known}): point it at a "
+                             "folder with the model's config.json (weights are not needed)")
         values = {k: v for k, v in json.loads(shipped.read_text()).items() if not k.startswith("_")}
         preprocessor = values.pop("preprocessor")
         processor = processor_class(**{**{k: preprocessor[k] for k in ("min_pixels", "max_pixels")}, **sizes})
-        try:  # the real tokenizer when the user has it cached; otherwise plan estimates token counts
-            tokenizer = transformers.AutoTokenizer.from_pretrained(model, local_files_only=True)
-        except (OSError, ValueError):
-            tokenizer = None
-        return transformers.Qwen2_5_VLConfig(**values), processor, tokenizer
+        return transformers.Qwen2_5_VLConfig(**values), processor, None  # no tokenizer: token counts estimated
 
     # ------------------------------------------------------------------ text and images
 

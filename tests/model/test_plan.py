@@ -84,7 +84,7 @@ def test_the_tiny_model_plan_counts_the_model_training_loads_and_the_tokens_it_c
 def test_plan_errors_name_the_problem(capsys):
     assert main(["plan", SEVEN_B, "backbone.model=org/unknown-model"]) == 1
     err = capsys.readouterr().err
-    assert "'org/unknown-model' is neither a local model folder nor a release" in err
+    assert "'org/unknown-model' is neither a local model folder, nor in the Hugging Face cache, nor a release" in err
     assert "Qwen/Qwen2.5-VL-7B-Instruct" in err
     assert main(["plan", SEVEN_B, "--mfu", "1.5"]) == 1
     assert "mfu must be in (0, 1]" in capsys.readouterr().err

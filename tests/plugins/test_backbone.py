@@ -396,3 +396,39 @@ def test_export_merges_in_the_base_dtype_with_processor_and_model_card(rows, tmp
         ours, theirs = model.float()(**inputs).logits, adapter(**inputs).logits
     assert (ours.argmax(-1) == theirs.argmax(-1)).float().mean() > 0.95
     assert torch.allclose(ours, theirs, atol=0.05 * float(theirs.abs().max()))
+
+
+def test_a_hub_id_loads_from_the_hub_cache_and_the_adapter_names_it(tmp_path):
+    """A recipe that names the model by its Hub id loads it through from_pretrained from the Hugging Face cache
+    (offline, as on a machine that downloaded it once), its adapter names the Hub id, not a local path, and
+    `mellm plan` reads its configuration and tokenizer from the same cache."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import textwrap
+
+    repo = tmp_path / "hub" / "models--mellm-test--tiny-vl"
+    shutil.copytree(create("backbone", "qwen2_5_vl").resolve("tiny-random"), repo / "snapshots" / "0123abc")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abc")
+    script = textwrap.dedent(f"""
+        from mellm_core import create
+        from mellm_core.cli import main
+        from mellm_core.config import TrainConfig
+
+        backbone = create("backbone", "qwen2_5_vl")
+        module = backbone.load("mellm-test/tiny-vl", train=TrainConfig(lora_rank=4, lora_alpha=8))
+        backbone.save(module, {str(tmp_path / "adapter")!r})
+        print(sum(p.numel() for p in module.parameters() if p.requires_grad))
+        main(["plan", "quickstart", "backbone.model=mellm-test/tiny-vl", "backbone.params.train_base=false",
+              "train.lora_rank=4", "train.lora_alpha=8", "output_dir={tmp_path / "run"}", "--json"])
+    """)
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trainable, plan = done.stdout.strip().splitlines()[-2:]
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "mellm-test/tiny-vl"
+    plan = json.loads(plan)
+    assert plan["seq_len_exact"] and plan["params_trainable"] == int(trainable)
