@@ -12,6 +12,8 @@ each variant and seed, so the variants are compared on the same data, seeds and 
 Variants (``--variants``): ``px112`` (16 image tokens: the tiny model's default image size), ``px224`` (49 image
 tokens: the whole 192 px map), ``px224-mixed`` (MEU and MER rows mixed from the first step) and
 ``px224-curriculum`` (MER rows only for the first ``--curriculum`` steps, then MEU and MER: the demo's recipe).
+``--balance`` draws every emotion equally often (``train.balance``, the demo's setting), ``--weight-decay`` and
+``--lr`` set AdamW's, and ``--param KEY=VALUE`` any backbone parameter, for every variant.
 """
 
 from __future__ import annotations
