@@ -30,6 +30,6 @@ def register_plan(sub: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.lora_rank=16")
     p.add_argument("--gpu", default="a100-80gb", choices=list(GPUS), help="the GPU to plan for (default a100-80gb)")
     p.add_argument("--mfu", type=float, default=0.35,
-                   help="model-FLOPs utilisation the step time assumes (default 0.35, typical of LoRA fine-tuning)")
+                   help="share of the GPU's peak the executed FLOPs reach, recomputation included (default 0.35)")
     p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     p.set_defaults(func=cmd_plan)

@@ -3,7 +3,9 @@
 The backbone plugin reports the model's shape (``ModelShape``: built on the meta device, its LoRA applied as
 training applies it, counted); this module turns it into memory and time with the usual estimates for
 transformer training in bf16 (activations per token and layer from the layer's widths; FLOPs from 2 x parameters
-x tokens per matmul pass) on a named GPU at a stated model-FLOPs utilisation (MFU).
+x tokens per matmul pass) on a named GPU at a stated utilisation of its peak. That utilisation counts the FLOPs
+executed, recomputation included: ``benchmarks/train_mfu.py``'s MFU leaves recomputation out, so with gradient
+checkpointing its figure is about 2/3 of the utilisation to give here.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class Tower:
     intermediate: int
     params: int  # weights of its layers (what the matmuls multiply every token by)
     tokens: int  # tokens (or image patches) per sample through it
+    trains: bool = True  # gradients flow through it (a frozen vision tower before frozen layers: no backward)
+    dropout_inputs: int = 0  # per layer, the input widths of its LoRA-wrapped projections when LoRA has dropout
 
 
 @dataclass
@@ -120,21 +124,31 @@ def longest_instruction(recipe: Recipe) -> tuple[str, str, tuple[int, int] | Non
 def activation_bytes(tower: Tower, micro_batch: int, checkpointed: bool) -> float:
     """bf16 activations kept for the backward pass: per token and layer the inputs of the norms, projections,
     attention output and the SwiGLU's three intermediate products, about 14 x hidden + 6 x intermediate bytes
-    (memory-efficient attention keeps no tokens x tokens matrix; no dropout). Checkpointing keeps each layer's
-    input and recomputes one layer at a time."""
-    per_layer = tower.tokens * micro_batch * (14 * tower.hidden + 6 * tower.intermediate)
+    (memory-efficient attention keeps no tokens x tokens matrix), plus LoRA dropout's copy and mask of each wrapped
+    projection's input (3 bytes an element). Checkpointing keeps each layer's input and recomputes one layer at a
+    time. A tower no gradient flows through keeps nothing."""
+    if not tower.trains:
+        return 0.0
+    per_layer = tower.tokens * micro_batch * (14 * tower.hidden + 6 * tower.intermediate + 3 * tower.dropout_inputs)
     if checkpointed:
         return tower.layers * tower.tokens * micro_batch * 2 * tower.hidden + per_layer
     return tower.layers * per_layer
 
 
-def forward_flops(shape: ModelShape) -> float:
-    """One sample's forward pass: 2 FLOPs per weight and token, attention's two token-by-token products in the
-    LM, and the logits at the answer's positions."""
-    flops = sum(2.0 * t.params * t.tokens for t in shape.towers)
-    lm = shape.towers[-1]
-    flops += 4.0 * lm.layers * lm.tokens ** 2 * lm.hidden / 2  # causal: half the pairs
-    return flops + 2.0 * shape.answer_tokens * lm.hidden * shape.vocab
+def step_flops(shape: ModelShape, checkpointed: bool) -> float:
+    """FLOPs one sample costs in a training step, as executed: per tower a forward pass (2 FLOPs per weight and
+    token; in the LM also attention's two token-by-token products and the logits at the answer's positions), and
+    where gradients flow, the input gradients (as much again), the weight gradients when every base weight trains,
+    and with checkpointing a second forward pass."""
+    total = 0.0
+    for tower in shape.towers:
+        forward = 2.0 * tower.params * tower.tokens
+        if tower is shape.towers[-1]:
+            forward += 4.0 * tower.layers * tower.tokens ** 2 * tower.hidden / 2  # causal: half the pairs
+            forward += 2.0 * shape.answer_tokens * tower.hidden * shape.vocab
+        passes = 1 + (1 + shape.train_base + checkpointed if tower.trains else 0)
+        total += forward * passes
+    return total
 
 
 def make_plan(recipe: Recipe, gpu: str = "a100-80gb", mfu: float = 0.35) -> Plan:
@@ -152,21 +166,23 @@ def make_plan(recipe: Recipe, gpu: str = "a100-80gb", mfu: float = 0.35) -> Plan
     samples = train.batch_size // train.num_workers
     micro = samples // train.grad_accum
     checkpointing = bool(recipe.backbone.params.get("gradient_checkpointing", False))
-    # LoRA weights live in fp32 beside the base's, with fp32 gradients; a base that trains has gradients in its dtype
-    base, added = ((shape.params_total, shape.weight_bytes) if shape.train_base
-                   else (shape.params_total - shape.params_trainable, 8))
+    # LoRA weights live in fp32 beside the base's, with fp32 gradients (and AdamW moments); a base that trains
+    # keeps its gradients and moments in its own dtype. DDP adds a bucket copy of the gradients.
+    grad_bytes = shape.weight_bytes if shape.train_base else 4
+    base, added = ((shape.params_total, grad_bytes) if shape.train_base
+                   else (shape.params_total - shape.params_trainable, 4 + grad_bytes))
     act = {c: sum(activation_bytes(t, micro, c) for t in shape.towers) for c in (False, True)}
     memory = {"weights": base * shape.weight_bytes, "trainable_weights_and_grads": shape.params_trainable * added,
-              "optimizer": shape.params_trainable * 8,  # AdamW's two fp32 moments
+              "ddp_buckets": shape.params_trainable * grad_bytes if train.num_workers > 1 else 0,
+              "optimizer": shape.params_trainable * 2 * grad_bytes,
               "activations": act[False], "activations_checkpointed": act[True],
               "logits": micro * shape.answer_tokens * shape.vocab * 4 * 2, "overhead": OVERHEAD_GB * GB}
     fixed = sum(v for k, v in memory.items() if not k.startswith("activations"))
     memory_gb = {k: round(v / GB, 3) for k, v in memory.items()}
     memory_gb["total"] = round((fixed + act[checkpointing]) / GB, 3)
-    forward = forward_flops(shape)
-    passes = 2 + (1 if shape.train_base else 0)  # forward + input gradients (+ weight gradients of every layer)
     peak = GPUS[gpu][0] * mfu
-    step = {"plain": samples * forward * passes / peak, "checkpointed": samples * forward * (passes + 1) / peak}
+    step = {"plain": samples * step_flops(shape, False) / peak,
+            "checkpointed": samples * step_flops(shape, True) / peak}
     setting = "checkpointed" if checkpointing else "plain"
     tokens_per_s = samples * shape.seq_len / step[setting]
     return Plan(shape, gpu, mfu, samples, micro, checkpointing, memory_gb,
@@ -187,12 +203,13 @@ def describe(plan: Plan) -> list[str]:
         f"per worker and step: {plan.samples_per_worker} samples in micro-batches of {plan.micro_batch}",
         "memory per worker (GB):",
         f"  weights {m['weights']}, trainable weights and grads {m['trainable_weights_and_grads']}, "
-        f"AdamW state {m['optimizer']}, logits {m['logits']}, overhead {m['overhead']}",
+        f"DDP buckets {m['ddp_buckets']}, AdamW state {m['optimizer']}, logits {m['logits']}, "
+        f"overhead {m['overhead']}",
         f"  activations {m['activations']} without gradient checkpointing, {m['activations_checkpointed']} with",
         f"  total {m['total']} ({'with' if plan.gradient_checkpointing else 'without'} checkpointing, as the "
         f"recipe sets); the {plan.gpu} has {GPUS[plan.gpu][1]:g} GB: "
         + ("fits" if m["total"] <= GPUS[plan.gpu][1] else "does NOT fit"),
-        f"step time at {plan.mfu:.0%} MFU: {plan.step_s['plain']} s without checkpointing, "
+        f"step time at {plan.mfu:.0%} of the peak: {plan.step_s['plain']} s without checkpointing, "
         f"{plan.step_s['checkpointed']} s with; {plan.tokens_per_s:,.0f} tokens/s per worker",
     ]
     return lines

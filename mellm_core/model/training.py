@@ -190,7 +190,7 @@ def _train_local(recipe: Recipe, progress: bool, overwrite: bool) -> TrainSummar
     barrier()  # no rank looks for a checkpoint to restore before rank 0 has cleared the old ones
     bar = tqdm(total=recipe.train.max_steps, desc="train", unit="step", disable=not progress or world.rank != 0)
 
-    sinks = MetricsSinks(recipe.train.report_to if world.rank == 0 else [], p.train_dir)
+    sinks = MetricsSinks(recipe.train.report_to if world.rank == 0 else [], p.train_dir, recipe.train.resume)
 
     def show(line: dict) -> None:
         bar.update(line["step"] - bar.n)

@@ -54,8 +54,8 @@ class Session(Protocol):
         """The latest checkpoint folder to continue from, or None."""
 
     def report(self, metrics: dict[str, Any], checkpoint: Path | None) -> None:
-        """Record a metrics line, with a checkpoint folder at checkpoint steps (rank 0 passes one, the others
-        None); every worker calls this."""
+        """Record a checkpoint folder with the metrics line of its step (rank 0 passes one, the others None);
+        every worker calls this."""
 
     def progress(self, metrics: dict[str, Any]) -> None:
         """Show a metrics line (rank 0 only)."""
@@ -196,8 +196,6 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
                 history.append(line)
                 if world.rank == 0:
                     session.progress(line)
-                if not checkpoint_now:  # metrics reach Ray Train (its results, dashboards) at every line
-                    session.report(line, None)
             if checkpoint_now:
                 _checkpoint(backbone, module, optimizer, scheduler, step, start_step, cfg.max_steps, history, world,
                             session)
@@ -240,8 +238,9 @@ def restore_state(folder: Path, optimizer: Any, scheduler: Any, device: str) -> 
 def _checkpoint(backbone: Any, module: torch.nn.Module, optimizer: Any, scheduler: Any, step: int,
                 start_step: int, max_steps: int, history: list[dict], world: World, session: Session) -> None:
     """Rank 0 writes adapter, optimizer, scheduler, step and metrics to a folder; every worker reports."""
+    metrics = history[-1] if history and history[-1]["step"] == step else {"step": step}
     if world.rank != 0:
-        session.report({"step": step}, None)
+        session.report(metrics, None)
         return
     folder = Path(tempfile.mkdtemp(prefix="mellm-ckpt-"))
     try:
@@ -253,7 +252,7 @@ def _checkpoint(backbone: Any, module: torch.nn.Module, optimizer: Any, schedule
         torch.save(state, folder / STATE)
         (folder / PROGRESS).write_text(json.dumps({"step": step, "start_step": start_step, "max_steps": max_steps}))
         (folder / TRAIN_LOG).write_text("".join(json.dumps(h) + "\n" for h in history))
-        session.report({"step": step, "loss": history[-1]["loss"] if history else None}, folder)
+        session.report(metrics, folder)  # the whole metrics line: Ray Train keeps reports that carry a checkpoint
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

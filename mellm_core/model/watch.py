@@ -8,6 +8,7 @@ land in the run's own ``train/tensorboard`` folder whichever nodes the workers r
 
 from __future__ import annotations
 
+import shutil
 import sys
 from typing import Any
 
@@ -20,7 +21,8 @@ SCALARS = ("loss", "lr", "samples_per_s", "tokens_per_s")
 class MetricsSinks:
     """The recipe's reporters, each given every metrics line ``{"step", "loss", "lr", ...}``."""
 
-    def __init__(self, report_to: list[str], train_dir: Location):
+    def __init__(self, report_to: list[str], train_dir: Location, resume: bool):
+        """A fresh run (not ``resume``) starts the event folder over, so that TensorBoard shows one run."""
         self.writers: list[Any] = []
         if "tensorboard" in report_to:
             if train_dir.remote:
@@ -29,7 +31,10 @@ class MetricsSinks:
             else:
                 from tensorboardX import SummaryWriter
 
-                self.writers.append(SummaryWriter(logdir=str(train_dir.path / "tensorboard"), flush_secs=10))
+                folder = train_dir.path / "tensorboard"
+                if not resume:
+                    shutil.rmtree(folder, ignore_errors=True)
+                self.writers.append(SummaryWriter(logdir=str(folder), flush_secs=10))
 
     def write(self, line: dict[str, Any]) -> None:
         for writer in self.writers:

@@ -25,7 +25,7 @@ from mellm_core.records import Instruction, MapRecord, Sample
 from mellm_core.summaries import InstructionsSummary, PartCounts
 from mellm_core.text.fgmu import analyze
 from mellm_core.text.labels import apply_protocol, get_protocol
-from mellm_core.text.llamafactory import llamafactory_files
+from mellm_core.text.llamafactory import DATASET_INFO, FILES, llamafactory_files
 
 
 def _as_sample(record: MapRecord) -> Sample:
@@ -149,7 +149,8 @@ def _write_instructions(recipe: Recipe, manifest: Location, out: Location) -> In
     digest = settings_hash(hashlib.sha256(data).hexdigest(), asdict(recipe.instructions), lists, recipe.seed,
                            recipe.maps.min_motion)
     previous = out / SUMMARY
-    if up_to_date(previous, digest, out / "train.jsonl", out / "test.jsonl"):
+    if up_to_date(previous, digest, out / "train.jsonl", out / "test.jsonl", out / DATASET_INFO,
+                  *(out / name for name in FILES.values())):
         return InstructionsSummary.read(previous)
     records = [MapRecord.from_json(line) for line in data.decode("utf-8").splitlines() if line.strip()]
     train, test, summary = build_instructions(records, recipe.instructions, recipe.seed, recipe.maps.min_motion)

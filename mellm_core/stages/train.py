@@ -126,7 +126,7 @@ def _train(recipe: Recipe, progress: bool, overwrite: bool) -> TrainSummary:
         dataset_config=DataConfig(datasets_to_split=[]),  # every worker reads all rows, then takes its slice
     )
     stop, nodes = threading.Event(), dict[int, str]()  # worker rank -> its node
-    sinks = MetricsSinks(cfg.report_to, p.train_dir)
+    sinks = MetricsSinks(cfg.report_to, p.train_dir, cfg.resume)
     follower = threading.Thread(target=_follow, args=(queue, cfg.max_steps, stop, progress, nodes, sinks),
                                 daemon=True)
     follower.start()

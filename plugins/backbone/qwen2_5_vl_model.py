@@ -182,17 +182,33 @@ class Qwen25VL:
             text, answer_tokens = (len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in (prompt, answer))
         else:
             text, answer_tokens = (-(-len(t.encode()) // 4) for t in (prompt, answer))
-        seq_len = text + answer_tokens + image_tokens
+        prompt_len = text + image_tokens
+        if prompt_len >= self.params.max_length:  # as collate refuses it
+            raise InputError(f"the longest instruction's prompt and image take {prompt_len} tokens, not less than "
+                             f"backbone.params.max_length={self.params.max_length}; raise max_length or lower "
+                             "max_pixels (or maps.max_side)")
+        seq_len = min(prompt_len + answer_tokens, self.params.max_length)  # collate cuts a long answer's end
+        answer_tokens = seq_len - prompt_len
         lm, vision = config.text_config, config.vision_config
 
         def params(prefix: str) -> int:
             return sum(p.numel() for n, p in base.named_parameters() if n.startswith(prefix))
 
+        def dropout_inputs(prefix: str, layers: int) -> int:
+            if not train.lora_dropout:
+                return 0
+            widths = [m.base_layer.in_features for n, m in base.named_modules()
+                      if n.startswith(prefix) and hasattr(m, "lora_A") and hasattr(m, "base_layer")]
+            return sum(widths) // layers
+
+        vision_trains = any(p.requires_grad for n, p in module.named_parameters() if ".visual.blocks." in n) or \
+            self.params.train_base
         towers = [
             Tower("vision", vision.depth, vision.hidden_size, vision.intermediate_size, params("model.visual.blocks"),
-                  patches),
+                  patches, vision_trains, dropout_inputs("model.visual.blocks", vision.depth)),
             Tower("lm", lm.num_hidden_layers, lm.hidden_size, lm.intermediate_size,
-                  params("model.language_model.layers"), seq_len),
+                  params("model.language_model.layers"), seq_len, True,
+                  dropout_inputs("model.language_model.layers", lm.num_hidden_layers)),
         ]
         full_precision = self.params.dtype == "float32" or (self.params.dtype == "auto" and not train.use_gpu)
         return ModelShape(total, total if self.params.train_base else trainable, wrapped, self.params.train_base,
@@ -205,6 +221,8 @@ class Qwen25VL:
         sizes = {k: v for k, v in (("min_pixels", self.params.min_pixels), ("max_pixels", self.params.max_pixels))
                  if v is not None}
         processor_class: Any = image_processor_class()
+        if model.startswith(("/", ".", "~")) and not Path(model).expanduser().is_dir():
+            raise InputError(f"backbone.model '{model}': no such folder")
         if model == TINY or Path(model).expanduser().is_dir():
             path = self.resolve(model)
             if not (Path(path) / "config.json").is_file():
@@ -214,12 +232,20 @@ class Qwen25VL:
                          if (Path(path) / "preprocessor_config.json").is_file() else processor_class(**sizes))
             has_tokenizer = (Path(path) / "tokenizer_config.json").is_file()
             return config, processor, transformers.AutoTokenizer.from_pretrained(path) if has_tokenizer else None
-        try:  # a release in the Hugging Face cache: its own configuration, processor and tokenizer
+        try:  # a release in the Hugging Face cache: its own configuration, processor and tokenizer when there
             config = transformers.AutoConfig.from_pretrained(model, local_files_only=True)
-            processor = processor_class.from_pretrained(model, local_files_only=True, **sizes)
-            return config, processor, transformers.AutoTokenizer.from_pretrained(model, local_files_only=True)
         except (OSError, ValueError):
-            pass
+            config = None
+        if config is not None:
+            try:
+                processor = processor_class.from_pretrained(model, local_files_only=True, **sizes)
+            except (OSError, ValueError):
+                processor = processor_class(**sizes)
+            try:
+                tokenizer = transformers.AutoTokenizer.from_pretrained(model, local_files_only=True)
+            except (OSError, ValueError):
+                tokenizer = None
+            return config, processor, tokenizer
         shipped = SHIPPED_CONFIGS / f"{model.rsplit('/', 1)[-1]}.json"
         if not shipped.is_file():
             known = ", ".join(f"Qwen/{p.stem}" for p in sorted(SHIPPED_CONFIGS.glob("*.json")))

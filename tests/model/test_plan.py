@@ -65,6 +65,13 @@ def test_the_plan_follows_the_recipe(capsys):
     assert a100["step_s"] == pytest.approx(plan["step_s"] * 989 / 312, rel=0.01)
     lm_only = plan_json(capsys, SEVEN_B, "backbone.params.vision_targets=[]")
     assert not [t for t in lm_only["lora_targets"] if t.startswith("visual")]
+    # a frozen vision tower keeps no activations and has no backward pass; LoRA dropout keeps a copy of inputs
+    assert lm_only["memory_gb"]["activations"] < memory["activations"] and lm_only["step_s"] < a100["step_s"]
+    no_dropout = plan_json(capsys, SEVEN_B, "train.lora_dropout=0.0")
+    assert no_dropout["memory_gb"]["activations"] < memory["activations"]
+    assert no_dropout["memory_gb"]["weights"] == memory["weights"]
+    one_worker = plan_json(capsys, SEVEN_B, "train.num_workers=1")
+    assert one_worker["memory_gb"]["ddp_buckets"] == 0 < memory["ddp_buckets"]
     fewer = plan_json(capsys, SEVEN_B, "backbone.params.max_pixels=50176", "maps.max_side=224")
     assert fewer["image_tokens"] == 64 and fewer["seq_len"] == plan["seq_len"] - 192
 
@@ -86,6 +93,10 @@ def test_plan_errors_name_the_problem(capsys):
     err = capsys.readouterr().err
     assert "'org/unknown-model' is neither a local model folder, nor in the Hugging Face cache, nor a release" in err
     assert "Qwen/Qwen2.5-VL-7B-Instruct" in err
+    assert main(["plan", SEVEN_B, "backbone.model=/models/no-such-model"]) == 1
+    assert "'/models/no-such-model': no such folder" in capsys.readouterr().err
+    assert main(["plan", SEVEN_B, "backbone.params.max_length=200"]) == 1
+    assert "not less than backbone.params.max_length=200" in capsys.readouterr().err
     assert main(["plan", SEVEN_B, "--mfu", "1.5"]) == 1
     assert "mfu must be in (0, 1]" in capsys.readouterr().err
     assert main(["plan", "flowcnn_baseline"]) == 1
