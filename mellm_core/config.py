@@ -25,6 +25,7 @@ HEAD_MOTION_MODES = ("nose", "similarity", "robust", "none")
 FLOW_REGIONS = ("frame", "face")
 SPLIT_KINDS = ("holdout", "loso", "zero-shot", "fixed")
 TASKS = ("meu", "mer")
+REPORTERS = ("tensorboard",)  # where train.report_to may send metrics lines (mellm_core.model.watch)
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...], what: str) -> list[str]:
@@ -153,8 +154,8 @@ class TrainConfig:
         if per_step >= 1 and self.batch_size % per_step:
             found.append(f"train.batch_size={self.batch_size} must be a multiple of train.num_workers x "
                          f"train.grad_accum = {per_step}, so every worker gets equal micro-batches")
-        found += [f"train.report_to: unknown reporter '{r}' (choose from: tensorboard)" for r in self.report_to
-                  if r != "tensorboard"]
+        found += [f"train.report_to: unknown reporter '{r}' (choose from: {', '.join(REPORTERS)})"
+                  for r in self.report_to if r not in REPORTERS]
         unknown = [t for t in self.curriculum_tasks if t not in TASKS]
         if unknown:
             found += _choice("train.curriculum_tasks", unknown[0], TASKS, "task")

@@ -77,7 +77,6 @@ class Plan:
     gradient_checkpointing: bool
     memory_gb: dict[str, float]
     step_s: dict[str, float]  # "plain" and "checkpointed"
-    tokens_per_s: float  # per worker, at the recipe's setting
 
     def summary(self) -> dict[str, Any]:
         """The ``--json`` record."""
@@ -85,14 +84,28 @@ class Plan:
         return {"params_total": s.params_total, "params_trainable": s.params_trainable,
                 "lora_targets": s.lora_targets, "image_tokens": s.image_tokens, "seq_len": s.seq_len,
                 "seq_len_exact": s.seq_len_exact, "memory_gb": self.memory_gb,
-                "step_s": self.step_s[self.setting], "step_s_by_setting": self.step_s,
-                "tokens_per_s": self.tokens_per_s, "gpu": self.gpu, "gpu_memory_gb": GPUS[self.gpu][1],
-                "mfu": self.mfu, "gradient_checkpointing": self.gradient_checkpointing,
-                "fits": self.memory_gb["total"] <= GPUS[self.gpu][1]}
+                "step_s": sig3(self.step_s[self.setting]),
+                "step_s_by_setting": {k: sig3(v) for k, v in self.step_s.items()},
+                "tokens_per_s": sig3(self.tokens_per_s), "gpu": self.gpu, "gpu_memory_gb": GPUS[self.gpu][1],
+                "mfu": self.mfu, "gradient_checkpointing": self.gradient_checkpointing, "fits": self.fits}
 
     @property
     def setting(self) -> str:
         return "checkpointed" if self.gradient_checkpointing else "plain"
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Per worker, at the recipe's setting."""
+        return self.samples_per_worker * self.shape.seq_len / self.step_s[self.setting]
+
+    @property
+    def fits(self) -> bool:
+        return self.memory_gb["total"] <= GPUS[self.gpu][1]
+
+
+def sig3(value: float) -> float:
+    """``value`` to 3 significant digits: an estimate's honest precision."""
+    return float(f"{value:.3g}")
 
 
 def longest_instruction(recipe: Recipe) -> tuple[str, str, tuple[int, int] | None]:
@@ -183,17 +196,14 @@ def make_plan(recipe: Recipe, gpu: str = "a100-80gb", mfu: float = 0.35) -> Plan
     peak = GPUS[gpu][0] * mfu
     step = {"plain": samples * step_flops(shape, False) / peak,
             "checkpointed": samples * step_flops(shape, True) / peak}
-    setting = "checkpointed" if checkpointing else "plain"
-    tokens_per_s = samples * shape.seq_len / step[setting]
-    return Plan(shape, gpu, mfu, samples, micro, checkpointing, memory_gb,
-                {k: float(f"{v:.3g}") for k, v in step.items()}, float(f"{tokens_per_s:.3g}"))
+    return Plan(shape, gpu, mfu, samples, micro, checkpointing, memory_gb, step)
 
 
 def describe(plan: Plan) -> list[str]:
     """The plan as lines for a terminal."""
     s, m = plan.shape, plan.memory_gb
     seq = "" if s.seq_len_exact else " (estimated: the tokenizer is not available here, 4 bytes a token)"
-    lines = [
+    return [
         f"parameters: {s.params_total:,} total, {s.params_trainable:,} trainable "
         f"({100 * s.params_trainable / s.params_total:.2f} %)",
         f"LoRA in: {', '.join(s.lora_targets) or '(none)'}"
@@ -208,10 +218,9 @@ def describe(plan: Plan) -> list[str]:
         f"  activations {m['activations']} without gradient checkpointing, {m['activations_checkpointed']} with",
         f"  total {m['total']} ({'with' if plan.gradient_checkpointing else 'without'} checkpointing, as the "
         f"recipe sets); the {plan.gpu} has {GPUS[plan.gpu][1]:g} GB: "
-        + ("fits" if m["total"] <= GPUS[plan.gpu][1] else "does NOT fit"),
-        f"step time at {plan.mfu:.0%} of the peak: {plan.step_s['plain']} s without checkpointing, "
-        f"{plan.step_s['checkpointed']} s with; {plan.tokens_per_s:,.0f} tokens/s per worker",
+        + ("fits" if plan.fits else "does NOT fit"),
+        f"step time at {plan.mfu:.0%} of the peak: {sig3(plan.step_s['plain'])} s without checkpointing, "
+        f"{sig3(plan.step_s['checkpointed'])} s with; {sig3(plan.tokens_per_s):,.0f} tokens/s per worker",
     ]
-    return lines
 
 

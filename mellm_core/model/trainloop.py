@@ -238,7 +238,7 @@ def restore_state(folder: Path, optimizer: Any, scheduler: Any, device: str) -> 
 def _checkpoint(backbone: Any, module: torch.nn.Module, optimizer: Any, scheduler: Any, step: int,
                 start_step: int, max_steps: int, history: list[dict], world: World, session: Session) -> None:
     """Rank 0 writes adapter, optimizer, scheduler, step and metrics to a folder; every worker reports."""
-    metrics = history[-1] if history and history[-1]["step"] == step else {"step": step}
+    metrics = history[-1]  # a checkpoint step always logs its metrics line first
     if world.rank != 0:
         session.report(metrics, None)
         return

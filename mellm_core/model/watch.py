@@ -14,7 +14,6 @@ from typing import Any
 
 from mellm_core.files.storage import Location
 
-REPORTERS = ("tensorboard",)
 SCALARS = ("loss", "lr", "samples_per_s", "tokens_per_s")
 
 
