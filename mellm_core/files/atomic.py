@@ -67,6 +67,8 @@ def built_once(target: str | Path, complete: Callable[[Path], bool], build: Call
         if not complete(target):
             with built_then_swapped(target) as staging:
                 build(staging)
+                if not complete(staging):
+                    raise MellmError(f"building {target} left it incomplete")
     return target
 
 

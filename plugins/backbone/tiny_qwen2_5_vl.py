@@ -7,11 +7,12 @@ are written with ``save_pretrained`` and then loaded through ``from_pretrained``
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
-import torch
-
 from mellm_core.config import settings_hash
+from mellm_core.errors import MellmError
 from mellm_core.files.atomic import built_once
 from mellm_core.files.storage import cache_dir
 from mellm_core.motion.facs import PROTOTYPES
@@ -63,8 +64,7 @@ def build_tiny(image_processor: type, hidden: int = 128, layers: int = 2, vision
     path = cache_dir() / f"tiny-random-qwen2_5_vl-{tiny_key(hidden, layers, vision_depth, vocab, rope_theta)}"
 
     def build(staging: Path) -> None:
-        with torch.random.fork_rng(devices=[]):  # the caller's seeded RNG is the same, built here or not
-            _write_tiny(staging, image_processor, hidden, layers, vision_depth, vocab, rope_theta)
+        _write_tiny(staging, image_processor, hidden, layers, vision_depth, vocab, rope_theta)
 
     return built_once(path, _complete, build)
 
@@ -90,7 +90,7 @@ def _tokenizer(vocab: int):
 
 def _write_tiny(out: Path, image_processor: type, hidden: int, layers: int, vision_depth: int, vocab: int,
                 rope_theta: float) -> None:
-    from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import GenerationConfig, Qwen2_5_VLConfig
 
     tokenizer = _tokenizer(vocab)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
@@ -113,11 +113,28 @@ def _write_tiny(out: Path, image_processor: type, hidden: int, layers: int, visi
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True,
     )
-    torch.manual_seed(0)
-    model = Qwen2_5_VLForConditionalGeneration(config)
-    model.generation_config = GenerationConfig(
+    config.save_pretrained(out)
+    GenerationConfig(
         eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]], pad_token_id=ids["<|endoftext|>"], do_sample=False
-    )
-    model.save_pretrained(out, safe_serialization=True)
+    ).save_pretrained(out)
+    _write_weights(out)
     tokenizer.save_pretrained(out)
     image_processor(min_pixels=56 * 56, max_pixels=112 * 112).save_pretrained(out)
+
+
+WRITE_WEIGHTS = """
+import sys, torch, transformers
+torch.manual_seed(0)
+model = transformers.Qwen2_5_VLForConditionalGeneration(transformers.AutoConfig.from_pretrained(sys.argv[1]))
+model.generation_config = transformers.GenerationConfig.from_pretrained(sys.argv[1])
+model.save_pretrained(sys.argv[1], safe_serialization=True)
+"""
+
+
+def _write_weights(out: Path) -> None:
+    """Random weights for the configuration in ``out``, written by a fresh Python process: in a process of a
+    torch.distributed group (a Ray Train worker), ``save_pretrained`` writes only on rank 0, and another rank
+    that builds the model first would leave a folder without weights."""
+    done = subprocess.run([sys.executable, "-c", WRITE_WEIGHTS, str(out)], capture_output=True, text=True)
+    if done.returncode:
+        raise MellmError(f"writing the tiny model's weights into {out} failed: {done.stderr.strip()[-2000:]}")

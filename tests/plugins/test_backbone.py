@@ -56,6 +56,35 @@ def test_building_the_tiny_model_leaves_the_callers_rng_alone(backbone, tmp_path
     assert torch.equal(torch.rand(4), after_build)
 
 
+RANK_BUILDS = """
+import os, sys, torch.distributed as dist
+from mellm_core import create
+dist.init_process_group("gloo")
+if dist.get_rank() == 1:  # rank 0 waits: the other rank builds the tiny model into the empty cache
+    folder = create("backbone", "qwen2_5_vl").resolve("tiny-random")
+    print(sorted(os.listdir(folder)))
+dist.barrier()
+"""
+
+
+def test_a_rank_other_than_0_builds_the_tiny_model_in_full(tmp_path):
+    """In a torch.distributed group (Ray Train's workers), transformers' save_pretrained writes only on rank 0;
+    the tiny model's weights come from a process of their own, so whichever rank builds it first leaves a model."""
+    import os
+    import subprocess
+    import sys
+
+    from helpers import free_port
+
+    script = tmp_path / "build.py"
+    script.write_text(RANK_BUILDS)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2",
+                           f"--master-port={free_port()}", str(script)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "MELLM_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "'config.json'" in done.stdout and "'model.safetensors'" in done.stdout
+
+
 def test_collate_masks_all_but_the_answer_and_matches_image_tokens(backbone, rows):
     backbone.load("tiny-random")
     batch = backbone.collate(rows[:3])
