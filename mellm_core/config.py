@@ -25,6 +25,7 @@ HEAD_MOTION_MODES = ("nose", "similarity", "robust", "none")
 FLOW_REGIONS = ("frame", "face")
 SPLIT_KINDS = ("holdout", "loso", "zero-shot", "fixed")
 TASKS = ("meu", "mer")
+STRATEGIES = ("ddp", "fsdp")  # how train.num_workers > 1 workers share the model (mellm_core.model.trainloop)
 REPORTERS = ("tensorboard",)  # where train.report_to may send metrics lines (mellm_core.model.watch)
 
 
@@ -132,6 +133,7 @@ class TrainConfig:
     grad_accum: int = 1  # micro-batches per optimizer step on each worker (batch_size / num_workers / grad_accum each)
     max_grad_norm: float = 1.0  # gradient clipping (0 = off)
     num_workers: int = 2  # Ray Train workers (data-parallel)
+    strategy: str = "ddp"  # ddp: each worker holds the model | fsdp: weights sharded over workers (larger models)
     use_gpu: bool = False  # one GPU per worker
     cpus_per_worker: float = 1.0  # CPUs reserved by each worker
     resources_per_worker: dict[str, float] = field(default_factory=dict)  # extra Ray resources, e.g. {"A100": 1}
@@ -156,6 +158,7 @@ class TrainConfig:
                          f"train.grad_accum = {per_step}, so every worker gets equal micro-batches")
         found += [f"train.report_to: unknown reporter '{r}' (choose from: {', '.join(REPORTERS)})"
                   for r in self.report_to if r not in REPORTERS]
+        found += _choice("train.strategy", self.strategy, STRATEGIES, "strategy")
         unknown = [t for t in self.curriculum_tasks if t not in TASKS]
         if unknown:
             found += _choice("train.curriculum_tasks", unknown[0], TASKS, "task")

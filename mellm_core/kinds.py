@@ -70,7 +70,9 @@ class TrainableBackbone(InferenceBackbone, Protocol):
 
     def loss(self, module: Any, batch: dict[str, Any]) -> tuple[Any, Any]: ...
 
-    def save(self, module: Any, out_dir: str | Path) -> None: ...
+    def save(self, module: Any, out_dir: str | Path, weights: dict[str, Any] | None = None) -> None:
+        """Write what ``load(adapter=out_dir)`` reads; ``weights`` (when given) are the trainable weights gathered
+        whole from a model sharded over workers (FSDP), by parameter name, to write instead of the module's own."""
 
     def merge(self, module: Any, out_dir: str | Path) -> None: ...
 

@@ -180,14 +180,21 @@ def make_plan(recipe: Recipe, gpu: str = "a100-80gb", mfu: float = 0.35) -> Plan
     micro = samples // train.grad_accum
     checkpointing = bool(recipe.backbone.params.get("gradient_checkpointing", False))
     # LoRA weights live in fp32 beside the base's, with fp32 gradients (and AdamW moments); a base that trains
-    # keeps its gradients and moments in its own dtype. DDP adds a bucket copy of the gradients.
+    # keeps its gradients and moments in its own dtype. DDP adds a bucket copy of the gradients; FSDP keeps a
+    # 1/workers shard of weights, gradients and moments, and gathers two layers whole at a time (one prefetched).
     grad_bytes = shape.weight_bytes if shape.train_base else 4
     base, added = ((shape.params_total, grad_bytes) if shape.train_base
                    else (shape.params_total - shape.params_trainable, 4 + grad_bytes))
+    sharded = train.strategy == "fsdp" and train.num_workers > 1
+    share = 1 / train.num_workers if sharded else 1
+    layer = max(t.params / t.layers for t in shape.towers)
     act = {c: sum(activation_bytes(t, micro, c) for t in shape.towers) for c in (False, True)}
-    memory = {"weights": base * shape.weight_bytes, "trainable_weights_and_grads": shape.params_trainable * added,
-              "ddp_buckets": shape.params_trainable * grad_bytes if train.num_workers > 1 else 0,
-              "optimizer": shape.params_trainable * 2 * grad_bytes,
+    memory = {"weights": base * shape.weight_bytes * share,
+              "trainable_weights_and_grads": shape.params_trainable * added * share,
+              "ddp_buckets": shape.params_trainable * grad_bytes if train.num_workers > 1 and not sharded else 0,
+              "fsdp_gathered": 2 * layer * (shape.weight_bytes + 4 * shape.params_trainable / shape.params_total)
+              if sharded else 0,
+              "optimizer": shape.params_trainable * 2 * grad_bytes * share,
               "activations": act[False], "activations_checkpointed": act[True],
               "logits": micro * shape.answer_tokens * shape.vocab * 4 * 2, "overhead": OVERHEAD_GB * GB}
     fixed = sum(v for k, v in memory.items() if not k.startswith("activations"))
@@ -202,6 +209,7 @@ def make_plan(recipe: Recipe, gpu: str = "a100-80gb", mfu: float = 0.35) -> Plan
 def describe(plan: Plan) -> list[str]:
     """The plan as lines for a terminal."""
     s, m = plan.shape, plan.memory_gb
+    sync = f"FSDP's gathered layers {m['fsdp_gathered']}" if m["fsdp_gathered"] else f"DDP buckets {m['ddp_buckets']}"
     seq = "" if s.seq_len_exact else " (estimated: the tokenizer is not available here, 4 bytes a token)"
     return [
         f"parameters: {s.params_total:,} total, {s.params_trainable:,} trainable "
@@ -211,9 +219,9 @@ def describe(plan: Plan) -> list[str]:
         f"per sample: {s.image_tokens} image tokens, longest instruction {s.seq_len} tokens{seq}, "
         f"of which {s.answer_tokens} answer",
         f"per worker and step: {plan.samples_per_worker} samples in micro-batches of {plan.micro_batch}",
-        "memory per worker (GB):",
+        f"memory per worker (GB){', weights sharded over the workers (FSDP)' if m['fsdp_gathered'] else ''}:",
         f"  weights {m['weights']}, trainable weights and grads {m['trainable_weights_and_grads']}, "
-        f"DDP buckets {m['ddp_buckets']}, AdamW state {m['optimizer']}, logits {m['logits']}, "
+        f"{sync}, AdamW state {m['optimizer']}, logits {m['logits']}, "
         f"overhead {m['overhead']}",
         f"  activations {m['activations']} without gradient checkpointing, {m['activations_checkpointed']} with",
         f"  total {m['total']} ({'with' if plan.gradient_checkpointing else 'without'} checkpointing, as the "

@@ -29,8 +29,8 @@ from mellm_core.summaries import InstructionsSummary, TrainSummary
 
 RUN = "run"  # the run's folder name under the checkpoint storage
 # Settings that change where or how fast training runs, not what it computes.
-RUNTIME_KEYS = ("resume", "num_workers", "use_gpu", "cpus_per_worker", "resources_per_worker", "max_failures",
-                "storage_path", "keep_checkpoints", "log_every", "report_to")
+RUNTIME_KEYS = ("resume", "num_workers", "strategy", "use_gpu", "cpus_per_worker", "resources_per_worker",
+                "max_failures", "storage_path", "keep_checkpoints", "log_every", "report_to")
 
 
 @dataclass

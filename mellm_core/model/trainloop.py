@@ -1,5 +1,9 @@
 """The per-worker training loop in plain PyTorch: Ray Train workers run it, and it runs alone without Ray.
 
+Several workers share the model as DDP replicas or, with ``train.strategy: fsdp``, as FSDP2 shards (each of the
+model's ``_no_split_modules`` blocks a unit), so a backbone larger than one GPU trains; a sharded run gathers its
+trainable weights and optimizer state whole into each checkpoint, so checkpoints are the same files either way.
+
 Every worker sees all training rows and takes its slice of each global batch from one seeded order of the data
 (an endless chain of per-epoch permutations), so the data position is the step number: a run resumes at the
 exact sample, and N workers train on the same batches as one worker with the same global batch.
@@ -14,6 +18,7 @@ import random
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -152,12 +157,12 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
     adapter = str(start / ADAPTER) if start else None
     module = backbone.load(model_folder(bcfg.model), device=world.device, adapter=adapter, train=cfg,
                            labels=settings["labels"])
-    params = [p for p in module.parameters() if p.requires_grad]
+    model = distribute(module, cfg.strategy, world)
+    params = [p for p in model.parameters() if p.requires_grad]  # FSDP's sharded parameters replace the originals
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine(cfg))
-    step, history = restore_state(start, optimizer, scheduler, world.device) if start else (0, [])
+    step, history = restore_state(start, model, optimizer, scheduler, world) if start else (0, [])
     start_step = step
-    model = torch.nn.parallel.DistributedDataParallel(module) if world.size > 1 else module
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if world.device.startswith("cuda")
                 else contextlib.nullcontext())
     window = _window()
@@ -172,9 +177,7 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
             for a, batch in enumerate(ahead.pop(step).result()):
                 batch = {k: v.to(world.device, non_blocking=True) if torch.is_tensor(v) else v
                          for k, v in batch.items()}
-                last = a == cfg.grad_accum - 1
-                sync = contextlib.nullcontext() if last or world.size == 1 else model.no_sync()
-                with sync, autocast:
+                with _gradient_sync(model, a == cfg.grad_accum - 1), autocast:
                     loss, tokens = backbone.loss(model, batch)
                     (loss / cfg.grad_accum).backward()
                 window["loss"] += loss.detach() / cfg.grad_accum  # tensors: read back only when a line is logged
@@ -197,12 +200,45 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
                 if world.rank == 0:
                     session.progress(line)
             if checkpoint_now:
-                _checkpoint(backbone, module, optimizer, scheduler, step, start_step, cfg.max_steps, history, world,
+                _checkpoint(backbone, model, optimizer, scheduler, step, start_step, cfg.max_steps, history, world,
                             session)
             if log_now:
                 window = _window()  # after the checkpoint, so that its writing is not counted as training
     finally:  # a failed step shows its error at once, without waiting for the batches collated ahead
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def distribute(module: torch.nn.Module, strategy: str, world: World) -> torch.nn.Module:
+    """The model the workers step together: ``module`` alone, DDP's replica of it, or ``module`` itself sharded in
+    place by FSDP2, one unit per block the model names unsplittable (decoder layers, vision blocks), then the rest."""
+    if world.size == 1:
+        return module
+    if strategy == "ddp":
+        return torch.nn.parallel.DistributedDataParallel(module)
+    from torch.distributed.fsdp import fully_shard
+
+    # the model's output holds views (logits at the answer columns); the loss never changes them in place
+    warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
+    units = set(getattr(module, "_no_split_modules", None) or ())
+    for block in [m for m in module.modules() if type(m).__name__ in units]:
+        fully_shard(block)
+    fully_shard(module)
+    return module
+
+
+def _sharded(model: torch.nn.Module) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+def _gradient_sync(model: torch.nn.Module, last: bool) -> contextlib.AbstractContextManager:
+    """Workers average gradients on the last micro-batch of a step only (the others accumulate locally)."""
+    if _sharded(model):
+        model.set_requires_gradient_sync(last)  # type: ignore[operator]
+    elif isinstance(model, torch.nn.parallel.DistributedDataParallel) and not last:
+        return model.no_sync()
+    return contextlib.nullcontext()
 
 
 def _window() -> dict[str, Any]:
@@ -219,42 +255,70 @@ def _collated(backbone: Any, rows: list[dict], cfg: TrainConfig, seed: int, step
     return batches
 
 
-def restore_state(folder: Path, optimizer: Any, scheduler: Any, device: str) -> tuple[int, list[dict]]:
+def restore_state(folder: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, world: World
+                  ) -> tuple[int, list[dict]]:
     """Optimizer, schedule and RNG state of a checkpoint; its step and metrics history.
 
     The state loads to the CPU whatever the device: the optimizer moves its tensors to its parameters' device
     itself, and the CPU generator's state must stay a CPU ByteTensor (loaded onto a GPU, set_rng_state rejects it).
+    A sharded model's workers each take their shard of the whole optimizer state the checkpoint holds.
     """
     state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(state["optimizer"])
+    if _sharded(model):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(model, optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True))
+    else:
+        optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng"])  # dropout continues exactly where the run stopped
-    if "cuda_rng" in state and device.startswith("cuda"):
-        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    rngs = state["rng"]  # one per rank: dropout continues exactly where each rank stopped
+    mine = world.rank if len(rngs) == world.size else 0  # another number of workers: rank 0's for all
+    torch.set_rng_state(rngs[mine])
+    if "cuda_rng" in state and world.device.startswith("cuda"):
+        torch.cuda.set_rng_state(state["cuda_rng"][mine], world.device)
     history = [json.loads(line) for line in (folder / TRAIN_LOG).read_text().splitlines() if line.strip()]
     return int(state["step"]), history
 
 
-def _checkpoint(backbone: Any, module: torch.nn.Module, optimizer: Any, scheduler: Any, step: int,
+def _checkpoint(backbone: Any, model: torch.nn.Module, optimizer: Any, scheduler: Any, step: int,
                 start_step: int, max_steps: int, history: list[dict], world: World, session: Session) -> None:
-    """Rank 0 writes adapter, optimizer, scheduler, step and metrics to a folder; every worker reports."""
+    """Rank 0 writes adapter, optimizer, scheduler, step and metrics to a folder; every worker reports. A sharded
+    model's trainable weights and optimizer state are first gathered whole to rank 0 (every worker takes part)."""
     metrics = history[-1]  # a checkpoint step always logs its metrics line first
+    weights, optimizer_state = None, None
+    device = next(model.parameters()).device
+    rngs = _gathered(torch.get_rng_state(), world)
+    cuda_rngs = _gathered(torch.cuda.get_rng_state(device), world) if device.type == "cuda" else None
+    if _sharded(model):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
+        weights, optimizer_state = get_state_dict(model, optimizer, options=options)
     if world.rank != 0:
         session.report(metrics, None)
         return
     folder = Path(tempfile.mkdtemp(prefix="mellm-ckpt-"))
     try:
-        backbone.save(module, folder / ADAPTER)
-        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
-                 "rng": torch.get_rng_state()}
-        if torch.cuda.is_available() and str(next(module.parameters()).device).startswith("cuda"):
-            state["cuda_rng"] = torch.cuda.get_rng_state(next(module.parameters()).device)
+        backbone.save(getattr(model, "module", model), folder / ADAPTER, weights)  # DDP's module, or the model
+        state = {"optimizer": optimizer_state or optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "step": step, "rng": rngs}
+        if cuda_rngs:
+            state["cuda_rng"] = cuda_rngs
         torch.save(state, folder / STATE)
         (folder / PROGRESS).write_text(json.dumps({"step": step, "start_step": start_step, "max_steps": max_steps}))
         (folder / TRAIN_LOG).write_text("".join(json.dumps(h) + "\n" for h in history))
         session.report(metrics, folder)  # the whole metrics line: Ray Train keeps reports that carry a checkpoint
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _gathered(value: torch.Tensor, world: World) -> list[torch.Tensor]:
+    """``value`` of every rank, in rank order."""
+    if world.size == 1:
+        return [value]
+    values: list[Any] = [None] * world.size
+    dist.all_gather_object(values, value)
+    return values
 
 
 def barrier() -> None:

@@ -129,12 +129,14 @@ class FlowCNN:
         logits = module(batch["pixels"]).float()
         return F.cross_entropy(logits, batch["labels"]), 0
 
-    def save(self, module: torch.nn.Module, out_dir: str | Path) -> None:
-        """All weights (safetensors), the params and class order, and the trained-folder marker."""
+    def save(self, module: torch.nn.Module, out_dir: str | Path, weights: dict[str, torch.Tensor] | None = None
+             ) -> None:
+        """All weights (safetensors), the params and class order, and the trained-folder marker. ``weights``: the
+        weights gathered whole from a sharded model (FSDP)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        module = getattr(module, "module", module)  # unwrap DistributedDataParallel
-        save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(out / WEIGHTS))
+        state = module.state_dict() if weights is None else weights
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(out / WEIGHTS))
         config = {"backbone": NAME, "params": asdict(self.params), "labels": self.labels}
         (out / CONFIG).write_text(json.dumps(config, indent=2))
         (out / MARKER).write_text(json.dumps({"backbone": NAME, "weights": WEIGHTS, "config": CONFIG}, indent=2))

@@ -344,14 +344,18 @@ class Qwen25VL:
         per_sample = (per_token * counted).sum(1) / counted.sum(1).clamp(min=1)
         return per_sample.mean(), batch["attention_mask"].sum()
 
-    def save(self, module: torch.nn.Module, out_dir: str | Path) -> None:
-        """The PEFT adapter; with ``train_base`` also the trained base model under ``base/``."""
+    def save(self, module: torch.nn.Module, out_dir: str | Path, weights: dict[str, torch.Tensor] | None = None
+             ) -> None:
+        """The PEFT adapter; with ``train_base`` also the trained base model under ``base/``. ``weights``: the
+        trainable weights gathered whole from a sharded model (FSDP), by their names in ``module``."""
         out = Path(out_dir)
-        peft_model: Any = getattr(module, "module", module)  # unwrap DistributedDataParallel
-        peft_model.save_pretrained(out, safe_serialization=True)
+        peft_model: Any = module
+        peft_model.save_pretrained(out, safe_serialization=True, state_dict=weights)
         if self.params.train_base:
             base = peft_model.get_base_model()
-            state = {k.replace(".base_layer.", "."): v for k, v in base.state_dict().items() if "lora_" not in k}
+            prefix = "base_model.model."
+            source = base.state_dict() if weights is None else {k.removeprefix(prefix): v for k, v in weights.items()}
+            state = {k.replace(".base_layer.", "."): v for k, v in source.items() if "lora_" not in k}
             fresh = transformers.Qwen2_5_VLForConditionalGeneration(base.config)
             fresh.load_state_dict(state, strict=True)
             fresh.generation_config = base.generation_config

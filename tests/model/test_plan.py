@@ -72,6 +72,12 @@ def test_the_plan_follows_the_recipe(capsys):
     assert no_dropout["memory_gb"]["weights"] == memory["weights"]
     one_worker = plan_json(capsys, SEVEN_B, "train.num_workers=1")
     assert one_worker["memory_gb"]["ddp_buckets"] == 0 < memory["ddp_buckets"]
+    # FSDP over 4 workers: a quarter of weights, grads and moments each, no buckets, two decoder layers gathered
+    fsdp = plan_json(capsys, SEVEN_B, "train.strategy=fsdp", "train.num_workers=4", "train.grad_accum=1")["memory_gb"]
+    for key in ("weights", "trainable_weights_and_grads", "optimizer"):
+        assert fsdp[key] == pytest.approx(memory[key] / 4, abs=0.002)
+    assert fsdp["ddp_buckets"] == 0 and 0.9 < fsdp["fsdp_gathered"] < 1.1  # 2 x 233M weights of a layer in bf16
+    assert memory["fsdp_gathered"] == 0 and fsdp["total"] < memory["total"] - 10
     fewer = plan_json(capsys, SEVEN_B, "backbone.params.max_pixels=50176", "maps.max_side=224")
     assert fewer["image_tokens"] == 64 and fewer["seq_len"] == plan["seq_len"] - 192
 

@@ -84,6 +84,8 @@ def test_an_unknown_reporter_is_a_config_error():
     with pytest.raises(ConfigError, match=r"train.report_to: unknown reporter 'wandb' \(choose from: tensorboard\)"):
         load_recipe("quickstart", ["train.report_to=[wandb]"])
     assert load_recipe("quickstart", ["train.report_to=[]"]).train.report_to == []
+    with pytest.raises(ConfigError, match=r"train.strategy: unknown strategy 'zero3' \(choose one of: ddp, fsdp\)"):
+        load_recipe("quickstart", ["train.strategy=zero3"])
 
 
 def test_cosine_schedule_warms_up_and_decays_to_zero():
@@ -172,10 +174,10 @@ def test_a_gpu_worker_restores_a_checkpoint_through_the_cpu(tmp_path):
     optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine(cfg))
     torch.manual_seed(123)
-    step, history = restore_state(folder, optimizer, scheduler, "cuda:0")
+    step, history = restore_state(folder, module, optimizer, scheduler, World(device="cuda:0"))
     saved = torch.load(folder / STATE, map_location="cpu", weights_only=True)
     assert step == 2 and [h["step"] for h in history] == [1, 2] and scheduler.last_epoch == 2
-    assert torch.equal(torch.get_rng_state(), saved["rng"])
+    assert torch.equal(torch.get_rng_state(), saved["rng"][0])
     assert all(t.device.type == "cpu" for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t))
     assert len(optimizer.state) == len(saved["optimizer"]["state"]) > 0
 

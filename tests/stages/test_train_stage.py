@@ -64,6 +64,45 @@ def test_two_ray_workers_reach_the_weights_of_one_process(frames_run, capsys):
     assert all(torch.allclose(two[k], one[k], atol=3 * 2 * 2e-3) for k in one)
 
 
+def test_fsdp_workers_train_as_one_process_and_resume_exactly(frames_run, capsys):
+    """train.strategy=fsdp: two Ray Train workers (gloo) each hold half of every weight and train the loss curve and
+    weights of one process, as DDP's workers do (test above), up to their own dropout masks. The checkpoint holds
+    the trainable weights and optimizer state whole and each rank's random state: resumed from it under torchrun,
+    the run ends with the very weights it ended with, dropout included."""
+    import os
+    import subprocess
+    import sys
+
+    from helpers import free_port
+
+    args, ray_dir = _copy(frames_run, "fsdp")
+    local_args, local_dir = _copy(frames_run, "fsdp-one")
+    resumed_args, resumed_dir = _copy(frames_run, "fsdp-resumed")
+    steps = ["train.max_steps=4", "train.checkpoint_every=2", "train.lora_dropout=0.1"]
+    assert main(["train", "quickstart", *args, *steps, "train.num_workers=2", "train.strategy=fsdp", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["end_step"] == 4
+    run_local(load_recipe("quickstart", [*local_args, *steps, "train.num_workers=1"]), progress=False)
+    curves = [[json.loads(x)["loss"] for x in (d / "train" / "metrics.jsonl").read_text().splitlines()]
+              for d in (ray_dir, local_dir)]
+    assert curves[0] == pytest.approx(curves[1], rel=1e-3)  # dropout masks differ: each rank draws its own
+    sharded = load_file(ray_dir / "train" / "adapter" / "adapter_model.safetensors")
+    one = load_file(local_dir / "train" / "adapter" / "adapter_model.safetensors")
+    assert sharded.keys() == one.keys() and all(torch.allclose(sharded[k], one[k], atol=3 * 2 * 2e-3) for k in one)
+
+    stopped = resumed_dir / "train" / "checkpoints" / "run"
+    shutil.copytree(ray_dir / "train" / "checkpoints" / "run" / "checkpoint_0000002", stopped / "checkpoint_0000002")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={free_port()}",
+               "-m", "mellm_core", "--", "train", "quickstart", "--local", *resumed_args, *steps,
+               "train.num_workers=2", "train.strategy=fsdp", "train.resume=true"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((resumed_dir / "train" / "summary.json").read_text())
+    assert summary["start_step"] == 2 and summary["end_step"] == 4 and summary["workers"] == 2
+    resumed = load_file(resumed_dir / "train" / "adapter" / "adapter_model.safetensors")
+    assert all(torch.allclose(resumed[k], sharded[k], atol=1e-6) for k in sharded)
+
+
 def _kill_a_worker_after_first_checkpoint(storage, killed: list[int], deadline: float) -> None:
     while time.time() < deadline and not killed:
         if any(storage.glob("run/checkpoint_0000004")):
