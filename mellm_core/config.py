@@ -25,6 +25,7 @@ HEAD_MOTION_MODES = ("nose", "similarity", "robust", "none")
 FLOW_REGIONS = ("frame", "face")
 SPLIT_KINDS = ("holdout", "loso", "zero-shot", "fixed")
 TASKS = ("meu", "mer")
+KEEP = ("last", "best_val")  # which adapter train.keep publishes
 STRATEGIES = ("ddp", "fsdp")  # how train.num_workers > 1 workers share the model (mellm_core.model.trainloop)
 REPORTERS = ("tensorboard",)  # where train.report_to may send metrics lines (mellm_core.model.watch)
 
@@ -144,6 +145,9 @@ class TrainConfig:
     curriculum_tasks: list[str] = field(default_factory=list)  # first train only on these tasks' rows (e.g. [mer]) ...
     curriculum_steps: int = 0  # ... for this many steps, then on every row (0 = no curriculum)
     balance: bool = False  # draw every label of a task equally often (rarer labels' rows repeat)
+    val_fraction: float = 0.0  # training subjects held out for validation (0 = none; test subjects never)
+    eval_every: int = 100  # steps between validations (and always at the end), with val_fraction > 0
+    keep: str = "last"  # adapter published: last | best_val (best validation accuracy, then loss)
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])  # metrics also to: tensorboard ([] = none)
     storage_path: str | None = None  # checkpoints: local, shared or cloud URI (null = output_dir/train/checkpoints)
     resume: bool = False  # continue from the latest checkpoint instead of starting over
@@ -151,7 +155,7 @@ class TrainConfig:
     def problems(self) -> list[str]:
         found = [f"train.{key} must be at least 1, got {getattr(self, key)}"
                  for key in ("lora_rank", "max_steps", "batch_size", "grad_accum", "num_workers", "checkpoint_every",
-                             "keep_checkpoints", "log_every") if getattr(self, key) < 1]
+                             "keep_checkpoints", "log_every", "eval_every") if getattr(self, key) < 1]
         per_step = self.num_workers * self.grad_accum
         if per_step >= 1 and self.batch_size % per_step:
             found.append(f"train.batch_size={self.batch_size} must be a multiple of train.num_workers x "
@@ -159,6 +163,11 @@ class TrainConfig:
         found += [f"train.report_to: unknown reporter '{r}' (choose from: {', '.join(REPORTERS)})"
                   for r in self.report_to if r not in REPORTERS]
         found += _choice("train.strategy", self.strategy, STRATEGIES, "strategy")
+        found += _choice("train.keep", self.keep, KEEP, "choice")
+        if not 0 <= self.val_fraction < 1:
+            found.append(f"train.val_fraction must be in [0, 1), got {self.val_fraction}")
+        elif self.keep == "best_val" and not self.val_fraction:
+            found.append("train.keep=best_val needs validation: set train.val_fraction (e.g. 0.2)")
         unknown = [t for t in self.curriculum_tasks if t not in TASKS]
         if unknown:
             found += _choice("train.curriculum_tasks", unknown[0], TASKS, "task")

@@ -100,6 +100,8 @@ class TrainSummary(StageSummary):
     ray: bool = False
     nodes: list[str] = field(default_factory=list)  # the nodes the workers ran on (Ray runs)
     seconds: float | None = None  # wall time of the Ray run
+    val_subjects: list[str] = field(default_factory=list)  # training subjects held out for validation
+    kept: dict[str, Any] | None = None  # train.keep=best_val: step, val_loss and val_acc of the adapter kept
     skipped: bool = False
 
 

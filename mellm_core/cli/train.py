@@ -30,6 +30,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         print(f"trained steps {summary.start_step}..{summary.end_step} (final loss {summary.final_loss}, "
               f"{summary.samples_per_s} samples/s); adapter in {summary.adapter}")
+        if summary.kept:
+            figures = ", ".join(f"{k} {v}" for k, v in summary.kept.items() if k != "step")
+            print(f"kept the adapter of step {summary.kept['step']}, the best validation ({figures}) on "
+                  f"{len(summary.val_subjects)} held-out training subjects")
     return 0
 
 

@@ -23,6 +23,7 @@ from mellm_core.files.storage import Location, is_uri, replace_folder
 from mellm_core.kinds import trainable
 from mellm_core.model.adapters import CONFIG, anchor_adapter, publish_remote_adapter
 from mellm_core.model.trainloop import PROGRESS, LocalSession, World, barrier, train_worker
+from mellm_core.model.validation import BEST, BEST_LINE, held_out, subject
 from mellm_core.model.watch import MetricsSinks
 from mellm_core.plugins import get_registry
 from mellm_core.summaries import InstructionsSummary, TrainSummary
@@ -71,6 +72,7 @@ def plan(recipe: Recipe) -> Plan:
     if not rows_path.is_file():
         raise InputError(f"{rows_path} does not exist; run `mellm instructions` (or `mellm train`) first")
     labels = InstructionsSummary.labels_of(layout.instructions_summary)
+    held_out(read_rows(rows_path), recipe.train.val_fraction, recipe.seed)  # a split that leaves nothing: say so now
     train = {k: v for k, v in asdict(recipe.train).items() if k not in RUNTIME_KEYS}
     digest = settings_hash(hashlib.sha256(rows_path.read_bytes()).hexdigest(), asdict(recipe.backbone), train,
                            recipe.seed, labels)
@@ -130,15 +132,21 @@ def publish(checkpoint: Path, p: Plan, workers: int, ray: bool, nodes: list[str]
     lines = [json.loads(x) for x in (checkpoint / TRAIN_LOG).read_text().splitlines() if x.strip()]
     done = [x for x in lines if x["step"] > progress["start_step"]]
     speed = sum(x["samples_per_s"] for x in done) / len(done) if done else 0.0
+    cfg = p.settings["train"]
+    kept = json.loads((checkpoint / BEST_LINE).read_text()) if cfg["keep"] == "best_val" else None
+    source = checkpoint / (BEST if kept else ADAPTER)
+    validation = held_out(read_rows(p.rows_path), cfg["val_fraction"], p.settings["seed"])[1]
+    val_subjects = sorted({subject(r) for r in validation})
     summary = TrainSummary(progress["start_step"], progress["step"], lines[-1]["loss"] if lines else None,
-                           round(speed, 3), p.digest, workers=workers, ray=ray, nodes=nodes or [], seconds=seconds)
+                           round(speed, 3), p.digest, workers=workers, ray=ray, nodes=nodes or [], seconds=seconds,
+                           val_subjects=val_subjects, kept=kept)
     (p.train_dir / SUMMARY).unlink()
     adapter = p.train_dir / ADAPTER
     if adapter.remote:  # a new version beside the old, then the pointer; anchored where fetched (``local_adapter``)
         version = f"{p.digest[:12]}-{progress['step']:07d}-{time.time_ns()}"
-        adapter = publish_remote_adapter(p.train_dir, Location(checkpoint / ADAPTER), version)
+        adapter = publish_remote_adapter(p.train_dir, Location(source), version)
     else:
-        replace_folder(adapter.path, Location(checkpoint / ADAPTER), prepare=anchor_adapter)
+        replace_folder(adapter.path, Location(source), prepare=anchor_adapter)
     (p.train_dir / TRAIN_LOG).write_bytes((checkpoint / TRAIN_LOG).read_bytes())
     summary.adapter = str(adapter.resolve())
     summary.write(p.train_dir / SUMMARY)

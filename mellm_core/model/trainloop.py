@@ -35,6 +35,7 @@ from mellm_core.files.atomic import built_then_swapped
 from mellm_core.files.layout import ADAPTER, TRAIN_LOG
 from mellm_core.files.storage import model_folder
 from mellm_core.kinds import trainable
+from mellm_core.model.validation import better, held_out, keep_best, restore_best, validate
 from mellm_core.plugins import get_registry
 
 STATE = "trainer_state.pt"
@@ -151,6 +152,7 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
     """Train ``settings`` (backbone, train, seed, labels) on ``rows``; checkpoint through ``session``."""
     cfg = TrainConfig(**settings["train"])
     bcfg = BackboneConfig(**settings["backbone"])
+    rows, val_rows = held_out(rows, cfg.val_fraction, settings["seed"])
     seed_everything(settings["seed"])
     backbone = trainable(get_registry().create("backbone", bcfg.name, **bcfg.params), bcfg.name)
     start = session.restore()
@@ -163,6 +165,9 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine(cfg))
     step, history = restore_state(start, model, optimizer, scheduler, world) if start else (0, [])
     start_step = step
+    best_dir = Path(tempfile.mkdtemp(prefix="mellm-best-"))  # rank 0: the best adapter so far (train.keep)
+    best = restore_best(start, best_dir) if start else None
+    micro = cfg.batch_size // world.size // cfg.grad_accum
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if world.device.startswith("cuda")
                 else contextlib.nullcontext())
     window = _window()
@@ -190,22 +195,33 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
             step += 1
             window["steps"] += 1
             checkpoint_now = step % cfg.checkpoint_every == 0 or step == cfg.max_steps
-            log_now = step % cfg.log_every == 0 or checkpoint_now
+            validate_now = bool(val_rows) and (step % cfg.eval_every == 0 or step == cfg.max_steps)
+            log_now = step % cfg.log_every == 0 or checkpoint_now or validate_now
             if log_now:
                 loss_sum, tokens = _reduce([float(window["loss"]), float(window["tokens"])], world)
                 n, secs = window["steps"], time.perf_counter() - window["since"]  # float() waited for the device
                 line = {"step": step, "loss": round(loss_sum / world.size / n, 6), "lr": lr,
                         "samples_per_s": round(n * cfg.batch_size / secs, 3), "tokens_per_s": round(tokens / secs, 1)}
+                if validate_now:
+                    line |= _rank0(validate(backbone, model, val_rows, settings["labels"], micro, world.device), world)
+                    if cfg.keep == "best_val" and better(line, best):
+                        best = {k: v for k, v in line.items() if k == "step" or k.startswith("val_")}
+                        weights, _ = _whole(model)
+                        if world.rank == 0:
+                            shutil.rmtree(best_dir, ignore_errors=True)
+                            backbone.save(getattr(model, "module", model), best_dir, weights)
                 history.append(line)
                 if world.rank == 0:
                     session.progress(line)
             if checkpoint_now:
-                _checkpoint(backbone, model, optimizer, scheduler, step, start_step, cfg.max_steps, history, world,
-                            session)
+                kept = (best_dir, best) if best else None
+                _checkpoint(backbone, model, optimizer, scheduler, step, start_step, cfg.max_steps, history, kept,
+                            world, session)
             if log_now:
                 window = _window()  # after the checkpoint, so that its writing is not counted as training
     finally:  # a failed step shows its error at once, without waiting for the batches collated ahead
         pool.shutdown(wait=False, cancel_futures=True)
+        shutil.rmtree(best_dir, ignore_errors=True)
 
 
 def distribute(module: torch.nn.Module, strategy: str, world: World) -> torch.nn.Module:
@@ -280,20 +296,38 @@ def restore_state(folder: Path, model: torch.nn.Module, optimizer: Any, schedule
     return int(state["step"]), history
 
 
+def _whole(model: torch.nn.Module, optimizer: Any = None) -> tuple[dict | None, dict | None]:
+    """A sharded model's trainable weights (and the optimizer's state) gathered whole on rank 0, every worker
+    taking part; (None, None) for a model each worker holds whole."""
+    if not _sharded(model):
+        return None, None
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
+    if optimizer is None:
+        return get_model_state_dict(model, options=options), None
+    return get_state_dict(model, optimizer, options=options)
+
+
+def _rank0(values: dict[str, Any], world: World) -> dict[str, Any]:
+    """Rank 0's ``values`` on every rank (their decisions then agree, whatever rounding each rank met)."""
+    if world.size == 1:
+        return values
+    box = [values]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def _checkpoint(backbone: Any, model: torch.nn.Module, optimizer: Any, scheduler: Any, step: int,
-                start_step: int, max_steps: int, history: list[dict], world: World, session: Session) -> None:
-    """Rank 0 writes adapter, optimizer, scheduler, step and metrics to a folder; every worker reports. A sharded
-    model's trainable weights and optimizer state are first gathered whole to rank 0 (every worker takes part)."""
+                start_step: int, max_steps: int, history: list[dict], best: tuple[Path, dict] | None, world: World,
+                session: Session) -> None:
+    """Rank 0 writes adapter, optimizer, scheduler, step and metrics (and the best adapter so far, with its metrics
+    line) to a folder; every worker reports. A sharded model's state is first gathered whole to rank 0."""
     metrics = history[-1]  # a checkpoint step always logs its metrics line first
-    weights, optimizer_state = None, None
     device = next(model.parameters()).device
     rngs = _gathered(torch.get_rng_state(), world)
     cuda_rngs = _gathered(torch.cuda.get_rng_state(device), world) if device.type == "cuda" else None
-    if _sharded(model):
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
-
-        options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
-        weights, optimizer_state = get_state_dict(model, optimizer, options=options)
+    weights, optimizer_state = _whole(model, optimizer)
     if world.rank != 0:
         session.report(metrics, None)
         return
@@ -307,6 +341,8 @@ def _checkpoint(backbone: Any, model: torch.nn.Module, optimizer: Any, scheduler
         torch.save(state, folder / STATE)
         (folder / PROGRESS).write_text(json.dumps({"step": step, "start_step": start_step, "max_steps": max_steps}))
         (folder / TRAIN_LOG).write_text("".join(json.dumps(h) + "\n" for h in history))
+        if best:
+            keep_best(folder, *best)
         session.report(metrics, folder)  # the whole metrics line: Ray Train keeps reports that carry a checkpoint
     finally:
         shutil.rmtree(folder, ignore_errors=True)

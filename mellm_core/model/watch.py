@@ -14,7 +14,8 @@ from typing import Any
 
 from mellm_core.files.storage import Location
 
-SCALARS = ("loss", "lr", "samples_per_s", "tokens_per_s")
+SCALARS = {"loss": "train/loss", "lr": "train/lr", "samples_per_s": "train/samples_per_s",
+           "tokens_per_s": "train/tokens_per_s", "val_loss": "val/loss", "val_acc": "val/acc"}  # key: tag
 
 
 class MetricsSinks:
@@ -37,9 +38,9 @@ class MetricsSinks:
 
     def write(self, line: dict[str, Any]) -> None:
         for writer in self.writers:
-            for key in SCALARS:
+            for key, tag in SCALARS.items():
                 if isinstance(line.get(key), (int, float)):
-                    writer.add_scalar(f"train/{key}", line[key], line["step"])
+                    writer.add_scalar(tag, line[key], line["step"])
 
     def close(self) -> None:
         for writer in self.writers:

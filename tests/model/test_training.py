@@ -13,9 +13,9 @@ from mellm_core.cli import main
 from mellm_core.config import TrainConfig, load_recipe
 from mellm_core.errors import ConfigError, InputError
 from mellm_core.files.storage import Location
-from mellm_core.model.training import run_local
+from mellm_core.model.training import read_rows, run_local
 from mellm_core.model.trainloop import World, cosine, micro_batches, order
-from mellm_core.summaries import TrainSummary
+from mellm_core.summaries import InstructionsSummary, TrainSummary
 
 FAST = ["train.lora_rank=4", "train.lora_alpha=8", "train.lora_dropout=0.1", "train.lr=2e-3", "train.batch_size=4",
         "train.num_workers=1", "train.log_every=1", "backbone.params={max_new_tokens: 4}"]
@@ -233,3 +233,68 @@ def test_starting_over_never_deletes_an_unfinished_runs_checkpoints_unasked(tmp_
     assert sorted(p.name for p in stopped.iterdir()) == ["checkpoint_0000002", "checkpoint_0000004"]  # new ones
     # a finished run's checkpoints are no obstacle to the next fresh start
     run_local(recipe(b, "train.max_steps=4", "train.checkpoint_every=2", "train.lr=1e-3"), progress=False)
+
+
+def test_validation_holds_out_whole_training_subjects():
+    from mellm_core.model.validation import held_out, subject
+
+    rows = [{"sample_id": f"s{i}", "dataset": "toy", "subject": f"sub{i % 5}", "task": "mer"} for i in range(20)]
+    train, val = held_out(rows, 0.4, seed=3)
+    assert len({subject(r) for r in val}) == 2 and not {subject(r) for r in val} & {subject(r) for r in train}
+    assert len(train) + len(val) == 20 and held_out(rows, 0.4, seed=3) == (train, val)  # seeded
+    assert held_out(rows, 0.0, seed=3) == (rows, [])
+    with pytest.raises(InputError, match="holds out 5 of the 5 training subjects, leaving none to train on"):
+        held_out(rows, 0.95, seed=3)
+    with pytest.raises(ConfigError, match="train.keep=best_val needs validation: set train.val_fraction"):
+        load_recipe("quickstart", ["train.keep=best_val"])
+    with pytest.raises(ConfigError, match=r"train.val_fraction must be in \[0, 1\), got 1.0"):
+        load_recipe("quickstart", ["train.val_fraction=1.0"])
+
+
+def test_validation_is_logged_and_the_best_adapter_is_kept_across_a_resume(tmp_path):
+    """Every eval_every steps the held-out subject's loss and accuracy join the metrics line (and TensorBoard);
+    train.keep=best_val publishes the adapter of the best validation, even one between checkpoints, and a run
+    resumed from a checkpoint keeps the very same one. The kept adapter, validated again, gives its figures."""
+    import shutil
+
+    from mellm_core import create
+    from mellm_core.model.validation import held_out, validate
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder in (a, b):
+        write_instructions(folder, n=12)
+    # a rate this high makes the answers swing (here the best validation came at step 2, between checkpoints)
+    settings = ["train.max_steps=6", "train.checkpoint_every=3", "train.val_fraction=0.25", "train.eval_every=2",
+                "train.keep=best_val", "train.log_every=3", "train.lr=2.0", "seed=1"]
+    summary = run_local(recipe(a, *settings), progress=False)
+    lines = [json.loads(x) for x in (a / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [2, 3, 4, 6]
+    validated = [x for x in lines if "val_loss" in x]
+    assert [x["step"] for x in validated] == [2, 4, 6] and all(0 <= x["val_acc"] <= 1 for x in validated)
+    assert summary is not None and len(summary.val_subjects) == 1
+    best = max(validated, key=lambda x: (x["val_acc"], -x["val_loss"]))
+    assert summary.kept == {k: best[k] for k in ("step", "val_loss", "val_acc")}
+    last = load_file(a / "train" / "checkpoints" / "run" / "checkpoint_0000006" / "adapter"
+                     / "adapter_model.safetensors")
+    published = load_file(a / "train" / "adapter" / "adapter_model.safetensors")
+    assert all(torch.equal(published[k], last[k]) for k in last) == (best["step"] == 6)
+    scalars = tensorboard_scalars(a / "train" / "tensorboard")
+    assert [step for step, _ in scalars["val/loss"]] == [2, 4, 6]
+
+    _, val_rows = held_out(read_rows(Location(a / "instructions" / "train.jsonl")), 0.25, seed=1)
+    assert [f"toy/{r['subject']}" for r in val_rows] == summary.val_subjects * 3
+    r = recipe(a, *settings)
+    backbone = create("backbone", r.backbone.name, **r.backbone.params)
+    module = backbone.load(r.backbone.model, adapter=str(a / "train" / "adapter"))
+    labels = InstructionsSummary.labels_of(Location(a / "instructions" / "summary.json"))
+    again = validate(backbone, module, val_rows, labels, 4, "cpu")
+    assert again == pytest.approx({k: best[k] for k in ("val_loss", "val_acc")}, rel=1e-4)
+
+    stopped = b / "train" / "checkpoints" / "run"
+    stopped.mkdir(parents=True)
+    shutil.copytree(a / "train" / "checkpoints" / "run" / "checkpoint_0000003", stopped / "checkpoint_0000003")
+    resumed = run_local(recipe(b, *settings, "train.resume=true"), progress=False)
+    assert resumed is not None and resumed.start_step == 3 and resumed.kept == summary.kept
+    wa = load_file(a / "train" / "adapter" / "adapter_model.safetensors")
+    wb = load_file(b / "train" / "adapter" / "adapter_model.safetensors")
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
