@@ -27,7 +27,7 @@ SPLIT_KINDS = ("holdout", "loso", "zero-shot", "fixed")
 TASKS = ("meu", "mer")
 KEEP = ("last", "best_val")  # which adapter train.keep publishes
 STRATEGIES = ("ddp", "fsdp")  # how train.num_workers > 1 workers share the model (mellm_core.model.trainloop)
-REPORTERS = ("tensorboard",)  # where train.report_to may send metrics lines (mellm_core.model.watch)
+REPORTERS = ("tensorboard", "mlflow", "wandb")  # where train.report_to may send metrics (mellm_core.model.watch)
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...], what: str) -> list[str]:
@@ -162,6 +162,10 @@ class TrainConfig:
                          f"train.grad_accum = {per_step}, so every worker gets equal micro-batches")
         found += [f"train.report_to: unknown reporter '{r}' (choose from: {', '.join(REPORTERS)})"
                   for r in self.report_to if r not in REPORTERS]
+        from mellm_core.model.watch import missing
+
+        found += [f"train.report_to: {r} needs its package: {install}"
+                  for r in self.report_to if r in REPORTERS and (install := missing(r))]
         found += _choice("train.strategy", self.strategy, STRATEGIES, "strategy")
         found += _choice("train.keep", self.keep, KEEP, "choice")
         if not 0 <= self.val_fraction < 1:

@@ -153,6 +153,11 @@ def publish(checkpoint: Path, p: Plan, workers: int, ray: bool, nodes: list[str]
     return summary
 
 
+def run_name(recipe: Recipe) -> str:
+    """The name reporters give the run: its output folder's."""
+    return recipe.output_dir.rstrip("/").rsplit("/", 1)[-1]
+
+
 def _world(use_gpu: bool) -> World:
     """One process, or one rank of a ``torchrun`` launch (RANK / WORLD_SIZE / LOCAL_RANK set)."""
     import torch
@@ -198,7 +203,8 @@ def _train_local(recipe: Recipe, progress: bool, overwrite: bool) -> TrainSummar
     barrier()  # no rank looks for a checkpoint to restore before rank 0 has cleared the old ones
     bar = tqdm(total=recipe.train.max_steps, desc="train", unit="step", disable=not progress or world.rank != 0)
 
-    sinks = MetricsSinks(recipe.train.report_to if world.rank == 0 else [], p.train_dir, recipe.train.resume)
+    sinks = MetricsSinks(recipe.train.report_to if world.rank == 0 else [], p.train_dir, recipe.train.resume,
+                         run_name(recipe), p.settings)
 
     def show(line: dict) -> None:
         bar.update(line["step"] - bar.n)

@@ -25,7 +25,7 @@ from mellm_core.errors import MellmError
 from mellm_core.files.layout import RunLayout
 from mellm_core.files.stagelock import StageLock
 from mellm_core.files.storage import Location
-from mellm_core.model.training import RUN, canonical, plan, publish, start_run
+from mellm_core.model.training import RUN, canonical, plan, publish, run_name, start_run
 from mellm_core.model.trainloop import World, checkpoint_name, train_worker
 from mellm_core.model.watch import MetricsSinks
 from mellm_core.stages.cluster import init_ray
@@ -126,7 +126,7 @@ def _train(recipe: Recipe, progress: bool, overwrite: bool) -> TrainSummary:
         dataset_config=DataConfig(datasets_to_split=[]),  # every worker reads all rows, then takes its slice
     )
     stop, nodes = threading.Event(), dict[int, str]()  # worker rank -> its node
-    sinks = MetricsSinks(cfg.report_to, p.train_dir, cfg.resume)
+    sinks = MetricsSinks(cfg.report_to, p.train_dir, cfg.resume, run_name(recipe), p.settings)
     follower = threading.Thread(target=_follow, args=(queue, cfg.max_steps, stop, progress, nodes, sinks),
                                 daemon=True)
     follower.start()

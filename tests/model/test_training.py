@@ -81,8 +81,9 @@ def test_balance_draws_every_label_of_a_task_equally_often():
 
 
 def test_an_unknown_reporter_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"train.report_to: unknown reporter 'wandb' \(choose from: tensorboard\)"):
-        load_recipe("quickstart", ["train.report_to=[wandb]"])
+    with pytest.raises(ConfigError, match=r"train.report_to: unknown reporter 'neptune' \(choose from: "
+                                          r"tensorboard, mlflow, wandb\)"):
+        load_recipe("quickstart", ["train.report_to=[neptune]"])
     assert load_recipe("quickstart", ["train.report_to=[]"]).train.report_to == []
     with pytest.raises(ConfigError, match=r"train.strategy: unknown strategy 'zero3' \(choose one of: ddp, fsdp\)"):
         load_recipe("quickstart", ["train.strategy=zero3"])
@@ -298,3 +299,54 @@ def test_validation_is_logged_and_the_best_adapter_is_kept_across_a_resume(tmp_p
     wa = load_file(a / "train" / "adapter" / "adapter_model.safetensors")
     wb = load_file(b / "train" / "adapter" / "adapter_model.safetensors")
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+
+
+def test_metrics_reach_mlflow_and_wandb(tmp_path, monkeypatch):
+    """train.report_to: [mlflow, wandb]: an MLflow run (a SQLite store beside the run) and an offline W&B run get
+    every metrics line, under the same names as TensorBoard's, with the run's settings as parameters."""
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    write_instructions(tmp_path, n=8)
+    run_local(recipe(tmp_path, "train.max_steps=3", "train.report_to=[mlflow, wandb]"), progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'train' / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("mellm").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.params["train.lr"] == "0.002"
+    history = client.get_metric_history(run.info.run_id, "train/loss")
+    assert [(m.step, m.value) for m in history] == [(x["step"], pytest.approx(x["loss"])) for x in lines]
+    assert not (tmp_path / "train" / "tensorboard").exists()  # not asked for
+    assert wandb_history(tmp_path / "train" / "wandb", "train/loss") == [pytest.approx(x["loss"]) for x in lines]
+
+
+def wandb_history(folder, key):
+    """The values of ``key`` an offline W&B run logged, read back from its run file: a 7-byte header, then
+    LevelDB-log records (checksum, length, type; 32 KiB blocks) each holding a protobuf ``Record``."""
+    from wandb.proto import wandb_internal_pb2
+
+    (path,) = folder.glob("offline-run-*/run-*.wandb")
+    data, pos, block, part, values = path.read_bytes(), 7, 32768, b"", []
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
+        part += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # a whole record, or the last piece of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(part)
+            part = b""
+            if record.WhichOneof("record_type") == "history":
+                values += [json.loads(item.value_json) for item in record.history.item
+                           if (item.key or "/".join(item.nested_key)) == key]
+    return values
+
+
+def test_a_reporter_without_its_package_is_a_config_error(monkeypatch):
+    from mellm_core.model import watch
+
+    monkeypatch.setitem(watch.PACKAGES, "wandb", ("mellm_no_such_module", "mellm[wandb]"))
+    with pytest.raises(ConfigError, match=r"train.report_to: wandb needs its package: pip install 'mellm\[wandb\]'"):
+        load_recipe("quickstart", ["train.report_to=[wandb]"])
