@@ -35,6 +35,11 @@ def _choice(key: str, value: str, choices: tuple[str, ...], what: str) -> list[s
     return [] if value in choices else [f"{key}: unknown {what} '{value}' (choose one of: {', '.join(choices)})"]
 
 
+def strings(value: Any) -> list[str]:
+    """A recipe value given as one string or a list of them, as a list."""
+    return [value] if isinstance(value, str) else [str(v) for v in value or []]
+
+
 def _protocol(key: str, value: str) -> list[str]:
     from mellm_core.text.labels import PROTOCOLS
 
@@ -87,7 +92,7 @@ class SplitConfig:
     fold: str | None = None  # loso: the held-out subject ("dataset/subject"; null = the first)
     train_datasets: list[str] = field(default_factory=list)  # zero-shot: datasets to train on
     test_datasets: list[str] = field(default_factory=list)  # zero-shot: datasets to test on
-    lists: dict[str, str] = field(default_factory=dict)  # fixed: {"train": ids.txt, "test": ids.txt}
+    lists: dict[str, Any] = field(default_factory=dict)  # fixed: {"train": ids.txt, "test": [a.txt, "dfme/TestB/*"]}
 
 
 @dataclass
@@ -182,9 +187,25 @@ class TrainConfig:
         return found
 
 
+SET_KEYS = ("name", "protocol", "datasets", "ids")
+
+
+@dataclass
+class EvalSet:
+    """A test set scored on its own, under its own protocol: the test samples of ``datasets`` (all when empty)
+    whose ids ``ids`` lists (id-list files or id patterns; all when empty)."""
+
+    name: str
+    protocol: str
+    datasets: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+
+
 @dataclass
 class EvalConfig:
     protocol: str = "all"  # label protocol of the test set (e.g. casme2-5, dfme-7)
+    # test sets also scored apart, each under its protocol (the paper's Table II): [{name, protocol, datasets?, ids?}]
+    sets: list[dict[str, Any]] = field(default_factory=list)
     adapter: str | None = None  # adapter folder (null = the one `mellm train` published, else the base model)
     base_model: bool = False  # evaluate the base model even when a trained adapter exists (zero-shot baselines)
     batch_size: int = 8  # test samples per generation batch
@@ -194,8 +215,24 @@ class EvalConfig:
     max_new_tokens: int | None = None  # generation cap (null = the backbone's)
     gallery: int = 12  # sample MMC-maps shown in report.html (right and wrong cases)
 
+    def eval_sets(self) -> list[EvalSet]:
+        """``sets`` as objects (ids and datasets given as one string become lists of one)."""
+        return [EvalSet(str(s["name"]), str(s["protocol"]), strings(s.get("datasets")), strings(s.get("ids")))
+                for s in self.sets]
+
     def problems(self) -> list[str]:
         found = _protocol("eval.protocol", self.protocol)
+        names: set[str] = set()
+        for i, entry in enumerate(self.sets):
+            unknown = sorted(set(entry) - set(SET_KEYS))
+            if unknown or not entry.get("name") or not entry.get("protocol"):
+                found.append(f"eval.sets[{i}] needs a name and a protocol (keys: {', '.join(SET_KEYS)}); "
+                             f"got {', '.join(sorted(map(str, entry))) or 'nothing'}")
+                continue
+            found += _protocol(f"eval.sets[{i}].protocol", str(entry["protocol"]))
+            if entry["name"] in names:
+                found.append(f"eval.sets: the name '{entry['name']}' is given twice")
+            names.add(entry["name"])
         if self.batch_size < 1 or self.actors < 1 or self.gallery < 0:
             found.append("eval.batch_size and eval.actors must be at least 1 and eval.gallery not negative")
         if self.cpus_per_actor <= 0 or self.gpus_per_actor < 0 or (self.max_new_tokens or 1) < 1:

@@ -168,6 +168,25 @@ class TaskMetrics(JsonRecord):
 
 
 @dataclass
+class SetMetrics(JsonRecord):
+    """One test set of ``eval.sets`` scored apart: what it is (protocol, datasets, id lists), its size, its scores."""
+
+    protocol: str
+    datasets: list[str]
+    ids: list[str]
+    samples: int
+    tasks: dict[str, TaskMetrics]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SetMetrics:
+        tasks = {task: TaskMetrics.from_dict(block) for task, block in data["tasks"].items()}
+        return super().from_dict({**data, "tasks": tasks})  # type: ignore[misc]
+
+    def spec(self) -> list[Any]:
+        return [self.protocol, self.datasets, self.ids]
+
+
+@dataclass
 class EvalResult(StageSummary):
     """``eval/metrics.json``: the scores of each task, and what was evaluated (model, adapter, test set)."""
 
@@ -179,9 +198,11 @@ class EvalResult(StageSummary):
     backbone: str = ""
     test_sha256: str = ""
     out_dir: str = ""
+    sets: dict[str, SetMetrics] = field(default_factory=dict)  # eval.sets, in the recipe's order
     skipped: bool = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvalResult:
         tasks = {task: TaskMetrics.from_dict(block) for task, block in data["tasks"].items()}
-        return super().from_dict({**data, "tasks": tasks})  # type: ignore[misc]
+        sets = {name: SetMetrics.from_dict(block) for name, block in (data.get("sets") or {}).items()}
+        return super().from_dict({**data, "tasks": tasks, "sets": sets})  # type: ignore[misc]

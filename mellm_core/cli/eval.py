@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from typing import Any
 
 from mellm_core.cli.common import command, load_recipe_args, print_json, recipe_args
 from mellm_core.files.layout import RunLayout
@@ -17,20 +18,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = run_eval(recipe, progress=not args.json)
     out = RunLayout(recipe.output_dir)
     tasks = {task: block.headline() for task, block in result.tasks.items()}
+    sets: dict[str, dict[str, Any]] = {
+        name: {"protocol": block.protocol, "samples": block.samples,
+               "tasks": {task: m.headline() for task, m in block.tasks.items()}}
+        for name, block in result.sets.items()}
     if args.json:
-        print_json({"protocol": result.protocol, "tasks": tasks, "adapter": result.adapter, "report": str(out.report),
-                    "skipped": result.skipped})
+        print_json({"protocol": result.protocol, "tasks": tasks, "sets": sets, "adapter": result.adapter,
+                    "report": str(out.report), "skipped": result.skipped})
         return 0
     state = "unchanged" if result.skipped else "written"
     print(f"evaluation {state} in {out.eval} (protocol {result.protocol}, adapter {result.adapter})")
     for task, m in tasks.items():
-        scores = "  ".join(f"{k.upper()} {m[k]:.4f}" for k in ("acc", "uf1", "uar", "au_f1") if m.get(k) is not None)
-        print(f"  {task}: {scores}  (n {m['n']}, unparsed {m['unparsed']}; chance ACC {m['chance_acc']:.4f})")
+        print(f"  {task}: {_scores(m)}")
     for task, block in result.tasks.items():
         for line in block.verdict_lines(task):
             print(f"  {line}")
+    for name, entry in sets.items():
+        print(f"test set {name} ({entry['samples']} samples, protocol {entry['protocol']}):")
+        for task, m in entry["tasks"].items():
+            print(f"  {task}: {_scores(m)}")
     print(f"report: {out.report}")
     return 0
+
+
+def _scores(m: dict) -> str:
+    scores = "  ".join(f"{k.upper()} {m[k]:.4f}" for k in ("acc", "uf1", "uar", "au_f1") if m.get(k) is not None)
+    return f"{scores}  (n {m['n']}, unparsed {m['unparsed']}; chance ACC {m['chance_acc']:.4f})"
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ datasets' "s1"; folds come in natural order (sub2 before sub10) and keep the inp
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -95,3 +96,18 @@ def read_id_list(path: str | Path) -> list[str]:
         raise InputError(f"id list {where} does not exist")
     lines = (line.split("#", 1)[0].strip() for line in where.read_text(encoding="utf-8-sig").splitlines())
     return [line for line in lines if line]
+
+
+def listed_ids(entries: list[str], known: set[str]) -> list[str]:
+    """The ids that ``entries`` list, in order and once each: id-list files, or patterns with ``*`` over the
+    ``known`` sample ids (``dfme/TestA/*``: a dataset's own list, as its sample ids name it)."""
+    out: dict[str, None] = {}
+    for entry in entries:
+        if "*" in entry and not Location(entry).is_file():
+            matched = sorted(i for i in known if fnmatch.fnmatchcase(i, entry))
+            if not matched:
+                raise InputError(f"the id pattern '{entry}' matches no sample id")
+            out |= dict.fromkeys(matched)
+        else:
+            out |= dict.fromkeys(read_id_list(entry))
+    return list(out)

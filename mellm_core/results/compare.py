@@ -37,9 +37,24 @@ def _scores(block: dict[str, Any]) -> dict[str, float | None]:
     return {k: block.get(k) for k in COLUMNS}
 
 
+# The paper's Table II (MELLM and the MLLMs it compares with; UF1, UAR, ACC), shown under the test sets of the
+# same names (``recipes/mellm_paper.yaml`` names its eval.sets so). Its answers are MEU analyses.
+PAPER_TASK = "meu"
+PAPER_TABLE_II: dict[str, dict[str, tuple[float, float, float]]] = {
+    "Qwen2.5-VL-7B": {"CASME II": (0.0782, 0.1886, 0.1628), "CAS(ME)^3": (0.1079, 0.1787, 0.2507),
+                      "DFME TestA": (0.0794, 0.1495, 0.2046), "DFME TestB": (0.0737, 0.1499, 0.1605)},
+    "Qwen-VL-Max": {"CASME II": (0.1039, 0.1062, 0.1008), "CAS(ME)^3": (0.1623, 0.1698, 0.1905),
+                    "DFME TestA": (0.1788, 0.1883, 0.2025), "DFME TestB": (0.1550, 0.1677, 0.1672)},
+    "Gemini-2.5-Pro": {"CASME II": (0.2717, 0.2633, 0.3023), "CAS(ME)^3": (0.1767, 0.1663, 0.2092),
+                       "DFME TestA": (0.3056, 0.3363, 0.3481), "DFME TestB": (0.2665, 0.2818, 0.2843)},
+    "MELLM": {"CASME II": (0.4849, 0.5337, 0.6434), "CAS(ME)^3": (0.2908, 0.2948, 0.4226),
+              "DFME TestA": (0.3578, 0.3731, 0.4641), "DFME TestB": (0.3162, 0.3424, 0.3712)},
+}
+
+
 def compare(paths: list[str | Path]) -> dict[str, Any]:
-    """Rows (name, model, backbone, adapter, scores per task and dataset), chance levels, and a warning when the
-    runs were tested on different instructions."""
+    """Rows (name, model, backbone, adapter, scores per task: overall, per dataset, per test set of
+    ``eval.sets``), chance levels, and a warning when the runs were tested on different instructions."""
     if not paths:
         raise InputError("give at least one evaluation folder to compare")
     rows: list[dict[str, Any]] = []
@@ -52,53 +67,87 @@ def compare(paths: list[str | Path]) -> dict[str, Any]:
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"{source} is not an evaluation's metrics file ({exc!r})") from None
         tests.add(metrics.test_sha256)
-        scores = {}
+        scores: dict[str, Any] = {}
         for task, block in metrics.tasks.items():
             datasets = block.per_dataset
             scores[task] = {"overall": _scores(block.overall),
-                            "datasets": {d: _scores(b) for d, b in datasets.items()} if len(datasets) > 1 else {}}
-            chance.setdefault(task, block.chance)
+                            "datasets": {d: _scores(b) for d, b in datasets.items()} if len(datasets) > 1 else {},
+                            "sets": {}}
+            chance.setdefault(task, {"overall": block.chance, "sets": {}})
+        for name, test_set in metrics.sets.items():
+            for task, block in test_set.tasks.items():
+                scores.setdefault(task, {"overall": {}, "datasets": {}, "sets": {}})["sets"][name] = \
+                    _scores(block.overall)
+                chance.setdefault(task, {"overall": {}, "sets": {}})["sets"].setdefault(name, block.chance)
         adapter = metrics.adapter
         rows.append({"name": _run_name(source), "model": metrics.model, "backbone": metrics.backbone,
                      "adapter": Location(adapter).name if adapter else None, "source": str(source), "tasks": scores})
     warning = "the runs were tested on different instructions: compare with care" if len(tests) > 1 else None
-    return {"runs": rows, "chance": chance, "warning": warning}
+    table = {"runs": rows, "chance": chance, "warning": warning}
+    table["paper"] = {model: {name: dict(zip(("uf1", "uar", "acc"), figures, strict=True))
+                              for name, figures in sets.items()}
+                      for model, sets in PAPER_TABLE_II.items()} if _paper_sets(table) else {}
+    return table
 
 
-def _columns(table: dict[str, Any]) -> list[tuple[str, str | None]]:
-    """(task, dataset or None for overall) in a stable order: tasks sorted, overall first, then datasets."""
-    found: dict[str, set[str]] = {}
-    for row in table["runs"]:
-        for task, scores in row["tasks"].items():
-            found.setdefault(task, set()).update(scores["datasets"])
-    return [(task, d) for task in sorted(found) for d in (None, *sorted(found[task]))]
+def _paper_sets(table: dict[str, Any]) -> list[str]:
+    """The paper's Table II sets among the compared runs' test sets (under the task its answers are)."""
+    found = {name for row in table["runs"] for name in row["tasks"].get(PAPER_TASK, {}).get("sets", {})}
+    return [name for name in PAPER_TABLE_II["MELLM"] if name in found]
+
+
+Column = tuple[str, str, str | None]  # (task, "overall" | "dataset" | "set", its name)
+
+
+def _columns(table: dict[str, Any]) -> list[Column]:
+    """Per task (sorted): its test sets in the recipe's order when the runs have any, else overall first, then
+    the datasets."""
+    out: list[Column] = []
+    for task in sorted({task for row in table["runs"] for task in row["tasks"]}):
+        blocks = [row["tasks"][task] for row in table["runs"] if task in row["tasks"]]
+        sets = list(dict.fromkeys(name for b in blocks for name in b["sets"]))
+        if sets:
+            out += [(task, "set", name) for name in sets]
+        else:
+            datasets = sorted({d for b in blocks for d in b["datasets"]})
+            out += [(task, "overall", None)] + [(task, "dataset", d) for d in datasets]
+    return out
 
 
 def _cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _block(scores: dict[str, Any], kind: str, name: str | None) -> dict[str, Any]:
+    return scores.get("overall", {}) if kind == "overall" else scores.get(f"{kind}s", {}).get(name, {})
+
+
 def markdown(table: dict[str, Any]) -> str:
-    """The comparison as a Markdown table: one row per run, then chance (uniform guess, always the majority)."""
+    """The comparison as a Markdown table: one row per run, then chance (uniform guess, always the majority), then
+    the paper's Table II figures where the runs have its test sets."""
     columns = _columns(table)
-    head = ["run", "model", "adapter"] + [f"{task.upper()}{'' if d is None else ' ' + d} {m.upper()}"
-                                         for task, d in columns for m in COLUMNS]
+    head = ["run", "model", "adapter"] + [f"{task.upper()}{'' if name is None else ' ' + name} {m.upper()}"
+                                         for task, _, name in columns for m in COLUMNS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in table["runs"]:
         cells = []
-        for task, d in columns:
-            scores = row["tasks"].get(task, {"overall": {}, "datasets": {}})
-            block = scores["overall"] if d is None else scores["datasets"].get(d, {})
+        for task, kind, name in columns:
+            block = _block(row["tasks"].get(task, {}), kind, name)
             cells += [_cell(block.get(m)) for m in COLUMNS]
         model = f"{row['model']} ({row['backbone']})" if row["backbone"] else str(row["model"])
         lines.append("| " + " | ".join([row["name"], model, row["adapter"] or "base", *cells]) + " |")
-    for kind in ("uniform", "majority"):
+    for level in ("uniform", "majority"):
         cells = []
-        for task, d in columns:
-            block = table["chance"].get(task, {}).get(kind, {}) if d is None else {}
-            cells += [_cell(block.get(m)) for m in COLUMNS]
-        label = "chance: uniform guess" if kind == "uniform" else "chance: always the majority class"
+        for task, kind, name in columns:
+            levels = table["chance"].get(task, {})
+            source = levels.get("overall", {}) if kind == "overall" else levels.get("sets", {}).get(name, {})
+            cells += [_cell(source.get(level, {}).get(m)) if kind != "dataset" else "-" for m in COLUMNS]
+        label = "chance: uniform guess" if level == "uniform" else "chance: always the majority class"
         lines.append("| " + " | ".join([label, "", "", *cells]) + " |")
+    for model, sets in table.get("paper", {}).items():
+        cells = [_cell(sets.get(name, {}).get(m)) if task == PAPER_TASK and kind == "set" else "-"
+                 for task, kind, name in columns for m in COLUMNS]
+        lines.append("| " + " | ".join([f"paper (Table II): {model}", "", "", *cells]) + " |")
     if table["warning"]:
         lines += ["", f"warning: {table['warning']}"]
     return "\n".join(lines) + "\n"

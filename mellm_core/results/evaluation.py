@@ -16,12 +16,13 @@ from collections import Counter
 from dataclasses import asdict
 from typing import Any
 
-from mellm_core.config import Recipe, settings_hash
+from mellm_core.config import EvalSet, Recipe, settings_hash
+from mellm_core.data.splits import listed_ids
 from mellm_core.errors import InputError
 from mellm_core.files.layout import RunLayout
 from mellm_core.files.storage import Location
 from mellm_core.model.adapters import trained_adapter
-from mellm_core.summaries import TaskMetrics, Verdict
+from mellm_core.summaries import SetMetrics, TaskMetrics, Verdict
 from mellm_core.text.labels import get_protocol
 from mellm_core.text.scoring import OTHER, predict, score_rows
 
@@ -143,4 +144,26 @@ def metrics_of(rows: list[dict], protocol: str, baseline_aus: list[int] | None =
         levels = chance(overall, protocol, part, aus)
         out[task] = TaskMetrics(overall, per_dataset, levels, verdict(overall, levels),
                                 sum(1 for r in part if r.get("error")))
+    return out
+
+
+def set_metrics(sets: list[EvalSet], rows: list[dict], baseline_aus: list[int] | None) -> dict[str, SetMetrics]:
+    """Each of ``eval.sets`` scored apart under its own protocol: the prediction lines of its datasets (all when
+    none are named) whose ids its lists name (all when none are given)."""
+    out = {}
+    known = {r["sample_id"] for r in rows}
+    for chosen in sets:
+        ids = set(listed_ids(chosen.ids, known)) if chosen.ids else None
+        part = [r for r in rows if (not chosen.datasets or r.get("dataset", "") in chosen.datasets)
+                and (ids is None or r["sample_id"] in ids)]
+        if not part:
+            raise InputError(f"eval.sets '{chosen.name}' holds no test sample (datasets {chosen.datasets or 'any'}, "
+                             f"ids {chosen.ids or 'any'}); the test instructions' datasets: "
+                             f"{', '.join(sorted({str(r.get('dataset', '')) for r in rows}))}")
+        try:
+            tasks = metrics_of(part, chosen.protocol, baseline_aus)
+        except InputError as exc:
+            raise InputError(f"eval.sets '{chosen.name}': {exc}") from None
+        out[chosen.name] = SetMetrics(chosen.protocol, chosen.datasets, chosen.ids,
+                                      len({r["sample_id"] for r in part}), tasks)
     return out

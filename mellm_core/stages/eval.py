@@ -28,6 +28,7 @@ from mellm_core.results.evaluation import (
     eval_adapter,
     eval_digest,
     metrics_of,
+    set_metrics,
     training_aus,
 )
 from mellm_core.stages.cluster import init_ray
@@ -124,10 +125,12 @@ def _run_eval(recipe: Recipe, progress: bool) -> EvalResult:
     metrics_path = out / METRICS
     if up_to_date(metrics_path, digest, out / PREDICTIONS):
         old = EvalResult.read(metrics_path)
-        if all(block.verdict for block in old.tasks.values()):
+        wanted = [[s.name, s.protocol, s.datasets, s.ids] for s in recipe.eval.eval_sets()]
+        if all(block.verdict for block in old.tasks.values()) and wanted == [[n, *b.spec()] for n, b in
+                                                                              old.sets.items()]:
             return old
         preds = [json.loads(line) for line in (out / PREDICTIONS).read_text().splitlines() if line.strip()]
-        result = _score(recipe, out, preds, digest, data, adapter)  # scored before verdicts existed
+        result = _score(recipe, out, preds, digest, data, adapter)  # scored before verdicts, or other eval.sets
         result.skipped = True
         return result
     rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
@@ -155,9 +158,10 @@ def _score(recipe: Recipe, out: Location, preds: list[dict], digest: str, data: 
     from mellm_core.results.report import write_report
     from mellm_core.stages.maps import read_records
 
-    result = EvalResult(recipe.eval.protocol, metrics_of(preds, recipe.eval.protocol, training_aus(recipe.output_dir)),
+    aus = training_aus(recipe.output_dir)
+    result = EvalResult(recipe.eval.protocol, metrics_of(preds, recipe.eval.protocol, aus),
                         digest, adapter, recipe.backbone.model, recipe.backbone.name, hashlib.sha256(data).hexdigest(),
-                        str(out))
+                        str(out), sets=set_metrics(recipe.eval.eval_sets(), preds, aus))
     result.write(out / METRICS)
     manifest = RunLayout(recipe.output_dir).manifest
     records = read_records(manifest.read_text().splitlines()) if manifest.is_file() else {}

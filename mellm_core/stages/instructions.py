@@ -7,14 +7,13 @@ rewrites nothing.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import random
 from collections import Counter
 from dataclasses import asdict
 
-from mellm_core.config import InstructionsConfig, Recipe, settings_hash
-from mellm_core.data.splits import fixed_split, loso_folds, natural_key, read_id_list, subject_key, zero_shot
+from mellm_core.config import InstructionsConfig, Recipe, settings_hash, strings
+from mellm_core.data.splits import fixed_split, listed_ids, loso_folds, natural_key, subject_key, zero_shot
 from mellm_core.errors import InputError
 from mellm_core.files.layout import SUMMARY, RunLayout, up_to_date
 from mellm_core.files.stagelock import StageLock
@@ -32,17 +31,6 @@ def _as_sample(record: MapRecord) -> Sample:
     return Sample(sample_id=record.sample_id, onset_path=record.onset_path, apex_path=record.apex_path,
                   dataset=record.dataset, subject=record.subject, aus=list(record.aus), au_sides=dict(record.au_sides),
                   emotion=record.emotion)
-
-
-def _listed(entry: str, known: set[str]) -> list[str]:
-    """The ids of a fixed split's list: an id-list file, or the known sample ids matching a pattern with ``*``
-    (``dfme/TestA/*``: a dataset's own list, as its sample ids name it)."""
-    if "*" in entry and not Location(entry).is_file():
-        matched = sorted(i for i in known if fnmatch.fnmatchcase(i, entry))
-        if not matched:
-            raise InputError(f"instructions.split.lists pattern '{entry}' matches no sample id")
-        return matched
-    return read_id_list(entry)
 
 
 def split_samples(samples: list[Sample], cfg: InstructionsConfig, known: set[str] | None = None
@@ -66,7 +54,7 @@ def split_samples(samples: list[Sample], cfg: InstructionsConfig, known: set[str
         if missing:
             raise InputError(f"instructions.split.lists needs a '{missing[0]}' id-list file or id pattern")
         present = {s.sample_id for s in samples}  # ids excluded by the protocol or with a failed map drop out
-        lists = {k: [i for i in _listed(split.lists[k], known) if i in present or i not in known]
+        lists = {k: [i for i in listed_ids(strings(split.lists[k]), known) if i in present or i not in known]
                  for k in ("train", "test")}
         groups = fixed_split(samples, lists)
         return groups["train"], groups["test"]
@@ -144,8 +132,8 @@ def _write_instructions(recipe: Recipe, manifest: Location, out: Location) -> In
     if not manifest.is_file():
         raise InputError(f"maps manifest {manifest} does not exist; run `mellm maps` first")
     data = manifest.read_bytes()
-    lists = {k: Location(v).read_text() if Location(v).is_file() else None
-             for k, v in recipe.instructions.split.lists.items()}
+    lists = {k: [Location(v).read_text() if Location(v).is_file() else None for v in strings(entries)]
+             for k, entries in recipe.instructions.split.lists.items()}
     digest = settings_hash(hashlib.sha256(data).hexdigest(), asdict(recipe.instructions), lists, recipe.seed,
                            recipe.maps.min_motion)
     previous = out / SUMMARY

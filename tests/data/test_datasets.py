@@ -4,102 +4,22 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import openpyxl
 import pytest
+from standins import CASME2_HEADER, CASME2_ROWS, build_casme2, build_casme3, build_dfme, write_frames, write_sheet
 
 from mellm_core.cli import main
 from mellm_core.data.datasets import load_samples
 from mellm_core.data.frameindex import ClipFrames, fill_apex, frame_number, peak_motion_frame, resolve_dir
 from mellm_core.data.splits import fixed_split, loso_folds, zero_shot
 from mellm_core.errors import InputError, PluginError
-from mellm_core.motion.warp import similarity_flow, warp_forward
 from mellm_core.plugins import create
 
-# ---------------------------------------------------------------- fake frames
-
-
-def _texture(size: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    noise = cv2.GaussianBlur(rng.uniform(0, 255, (size, size, 3)).astype(np.float32), (0, 0), 2.0)
-    return cv2.normalize(noise, None, 0, 255, cv2.NORM_MINMAX)
-
-
-def _bump(size: int, sigma: float) -> np.ndarray:
-    xs, ys = np.meshgrid(np.arange(size), np.arange(size))
-    g = np.exp(-((xs - size / 2) ** 2 + (ys - size / 2) ** 2) / (2 * sigma**2))
-    return np.stack([g, -g], axis=-1).astype(np.float32)
-
-
-def write_frames(
-    folder: Path,
-    numbers: Iterable[int],
-    name: Callable[[int], str] = lambda n: f"img{n}.jpg",
-    peak: int | None = None,
-) -> None:
-    """Frames ``numbers`` in ``folder``. With ``peak``, a local movement peaks at that frame while the whole
-    image drifts further and further (so only a head-motion-aware apex search finds the peak)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    numbers = list(numbers)
-    size = 96 if peak is not None else 24
-    base = _texture(size)
-    for i, n in enumerate(numbers):
-        image = base
-        if peak is not None:
-            amount = 2.5 * max(0.0, 1 - abs(n - peak) / max(peak - numbers[0], 1))
-            drift = similarity_flow((size, size), 3.0 * i / (len(numbers) - 1), 0.0)
-            image = warp_forward(base, drift + amount * _bump(size, 12.0))
-        cv2.imwrite(str(folder / name(n)), np.clip(image, 0, 255).astype(np.uint8))
-
-
-def write_sheet(path: Path, rows: list[list], title: str = "Sheet1", before: list[list] = ()) -> Path:
-    """An .xlsx with optional rows above the table (SAMM's notes block) and the given sheet title."""
-    book = openpyxl.Workbook()
-    sheet = book.active
-    sheet.title = title
-    for row in [*before, *rows]:
-        sheet.append(row)
-    book.save(path)
-    return path
-
-
 # ---------------------------------------------------------------- CASME II
-
-CASME2_HEADER = [
-    "Subject",
-    "Filename",
-    None,
-    "OnsetFrame",
-    "ApexFrame",
-    "OffsetFrame",
-    None,
-    "Action Units",
-    "Estimated Emotion",
-]
-CASME2_ROWS = [
-    [1, "EP02_01f", None, 46, 59, 86, None, "4+7", "disgust"],
-    [1, "EP03_02", None, 10, "/", 20, None, "R12", "happiness"],
-    [2, "EP01_11f", None, 5, 8, 12, None, "1+2+L12", "Repression"],
-    [12, "EP09_10", None, 100, 120, 140, None, "4+9+ R10", "others"],
-    [3, "EP13_04", None, 1, 3, 9, None, "12+ 17", "Happiness"],
-]
-
-
-def build_casme2(root: Path, frames_dir: str = "CASME2_RAW_selected", rows: list[list] | None = None) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    write_sheet(root / "CASME2-coding-20140508.xlsx", [CASME2_HEADER, *(rows or CASME2_ROWS)])
-    frames = root / frames_dir
-    write_frames(frames / "sub01" / "EP02_01f", [46, 59, 86])
-    write_frames(frames / "sub01" / "EP03_02", range(10, 21), peak=15)
-    write_frames(frames / "sub02" / "EP01_11f", [5, 8, 12], lambda n: f"reg_img{n}.jpg")
-    write_frames(frames / "sub12" / "EP09_10", [100, 120], lambda n: f"{n}.jpg")
-    write_frames(frames / "sub03" / "EP13_04", [1, 3], lambda n: f"{n:03d}.png")
-    return root
-
 
 def test_casme2_parses_every_quirk_exactly(tmp_path):
     root = build_casme2(tmp_path / "CASME2")
@@ -293,27 +213,6 @@ def test_samm_header_and_column_errors(tmp_path):
 
 # ---------------------------------------------------------------- CAS(ME)^3 Part A
 
-CASME3_HEADER = ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion"]
-CASME3_ROWS = [
-    ["spNO.1", "a", 355, 360, 370, "L4+R4", 3, "disgust"],
-    ["spNO.1", "a", 500, 505, 512, "12", 1, "happy"],
-    ["spNO.2", "f", 10, 14, 20, "1+2", 2, "sad"],
-]
-
-
-def build_casme3(root: Path, first_sheet: str = "label") -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    path = write_sheet(
-        root / "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx", [CASME3_HEADER, *CASME3_ROWS], first_sheet
-    )
-    write_frames(
-        root / "spNo.1" / "a" / "color", [355, 360, 500, 505], lambda n: f"{n}.jpg"
-    )  # folder case differs
-    write_frames(root / "spNO.2" / "f" / "color", [10, 14], lambda n: f"{n}.jpg")
-    write_frames(root / "spNO.2" / "f" / "depth", [10, 14], lambda n: f"{n}.png")
-    return path
-
-
 def test_casme3a_reads_several_mes_per_recording(tmp_path):
     build_casme3(tmp_path)
     got = create("dataset", "casme3a").samples(tmp_path)
@@ -354,28 +253,6 @@ def test_casme3a_sheet_choice(tmp_path):
 # ---------------------------------------------------------------- DFME
 
 
-def build_dfme(root: Path) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "train.csv").write_text(
-        "Subject,Filename,Onset,Apex,Offset,AU,Emotion\n"
-        "17,10001,1,4,9,R12+R14,contempt\n"
-        "17,10002,1,3,6,6+12,happiness\n"
-        "23,10003,2,5,8,9+10,Disgust\n",
-        encoding="utf-8",
-    )
-    write_sheet(
-        root / "TestA.xlsx",
-        [
-            ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Emotion"],
-            [41, "20001", 1, 2, 5, "1+2+5+26", "surprise"],
-        ],
-    )
-    for clip, numbers in (("10001", [1, 4]), ("10002", [1, 3]), ("10003", [2, 5])):
-        write_frames(root / "train" / clip, numbers, lambda n: f"{n:04d}.jpg")
-    write_frames(root / "TestA" / "20001", [1, 2], lambda n: f"{n:04d}.jpg")
-    return root
-
-
 def test_dfme_reads_its_lists_and_fixed_splits(tmp_path):
     root = build_dfme(tmp_path / "DFME")
     loader = create("dataset", "dfme")
@@ -394,10 +271,10 @@ def test_dfme_reads_its_lists_and_fixed_splits(tmp_path):
     ]
     assert samples[0].apex_path == str(root / "train/10001/0004.jpg")
     assert loader.warnings == [f"DFME list 'TestB' skipped: no file matches 'TestB.*' in {root}"]
-    from mellm_core.stages.instructions import _listed
+    from mellm_core.data.splits import listed_ids
 
     known = {s.sample_id for s in samples}
-    split = fixed_split(samples, {name: _listed(f"dfme/{name}/*", known) for name in ("train", "TestA")})
+    split = fixed_split(samples, {name: listed_ids([f"dfme/{name}/*"], known) for name in ("train", "TestA")})
     assert [s.clip for s in split["TestA"]] == ["20001"] and len(split["train"]) == 3
 
 
