@@ -25,6 +25,7 @@ HEAD_MOTION_MODES = ("nose", "similarity", "robust", "none")
 FLOW_REGIONS = ("frame", "face")
 SPLIT_KINDS = ("holdout", "loso", "zero-shot", "fixed")
 TASKS = ("meu", "mer")
+INSTRUCTION_FORMATS = ("jsonl", "hf")  # hf: a Hugging Face datasets folder too (mellm_core.text.hfdataset)
 KEEP = ("last", "best_val")  # which adapter train.keep publishes
 STRATEGIES = ("ddp", "fsdp")  # how train.num_workers > 1 workers share the model (mellm_core.model.trainloop)
 REPORTERS = ("tensorboard", "mlflow", "wandb")  # where train.report_to may send metrics (mellm_core.model.watch)
@@ -33,6 +34,13 @@ REPORTERS = ("tensorboard", "mlflow", "wandb")  # where train.report_to may send
 def _choice(key: str, value: str, choices: tuple[str, ...], what: str) -> list[str]:
     """A problem when ``value`` is not one of ``choices``."""
     return [] if value in choices else [f"{key}: unknown {what} '{value}' (choose one of: {', '.join(choices)})"]
+
+
+def _installed(what: str, module: str, install: str) -> list[str]:
+    """A problem when the optional package that provides ``module`` is not installed."""
+    import importlib.util
+
+    return [] if importlib.util.find_spec(module) else [f"{what} needs its package: pip install '{install}'"]
 
 
 def strings(value: Any) -> list[str]:
@@ -104,9 +112,13 @@ class InstructionsConfig:
     train_tasks: list[str] = field(default_factory=lambda: ["meu", "mer"])  # tasks written for the training set
     test_tasks: list[str] = field(default_factory=lambda: ["meu"])  # tasks written for the test set
     split: SplitConfig = field(default_factory=SplitConfig)
+    format: str = "jsonl"  # jsonl (the JSON lines training reads, and LLaMA-Factory's) | hf (also a datasets folder)
 
     def problems(self) -> list[str]:
         found = _protocol("instructions.protocol", self.protocol)
+        found += _choice("instructions.format", self.format, INSTRUCTION_FORMATS, "format")
+        if self.format == "hf":
+            found += _installed("instructions.format: hf", "datasets", "mellm[hf]")
         found += _choice("instructions.split.kind", self.split.kind, SPLIT_KINDS, "split")
         if not 0 <= self.mer_ratio <= 1:
             found.append(f"instructions.mer_ratio must be between 0 and 1, got {self.mer_ratio}")
@@ -167,10 +179,11 @@ class TrainConfig:
                          f"train.grad_accum = {per_step}, so every worker gets equal micro-batches")
         found += [f"train.report_to: unknown reporter '{r}' (choose from: {', '.join(REPORTERS)})"
                   for r in self.report_to if r not in REPORTERS]
-        from mellm_core.model.watch import missing
+        from mellm_core.model.watch import PACKAGES
 
-        found += [f"train.report_to: {r} needs its package: {install}"
-                  for r in self.report_to if r in REPORTERS and (install := missing(r))]
+        for reporter in self.report_to:
+            if reporter in REPORTERS:
+                found += _installed(f"train.report_to: {reporter}", *PACKAGES[reporter])
         found += _choice("train.strategy", self.strategy, STRATEGIES, "strategy")
         found += _choice("train.keep", self.keep, KEEP, "choice")
         if not 0 <= self.val_fraction < 1:

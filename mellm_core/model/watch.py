@@ -11,7 +11,6 @@ land in the run's own ``train/`` folder whichever nodes the workers ran on:
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import shutil
@@ -27,12 +26,6 @@ SCALARS = {"loss": "train/loss", "lr": "train/lr", "samples_per_s": "train/sampl
 PACKAGES = {"tensorboard": ("tensorboardX", "tensorboardX"), "mlflow": ("mlflow", "mellm[mlflow]"),
             "wandb": ("wandb", "mellm[wandb]")}  # reporter: (module it needs, what to install)
 PROJECT = "mellm"  # MLflow experiment and W&B project, unless the environment names another
-
-
-def missing(reporter: str) -> str | None:
-    """What to install for ``reporter`` when its package is absent, else None."""
-    module, install = PACKAGES[reporter]
-    return None if importlib.util.find_spec(module) else f"pip install '{install}'"
 
 
 class Reporter(Protocol):

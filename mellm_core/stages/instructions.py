@@ -1,7 +1,8 @@
 """The instructions stage: FGMU instruction data (MEU and MER) from the maps manifest, split for train and test.
 
 Writes ``instructions/train.jsonl``, ``instructions/test.jsonl``, their copies for LLaMA-Factory (with its
-``dataset_info.json``) and ``instructions/summary.json``; a re-run with an unchanged manifest and settings
+``dataset_info.json``), with ``instructions.format: hf`` a Hugging Face datasets folder (``instructions/hf``), and
+``instructions/summary.json``; a re-run with an unchanged manifest and settings
 rewrites nothing.
 """
 
@@ -23,6 +24,8 @@ from mellm_core.plugins import get_registry
 from mellm_core.records import Instruction, MapRecord, Sample
 from mellm_core.summaries import InstructionsSummary, PartCounts
 from mellm_core.text.fgmu import analyze
+from mellm_core.text.hfdataset import FOLDER as HF_FOLDER
+from mellm_core.text.hfdataset import write_hf_dataset
 from mellm_core.text.labels import apply_protocol, get_protocol
 from mellm_core.text.llamafactory import DATASET_INFO, FILES, llamafactory_files
 
@@ -137,8 +140,9 @@ def _write_instructions(recipe: Recipe, manifest: Location, out: Location) -> In
     digest = settings_hash(hashlib.sha256(data).hexdigest(), asdict(recipe.instructions), lists, recipe.seed,
                            recipe.maps.min_motion)
     previous = out / SUMMARY
+    hf = [out / HF_FOLDER / "dataset_dict.json"] if recipe.instructions.format == "hf" else []
     if up_to_date(previous, digest, out / "train.jsonl", out / "test.jsonl", out / DATASET_INFO,
-                  *(out / name for name in FILES.values())):
+                  *(out / name for name in FILES.values()), *hf):
         return InstructionsSummary.read(previous)
     records = [MapRecord.from_json(line) for line in data.decode("utf-8").splitlines() if line.strip()]
     train, test, summary = build_instructions(records, recipe.instructions, recipe.seed, recipe.maps.min_motion)
@@ -148,6 +152,8 @@ def _write_instructions(recipe: Recipe, manifest: Location, out: Location) -> In
         (out / name).write_text("".join(r.to_json() + "\n" for r in rows))
     for name, text in llamafactory_files({"train": train, "test": test}, str(out.resolve())).items():
         (out / name).write_text(text)
+    if hf:
+        write_hf_dataset({"train": train, "test": test}, out / HF_FOLDER)
     summary.settings_hash, summary.out_dir = digest, str(out)
     summary.write(previous)
     return summary

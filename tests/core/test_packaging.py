@@ -18,7 +18,7 @@ def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-OPTIONAL = ("mlflow", "wandb")  # extras holding what one optional feature imports (train.report_to's reporters)
+OPTIONAL = ("mlflow", "wandb", "hf")  # extras holding what one optional feature imports
 
 
 def requirements(extras: tuple[str, ...] = ()) -> dict[str, str]:

@@ -200,3 +200,41 @@ def test_llamafactory_reads_the_instructions_from_a_run_folder_that_moved(recipe
         for row in rows:  # LLaMA-Factory joins a relative image to media_dir, by default the dataset_dir
             assert row["messages"][0]["content"].count("<image>") == len(row["images"]) == 1
             assert not row["images"][0].startswith("/") and (folder / row["images"][0]).is_file()
+
+
+def test_the_hf_format_is_a_datasets_folder_trl_reads(recipe_dir):
+    """instructions.format=hf: a DatasetDict (train, test) with the maps embedded and typed message parts; after
+    the run folder moves it still loads, and the model's chat template renders its messages as the JSON lines'."""
+    import cv2
+    import numpy as np
+    from datasets import load_from_disk
+    from transformers import AutoTokenizer
+
+    from mellm_core import create
+
+    manifest = recipe_dir / "maps" / "manifest.jsonl"
+    records = [MapRecord.from_json(x) for x in manifest.read_text().splitlines()]
+    records = [dataclasses.replace(r, map_path=str(recipe_dir / "maps" / f"{r.sample_id}.png") if r.map_path else None)
+               for r in records]
+    manifest.write_text("".join(r.to_json() + "\n" for r in records))
+    for i, r in enumerate(records):
+        if r.map_path:
+            cv2.imwrite(r.map_path, np.full((8, 8, 3), i % 256, np.uint8))
+    run_instructions(load_recipe("quickstart", [f"output_dir={recipe_dir}", "instructions.format=hf"]))
+    moved = recipe_dir.with_name(recipe_dir.name + "-moved")
+    recipe_dir.rename(moved)
+    parts = load_from_disk(str(moved / "instructions" / "hf"))
+    tokenizer = AutoTokenizer.from_pretrained(create("backbone", "qwen2_5_vl").resolve("tiny-random"))
+    for name in ("train", "test"):
+        ours = _rows(moved / "instructions" / f"{name}.jsonl")
+        assert len(parts[name]) == len(ours) > 0
+        for row, line in zip(parts[name], ours, strict=True):
+            assert row["sample_id"] == line["sample_id"] and row["label"] == line["label"]
+            image = np.asarray(row["images"][0])
+            wanted = cv2.imread(str(moved / "maps" / line["images"][0].rsplit("/", 1)[-1]))
+            assert np.array_equal(image, wanted[:, :, ::-1])  # the map itself, embedded
+            assert [p["type"] for p in row["messages"][0]["content"]] == ["image", "text"]
+            plain = [{**m, "content": m["content"].replace("<image>", "<|vision_start|><|image_pad|><|vision_end|>")}
+                     for m in line["messages"]]
+            assert tokenizer.apply_chat_template(row["messages"], tokenize=False) == \
+                tokenizer.apply_chat_template(plain, tokenize=False)
