@@ -291,6 +291,16 @@ class ServeConfig:
 
 
 @dataclass
+class SpotConfig:
+    spotter: str = "flow"  # spotter plugin: flow (accurate) | diff (fast, for long videos)
+    params: dict[str, Any] = field(default_factory=dict)  # e.g. {window_s: 0.1, max_me_s: 0.5, landmarker: none}
+    fps: float | None = None  # frame rate of frames folders (a video file states its own)
+
+    def problems(self) -> list[str]:
+        return [] if self.fps is None or self.fps > 0 else [f"spot.fps must be positive, got {self.fps}"]
+
+
+@dataclass
 class RayConfig:
     address: str | None = None  # existing cluster to attach to (else RAY_ADDRESS, else a local one)
     dashboard: bool = False  # a local instance runs Ray's dashboard, to watch a run (its URL is printed)
@@ -312,10 +322,11 @@ class Recipe:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    spot: SpotConfig = field(default_factory=SpotConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 
 
-SECTIONS = ("maps", "instructions", "train", "eval", "serve", "ray")  # the sections that check their own fields
+SECTIONS = ("maps", "instructions", "train", "eval", "serve", "spot", "ray")  # the sections that check their own fields
 # (section, key holding a plugin name, key holding its params, plugin kind)
 PLUGIN_FIELDS: tuple[tuple[str, str, str, str], ...] = (
     ("data", "dataset", "params", "dataset"),
@@ -324,6 +335,7 @@ PLUGIN_FIELDS: tuple[tuple[str, str, str, str], ...] = (
     ("maps", "colorizer", "colorizer_params", "colorizer"),
     ("instructions", "prompt", "prompt_params", "prompt"),
     ("backbone", "name", "params", "backbone"),
+    ("spot", "spotter", "params", "spotter"),
 )
 
 

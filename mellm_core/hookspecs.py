@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         Landmarker,
         Metric,
         PromptTemplate,
+        Spotter,
     )
 
 PROJECT = "mellm"
@@ -154,6 +155,20 @@ class Hooks:
         split selects them by pattern.
 
         Example: ``create("dataset", "casme2").samples("/data/CASME2")``
+        """
+
+
+    @hookspec
+    def mellm_spotter(self) -> Iterable[PluginSpec[Spotter]]:
+        """Expression spotters: where in a video expressions happen.
+
+        Instance: ``spotter(frames, fps) -> intervals`` with ``frames`` an iterable of grayscale uint8 HxW frames
+        (read once, in order: a long video streams through, never held whole) and ``fps`` their rate; returns
+        ``Interval`` records (onset, apex, offset as frame numbers from 1, a score, and the kind ``me`` or
+        ``mae``), strongest first. Blinks and head motion are not expressions. After a call, ``signal`` holds
+        the per-frame motion measure the intervals were found in (for plots and benchmarks).
+
+        Example: ``create("spotter", "flow")(frames, fps=30.0)[0].apex``
         """
 
 

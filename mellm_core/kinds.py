@@ -9,7 +9,7 @@ its shape for ``mellm plan``.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -19,8 +19,16 @@ from mellm_core.errors import InputError
 
 if TYPE_CHECKING:
     from mellm_core.model.plan import ModelShape
-    from mellm_core.records import Sample
+    from mellm_core.records import Interval, Sample
     from mellm_core.text.fgmu import Analysis
+
+
+class Spotter(Protocol):
+    signal: list[float]
+
+    def __call__(self, frames: Iterable[np.ndarray], fps: float) -> list[Interval]:
+        """Gray uint8 frames in order, their rate -> spotted intervals, strongest first."""
+        ...
 
 
 class FlowEstimator(Protocol):

@@ -18,7 +18,16 @@ import pluggy
 from mellm_core import hookspecs
 from mellm_core.errors import PluginError
 from mellm_core.hookspecs import KINDS, PluginSpec
-from mellm_core.kinds import Colorizer, Dataset, FlowEstimator, InferenceBackbone, Landmarker, Metric, PromptTemplate
+from mellm_core.kinds import (
+    Colorizer,
+    Dataset,
+    FlowEstimator,
+    InferenceBackbone,
+    Landmarker,
+    Metric,
+    PromptTemplate,
+    Spotter,
+)
 
 ENTRY_POINT_GROUP = "mellm"
 DISABLE_ENV = "MELLM_DISABLE_PLUGINS"
@@ -73,6 +82,8 @@ class _Creates:
     def create(self, kind: Literal["metric"], name: str, **params: Any) -> Metric: ...
     @overload
     def create(self, kind: Literal["dataset"], name: str, **params: Any) -> Dataset: ...
+    @overload
+    def create(self, kind: Literal["spotter"], name: str, **params: Any) -> Spotter: ...
     @overload
     def create(self, kind: str, name: str, **params: Any) -> Any: ...
 
@@ -248,23 +259,25 @@ _COMMENT_LINE = re.compile(r"^\s+#\s?(.*)$")
 
 def describe_params(cls: type | None) -> list[ParamDoc]:
     """A params dataclass's fields with type, default and help (the comment after the field, and any comment
-    lines under it), read from its source: the one place a plugin author documents a setting."""
+    lines under it), read from its source and its base dataclasses' (a field redefined below wins): the one place
+    a plugin author documents a setting."""
     if cls is None:
         return []
     helps: dict[str, list[str]] = {}
-    last = None  # the field whose definition (possibly over several lines) or help comment is being read
-    for line in inspect.getsource(cls).splitlines()[1:]:
-        field_match, comment = _FIELD_LINE.match(line), _COMMENT_LINE.match(line)
-        if comment and last:
-            helps[last].append(comment.group(1).strip())
-        elif field_match and not line.lstrip().startswith(("def ", "@")):
-            last = field_match.group(1)
-            helps[last] = [field_match.group(2).strip()] if field_match.group(2) else []
-        elif last and (line.startswith(" " * 8) or line.lstrip().startswith(")")):  # a multi-line definition
-            if "#" in line:
-                helps[last].append(line.split("#", 1)[1].strip())
-        else:
-            last = None
+    for klass in reversed([k for k in cls.__mro__ if dataclasses.is_dataclass(k)]):
+        last = None  # the field whose definition (possibly over several lines) or help comment is being read
+        for line in inspect.getsource(klass).splitlines()[1:]:
+            field_match, comment = _FIELD_LINE.match(line), _COMMENT_LINE.match(line)
+            if comment and last:
+                helps[last].append(comment.group(1).strip())
+            elif field_match and not line.lstrip().startswith(("def ", "@")):
+                last = field_match.group(1)
+                helps[last] = [field_match.group(2).strip()] if field_match.group(2) else []
+            elif last and (line.startswith(" " * 8) or line.lstrip().startswith(")")):  # a multi-line definition
+                if "#" in line:
+                    helps[last].append(line.split("#", 1)[1].strip())
+            else:
+                last = None
     docs = []
     for f in dataclasses.fields(cls):
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default

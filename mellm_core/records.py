@@ -115,3 +115,14 @@ class Prediction(JsonRecord):
         """The prediction line of an instruction row before the model answers."""
         return cls(row["sample_id"], row["task"], row["label"], row.get("dataset", ""), row.get("subject", ""),
                    list(row.get("aus", [])), map_path=(row.get("images") or [""])[0])
+
+
+@dataclass
+class Interval(JsonRecord):
+    """A spotted (or annotated) expression in a video: frame numbers counted from 1, as annotation sheets count."""
+
+    onset: int
+    apex: int
+    offset: int
+    score: float = 1.0  # the spotter's confidence (its motion measure at the apex)
+    kind: str = "me"  # "me" (micro: onset to offset within the spotter's limit, 0.5 s by default) or "mae" (macro)

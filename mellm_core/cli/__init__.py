@@ -17,6 +17,7 @@ from mellm_core.cli.plan import register_plan
 from mellm_core.cli.report import register_report
 from mellm_core.cli.score import register_score
 from mellm_core.cli.serve import register_serve
+from mellm_core.cli.spot import register_spot
 from mellm_core.cli.train import register_export, register_train
 from mellm_core.errors import ConfigError, MellmError
 
@@ -114,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
 # Each entry adds one subcommand: register(subparsers) -> None.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     register_data, register_synth, register_map, register_maps, register_instructions, register_score,
-    register_plan, register_train, register_export, register_eval, register_analyze, register_demo, register_serve,
-    register_report,
+    register_plan, register_train, register_export, register_eval, register_analyze, register_spot, register_demo,
+    register_serve, register_report,
 ]
 
 

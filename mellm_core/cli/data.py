@@ -135,19 +135,20 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from mellm_core.plugins import create
 
     generator = create("dataset", args.generator, **parse_params(args.param))
-    if not hasattr(generator, "generate"):
-        raise MellmError(f"dataset plugin '{args.generator}' reads data but cannot generate it (try synthme)")
-    with tqdm(total=args.n, unit="clip", file=sys.stderr, desc="synth", leave=False, disable=None) as bar:
-        summary = generator.generate(
-            args.out,
-            n=args.n,
-            seed=args.seed,
-            photos=args.photos,
-            progress=bar.update,
-            overwrite=args.overwrite,
-        )
+    method = "generate_long" if args.long else "generate"
+    if not hasattr(generator, method):
+        what = "long videos" if args.long else "data"
+        raise MellmError(f"dataset plugin '{args.generator}' cannot generate {what} (try synthme)")
+    n = args.n or (1 if args.long else 200)
+    with tqdm(total=n, unit="video" if args.long else "clip", file=sys.stderr, desc="synth", leave=False,
+              disable=None) as bar:
+        summary = getattr(generator, method)(args.out, n=n, seed=args.seed, photos=args.photos,
+                                             progress=bar.update, overwrite=args.overwrite)
     if args.json:
         print_json(summary)
+    elif args.long:
+        print(f"wrote {summary['videos']} long videos to {summary['out']} in {summary['seconds']} s, each with "
+              "its truth beside it (.json); spot one with: mellm spot " + f"{summary['out']}/long_000.mp4")
     else:
         emotions = ", ".join(f"{k} {v}" for k, v in summary["emotions"].items())
         print(
@@ -168,7 +169,9 @@ def register_synth(sub: argparse._SubParsersAction) -> None:
         "mellm synth --out data/synthme --n 200 --seed 0",
     )
     p.add_argument("--out", required=True, help="output folder (must be new or empty)")
-    p.add_argument("--n", type=int, default=200, help="number of clips (default 200)")
+    p.add_argument("--n", type=int, help="number of clips (default 200), or of long videos (default 1)")
+    p.add_argument("--long", action="store_true", help="long videos with several expressions, blinks and head "
+                   "drift, and their intervals, for spotting (long_000.mp4 + long_000.json)")
     p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same files")
     p.add_argument(
         "--photos",

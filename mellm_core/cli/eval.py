@@ -47,19 +47,32 @@ def _scores(m: dict) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from mellm_core.model.predictor import analyze_pair
+    from pathlib import Path
 
+    from mellm_core.errors import InputError
+    from mellm_core.model.predictor import analyze_pair, spotted_pair
+
+    # the inputs (a video, or an onset and an apex frame) come first; key=value words are recipe overrides
+    inputs = [a for a in args.inputs if "=" not in a or Path(a).exists()]
+    args.overrides = [*(a for a in args.inputs if a not in inputs), *args.overrides]
+    if len(inputs) not in (1, 2):
+        raise InputError(f"give a video (file or frames folder) or an onset and an apex frame, got {len(inputs)} "
+                         f"inputs: {' '.join(inputs) or 'none'}")
     recipe = load_recipe_args(args)
     train = shlex.join(["mellm", "train", args.recipe, *args.overrides])
-    done = analyze_pair(recipe, args.onset, args.apex, args.map, train, args.adapter, args.model,
-                        args.max_new_tokens)
+    with spotted_pair(recipe, inputs, args.fps) as (onset, apex, interval):
+        done = analyze_pair(recipe, onset, apex, args.map, train, args.adapter, args.model, args.max_new_tokens)
     answer = done.answer
+    frames = {"onset": interval.onset, "apex": interval.apex, "offset": interval.offset} if interval else {}
     if args.json:
         print_json({"emotion": answer.emotion, "aus": answer.aus, "analysis": answer.text, "map": str(args.map),
-                    "adapter": done.adapter, "note": done.note})
+                    "adapter": done.adapter, "note": done.note, **frames})
     else:
         if done.note:
             print(done.note, file=sys.stderr)
+        if interval:
+            print(f"spotted a {'micro' if interval.kind == 'me' else 'macro'}-expression: frames "
+                  f"{interval.onset}-{interval.offset}, apex {interval.apex} (score {interval.score:.3f})\n")
         print(answer.text)
         print(f"\nemotion: {answer.emotion or '(none found)'}; AUs: {', '.join(map(str, answer.aus)) or 'none'}")
         model = args.model or recipe.backbone.model
@@ -76,15 +89,17 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def register_analyze(sub: argparse._SubParsersAction) -> None:
-    p = command(sub, "analyze", "one onset/apex pair: MMC-map, the model's analysis and the parsed result",
+    p = command(sub, "analyze", "one onset/apex pair, or a video whose strongest micro-expression is spotted: "
+                "MMC-map, the model's analysis and the parsed result",
                 "mellm analyze onset.jpg apex.jpg --recipe quickstart --json")
-    p.add_argument("onset", help="onset frame (image file)")
-    p.add_argument("apex", help="apex frame (image file)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="ONSET APEX (image files), or VIDEO (a video file or a "
+                   "folder of frames: its strongest expression is spotted), then recipe key=value overrides")
+    p.add_argument("--fps", type=float, help="frame rate of a frames folder (else spot.fps)")
+    p.set_defaults(overrides=[])  # key=value words after the options land here (``main``)
     p.add_argument("--recipe", default="quickstart", help="recipe whose maps, prompt, backbone and adapter are used")
     p.add_argument("--model", help="backbone model instead of the recipe's (folder or hub id; no adapter)")
     p.add_argument("--adapter", help="adapter folder (default: the recipe's trained adapter when present)")
     p.add_argument("--map", default="mmc_map.png", help="where to write the MMC-map (default: mmc_map.png)")
     p.add_argument("--max-new-tokens", type=int, help="generation cap (default: the backbone's)")
     p.add_argument("--json", action="store_true", help="print {emotion, aus, analysis, map} as JSON")
-    p.add_argument("overrides", nargs="*", help="recipe key=value overrides")
     p.set_defaults(func=cmd_analyze)

@@ -6,16 +6,21 @@ same question and read its answer the same way.
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from mellm_core.config import Recipe
+from mellm_core.errors import InputError
 from mellm_core.files.layout import RunLayout
 from mellm_core.files.storage import model_folder
 from mellm_core.model.adapters import local_adapter, trained_adapter
 from mellm_core.motion.facs import PROTOTYPES
 from mellm_core.plugins import get_registry
+from mellm_core.records import Interval
 from mellm_core.summaries import InstructionsSummary
 from mellm_core.text.labels import get_protocol
 from mellm_core.text.parse import parse_output
@@ -113,3 +118,34 @@ def analyze_pair(recipe: Recipe, onset: str, apex: str, map_path: str, train_com
     write_png_atomic(map_path, result.rgb)
     answer = Predictor(recipe, adapter)([result.rgb], max_new_tokens)[0]
     return PairAnalysis(answer, map_path, adapter, None if model else model_note(recipe, adapter, train_command))
+
+
+@contextlib.contextmanager
+def spotted_pair(recipe: Recipe, inputs: list[str], fps: float | None = None
+                 ) -> Iterator[tuple[str, str, Interval | None]]:
+    """(onset file, apex file, interval): the two frames given, or those of a video's strongest micro-expression
+    (the strongest expression when it holds no micro one), spotted with the recipe's spotter and written to a
+    temporary folder for the block's duration."""
+    if len(inputs) == 2:
+        yield inputs[0], inputs[1], None
+        return
+    import cv2
+
+    from mellm_core.files.video import open_video
+    from mellm_core.plugins import create
+
+    video = open_video(inputs[0], fps or recipe.spot.fps)
+    found = create("spotter", recipe.spot.spotter, **recipe.spot.params)(video.frames(), video.fps)
+    if not found:
+        raise InputError(f"no expression was spotted in {inputs[0]}; give its onset and apex frames instead, or "
+                         "lower spot.params.min_score")
+    best = next((i for i in found if i.kind == "me"), found[0])
+    interval = Interval(video.number(best.onset), video.number(best.apex), video.number(best.offset), best.score,
+                        best.kind)
+    with tempfile.TemporaryDirectory(prefix="mellm-spot-") as folder:
+        paths = []
+        for role, number in (("onset", interval.onset), ("apex", interval.apex)):
+            path = f"{folder}/{role}.png"
+            cv2.imwrite(path, video.frame(number))
+            paths.append(path)
+        yield paths[0], paths[1], interval

@@ -39,6 +39,7 @@ EXCLUDED: dict[str, str] = {
     r"--address\s+HEAD:": "attaches to the user's Ray cluster",
     r"recipes/my_run\.yaml|runs/hosted\b": "names the user's own recipe and hosted-model run",
     r"recipes/mellm_qwen2_5_vl_7b\.yaml": "runs the 7B model (16 GB of weights, GPUs)",
+    r"runs/mellm_paper\b": "the paper recipe's run: its datasets and the 7B model",
     r"use_gpu=true|gpus_per_actor=[1-9]|model_gpus=[1-9]": "needs GPUs",
 }
 MIN_RUNNABLE = 20  # so that the patterns above cannot silently swallow the README

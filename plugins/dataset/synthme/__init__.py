@@ -36,6 +36,7 @@ from mellm_core.errors import InputError
 from mellm_core.files.atomic import built_then_swapped
 from mellm_core.records import Sample
 from mellm_plugins.dataset.synthme.faces import Face, builtin_photos, find_faces, read_photos
+from mellm_plugins.dataset.synthme.longvideo import long_video
 from mellm_plugins.dataset.synthme.motion import Plan, draw_plan, draw_subject
 from mellm_plugins.dataset.synthme.params import FRAMES_DIR, GT_DIR, MANIFEST, SHEET, SHEET_COLUMNS, SynthMEParams
 from mellm_plugins.dataset.synthme.render import render
@@ -84,6 +85,26 @@ class SynthME:
             for i in range(n)
         ]
         return sorted(plans, key=lambda plan: (plan.subject.number, plan.clip))
+
+    def generate_long(self, out_dir: str | Path, n: int = 1, seed: int = 0,
+                      photos: Sequence[str | Path] | None = None, progress: Callable[[], None] | None = None,
+                      overwrite: bool = False) -> dict:
+        """Write ``n`` long videos (``long_000.mp4`` ...) with their truth (``long_000.json``: the intervals of
+        the expressions, and the blinks) under ``out_dir``, for spotting; returns a summary."""
+        if n < 1 or seed < 0:
+            raise InputError(f"the number of videos must be at least 1 and the seed not negative, got {n} and {seed}")
+        started = time.perf_counter()
+        out = Path(out_dir)
+        check_target(out, overwrite)
+        photos = photos or self.params.photos
+        faces = find_faces(read_photos(photos) if photos else builtin_photos(), self.params.landmarker)
+        with built_then_swapped(out) as staging:
+            for i in range(n):
+                long_video(staging / f"long_{i:03d}.mp4", faces[i % len(faces)], seed=seed * 1000 + i,
+                           size=self.params.size, noise=self.params.noise)
+                if progress:
+                    progress()
+        return {"out": str(out), "videos": n, "seconds": round(time.perf_counter() - started, 1)}
 
     def generate(
         self,

@@ -1,0 +1,85 @@
+"""Videos as streams of frames: a video file (whatever OpenCV reads: mp4, avi, mov) or a folder of numbered frames.
+
+Frames are read one at a time, so a long video never sits in memory whole. Frame numbers count from 1 in a video
+file, as annotation sheets count; in a folder they are the files' own numbers, in the order the dataset plugins
+read clips (``img46.jpg`` is frame 46).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mellm_core.data.frameindex import ClipFrames
+from mellm_core.errors import InputError
+from mellm_core.files.frames import read_gray, read_rgb, to_gray
+
+
+@dataclass
+class Video:
+    """A video's frame rate, frame numbers and frames."""
+
+    source: Path
+    fps: float
+    clip: ClipFrames | None = None  # a frames folder's files
+
+    def number(self, index: int) -> int:
+        """The frame number of the ``index``-th frame read (from 1)."""
+        return self.clip.numbers[index - 1] if self.clip is not None else index
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """The frames in order, grayscale uint8."""
+        if self.clip is not None:
+            for number in self.clip.numbers:
+                yield read_gray(self.clip.path(number))
+            return
+        capture = cv2.VideoCapture(str(self.source))
+        try:
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    return
+                yield to_gray(frame)
+        finally:
+            capture.release()
+
+    def frame(self, number: int) -> np.ndarray:
+        """Frame ``number`` in colour (BGR uint8), for maps of a spotted interval."""
+        if self.clip is not None:
+            return read_rgb(self.clip.path(number))[:, :, ::-1]
+        capture = cv2.VideoCapture(str(self.source))
+        try:
+            for _ in range(number):  # decoding forward is exact; seeking is not, for every codec
+                ok, frame = capture.read()
+                if not ok:
+                    raise InputError(f"{self.source} has no frame {number}")
+            return frame
+        finally:
+            capture.release()
+
+
+def open_video(path: str | Path, fps: float | None = None) -> Video:
+    """A video file or a frames folder; ``fps`` is required for a folder (frames carry no rate) and overrides a
+    file's own."""
+    source = Path(path)
+    if source.is_dir():
+        if not fps:
+            raise InputError(f"{source} is a folder of frames, which carries no frame rate: give --fps "
+                             "(e.g. 200 for CASME II, 30 for CAS(ME)^3)")
+        return Video(source, float(fps), ClipFrames(source))
+    if not source.is_file():
+        raise InputError(f"video {source} does not exist")
+    capture = cv2.VideoCapture(str(source))
+    try:
+        if not capture.isOpened() or not capture.read()[0]:
+            raise InputError(f"{source} is not a video OpenCV can read (give a video file, or a folder of frames)")
+        rate = fps or float(capture.get(cv2.CAP_PROP_FPS) or 0)
+    finally:
+        capture.release()
+    if rate <= 0:
+        raise InputError(f"{source} states no frame rate: give --fps")
+    return Video(source, rate)

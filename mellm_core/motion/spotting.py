@@ -1,0 +1,173 @@
+"""Spotting expressions in a video: a per-frame motion measure, streamed, and the intervals found in it.
+
+The built-in spotters measure at each frame t how far the face has moved from the frames k before and k after it
+(``window_s``: far enough that those frames show the face at rest around a micro-expression) and keep the smaller
+of the two, so a movement that comes and goes (an expression) counts and one that comes and stays (a head turned
+to a new pose, a light switched on) does not. The face's median motion (the head's) is removed and the eyes are
+masked out, so neither a drifting head nor a blink is an expression. Peaks of the measure well above its noise
+floor are expressions, as in MEGC's spotting baselines: the threshold is ``mean + p (max - mean)`` of the
+measure, and at least ``min_score``. An interval spans the frames around its peak where the measure stays above
+``extent`` of the peak's height; it is a micro-expression when that lasts at most ``max_me_s``, else macro.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from mellm_core.errors import InputError, NoFaceError
+from mellm_core.records import Interval
+
+EYES = (range(36, 42), range(42, 48))  # iBUG 68-point eye contours
+
+
+@dataclass
+class SpotParams:
+    """The settings every built-in spotter shares."""
+
+    window_s: float = 0.1  # k in seconds: about half a micro-expression's rise
+    merge_s: float = 0.5  # peaks closer than this are one expression (a macro-expression's rise and fall)
+    threshold: float = 0.3  # p of the peak threshold mean + p (max - mean)
+    extent: float = 0.25  # an interval spans the frames around its peak where the measure exceeds this share of it
+    min_score: float = 0.0  # a peak's measure must also reach this (its unit is the spotter's)
+    max_me_s: float = 0.5  # longest micro-expression, onset to offset, seconds
+    landmarker: str = "dlib68"  # finds the face and its eyes on the first frame ("none": the whole frame)
+
+    def __post_init__(self) -> None:
+        if min(self.window_s, self.max_me_s) <= 0 or self.min_score < 0 or self.merge_s < 0:
+            raise ValueError("window_s and max_me_s must be positive, min_score and merge_s not negative")
+        if not 0 <= self.threshold < 1 or not 0 < self.extent < 1:
+            raise ValueError("threshold must be in [0, 1) and extent in (0, 1)")
+
+    def k(self, fps: float) -> int:
+        return max(1, round(self.window_s * fps))
+
+
+def face_mask(gray: np.ndarray, landmarker: str) -> np.ndarray:
+    """Where motion counts: the face (its landmarks' hull, a little enlarged) without the eyes (their contours,
+    widened by a quarter of the eye distance, so a blink moves nothing inside). The whole frame without a
+    landmarker."""
+    from mellm_core.plugins import create
+
+    if landmarker == "none":
+        return np.ones(gray.shape, bool)
+    try:
+        points = create("landmarker", landmarker)(gray)
+    except NoFaceError as exc:
+        raise InputError(f"no face in the video's first frame ({exc}); use spot.params.landmarker=none for "
+                         "frames that are already face crops") from None
+    mask = np.zeros(gray.shape, np.uint8)
+    centre = points.mean(axis=0)
+    hull = cv2.convexHull(((points - centre) * 1.1 + centre).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 1)
+    eyes = [points[list(r)] for r in EYES]
+    gap = float(np.linalg.norm(eyes[0].mean(axis=0) - eyes[1].mean(axis=0)))
+    for eye in eyes:
+        cv2.fillConvexPoly(mask, cv2.convexHull(eye.astype(np.int32)), 0)
+        cv2.circle(mask, tuple(int(v) for v in eye.mean(axis=0)), int(gap * 0.3), 0, -1)
+    return mask.astype(bool)
+
+
+Distance = Callable[[np.ndarray, np.ndarray, np.ndarray], float]  # (frame, frame, mask) -> how far apart
+
+
+def measure(frames: Iterable[np.ndarray], fps: float, ks: tuple[int, ...], distance: Distance, landmarker: str
+            ) -> list[np.ndarray]:
+    """The motion measure of every frame at each distance k of ``ks``: ``min(distance(f[t-k], f[t]),
+    distance(f[t+k], f[t]))`` inside the face mask, streamed through one window of 2 max(ks) + 1 frames; 0 where
+    a window does not fit."""
+    if fps <= 0:
+        raise InputError(f"the frame rate must be positive, got {fps}")
+    reach = max(ks)
+    window: deque[np.ndarray] = deque(maxlen=2 * reach + 1)
+    values: list[list[float]] = [[] for _ in ks]
+    mask: np.ndarray | None = None
+    count = 0
+    for frame in frames:
+        if mask is None:
+            mask = face_mask(frame, landmarker)
+        count += 1
+        window.append(frame)
+        if len(window) == window.maxlen:
+            centre = window[reach]
+            for k, out in zip(ks, values, strict=True):
+                out.append(min(distance(window[reach - k], centre, mask), distance(window[reach + k], centre, mask)))
+    if mask is None:
+        raise InputError("the video has no frames")
+    signals = []
+    for out in values:
+        signal = np.zeros(count, dtype=np.float64)
+        signal[reach:reach + len(out)] = out
+        signals.append(signal)
+    return signals
+
+
+class MotionSpotter:
+    """A spotter made of a distance between frames (the built-in spotters differ only in it)."""
+
+    def __init__(self, params: SpotParams, distance: Distance):
+        self.params, self.distance = params, distance
+        self.signal: list[float] = []
+
+    def __call__(self, frames: Iterable[np.ndarray], fps: float) -> list[Interval]:
+        p = self.params
+        (signal,) = measure(frames, fps, (p.k(fps),), self.distance, p.landmarker)
+        self.signal = signal.tolist()
+        return intervals(signal, fps, p)
+
+
+def intervals(signal: np.ndarray, fps: float, p: SpotParams) -> list[Interval]:
+    """The expressions in a motion measure (one value a frame), strongest first; frame numbers count from 1.
+
+    A macro-expression's slow apex barely moves in 2k frames, so its rise and its fall are two peaks: peaks less
+    than ``merge_s`` apart are one expression."""
+    k = p.k(fps)
+    s = signal - float(np.median(signal)) if len(signal) else signal
+    if len(s) == 0 or float(s.max()) <= 0:
+        return []
+    threshold = max(float(s.mean()) + p.threshold * (float(s.max()) - float(s.mean())), p.min_score)
+    peaks = [t for t in range(len(s)) if s[t] >= threshold and s[t] == s[max(0, t - k):t + k + 1].max()]
+    spans: list[list[int]] = []  # [left, peak, right], by position
+    taken = np.zeros(len(s), bool)
+    for t in sorted(peaks, key=lambda i: -s[i]):
+        if taken[t]:
+            continue
+        left, right = t, t
+        while left > 0 and s[left - 1] > p.extent * s[t]:
+            left -= 1
+        while right < len(s) - 1 and s[right + 1] > p.extent * s[t]:
+            right += 1
+        taken[left:right + 1] = True
+        spans.append([max(0, min(left, t - k)), t, min(len(s) - 1, max(right, t + k))])
+    merged: list[list[int]] = []
+    for span in sorted(spans):
+        if merged and span[0] - merged[-1][2] <= p.merge_s * fps:
+            last = merged[-1]
+            last[1] = last[1] if s[last[1]] >= s[span[1]] else span[1]
+            last[2] = max(last[2], span[2])
+        else:
+            merged.append(span)
+    found = [Interval(left + 1, t + 1, right + 1, round(float(signal[t]), 6),
+                      "me" if (right - left) / fps <= p.max_me_s else "mae") for left, t, right in merged]
+    return sorted(found, key=lambda i: -i.score)
+
+
+def flow_distance(flow: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Distance:
+    """Mean motion (pixels) inside the mask between two frames, after the mask's median motion (the head's) is
+    removed."""
+    def distance(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+        inside = flow(a, b)[mask]
+        return float(np.linalg.norm(inside - np.median(inside, axis=0), axis=1).mean())
+    return distance
+
+
+def difference_distance(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """Mean absolute grey-level difference inside the mask, after the mean difference (a change of light) is
+    removed; both frames slightly blurred, so sensor noise counts less."""
+    diff = cv2.GaussianBlur(b, (5, 5), 0).astype(np.float32) - cv2.GaussianBlur(a, (5, 5), 0).astype(np.float32)
+    inside = diff[mask]
+    return float(np.abs(inside - inside.mean()).mean())

@@ -1,0 +1,30 @@
+"""Spotter ``flow``: expressions from optical flow on the face, head motion removed, eyes masked out.
+
+At each frame, the flow to the frames ``window_s`` before and after it (any flow plugin; DIS by default, for
+speed), less the face's median motion (the head's), averaged over the face without the eyes, in pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mellm_core import PluginSpec, create, hookimpl
+from mellm_core.motion.spotting import MotionSpotter, SpotParams, flow_distance
+
+
+@dataclass
+class FlowSpotParams(SpotParams):
+    flow: str = "dis"  # the flow plugin
+    flow_params: dict[str, Any] = field(default_factory=dict)  # its settings, e.g. {preset: fast}
+    min_score: float = 0.05  # pixels: less mean motion than this at a peak is noise
+
+
+def flow_spotter(params: FlowSpotParams) -> MotionSpotter:
+    return MotionSpotter(params, flow_distance(create("flow", params.flow, **params.flow_params)))
+
+
+@hookimpl
+def mellm_spotter():
+    yield PluginSpec(name="flow", factory=flow_spotter, params=FlowSpotParams,
+                     description="optical flow on the face, head motion removed, eyes masked (accurate)")

@@ -1,0 +1,87 @@
+"""Spotting: MEGC's interval matching, the built-in spotters on a SynthME long video with known intervals,
+`mellm spot` on a video file and a frames folder, `mellm analyze VIDEO`, `mellm synth --long`."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import pytest
+
+from mellm_core import create
+from mellm_core.cli import main
+from mellm_core.files.video import open_video
+from mellm_core.records import Interval
+from mellm_core.results.spotting import iou, spotting_scores
+
+
+def test_intervals_match_as_megc_scores_them():
+    assert iou(Interval(10, 12, 19), Interval(15, 17, 24)) == pytest.approx(5 / 15)  # inclusive frame ranges
+    gold = [Interval(10, 14, 19), Interval(40, 45, 52), Interval(100, 120, 160, kind="mae")]
+    spotted = [Interval(11, 13, 20, score=0.9),  # IoU 9/11: a match, apex 1 frame off
+               Interval(12, 14, 21, score=0.5),  # the same gold again: taken already, a false positive
+               Interval(41, 47, 51, score=0.8),  # IoU 11/13: a match, apex 2 off
+               Interval(100, 121, 150, score=0.7),  # IoU 51/61, but a micro-expression against a macro one
+               Interval(200, 201, 204, kind="mae", score=0.1)]
+    scores = spotting_scores(spotted, gold)
+    assert scores["me"] == {"tp": 2, "spotted": 4, "gold": 2, "precision": 0.5, "recall": 1.0, "f1": 0.6667}
+    assert scores["mae"] == {"tp": 0, "spotted": 1, "gold": 1, "precision": 0.0, "recall": 0.0, "f1": 0.0}
+    assert scores["overall"]["tp"] == 2 and scores["overall"]["f1"] == pytest.approx(2 * 0.4 * (2 / 3) / (0.4 + 2 / 3),
+                                                                                       abs=1e-4)
+    assert scores["apex_error"] == 1.5
+    assert spotting_scores([], gold)["overall"]["f1"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory):
+    """One SynthME long video (two micro-expressions, a macro-expression, two blinks, head drift, noise), made
+    with `mellm synth --long`, and its truth."""
+    out = tmp_path_factory.mktemp("long") / "videos"
+    assert main(["synth", "--long", "--out", str(out), "--n", "1", "--seed", "0", "--json"]) == 0
+    return out / "long_000.mp4", json.loads((out / "long_000.json").read_text())
+
+
+def test_the_flow_spotter_finds_the_expressions_and_not_the_blinks_or_the_drifting_head(long_video):
+    path, truth = long_video
+    video = open_video(path)
+    assert video.fps == 30.0
+    spotter = create("spotter", "flow")
+    found = spotter(video.frames(), video.fps)
+    assert len(spotter.signal) == truth["frames"]
+    gold = [Interval(i["onset"], i["apex"], i["offset"], kind=i["kind"]) for i in truth["intervals"]]
+    assert sorted(g.kind for g in gold) == ["mae", "me", "me"]
+    scores = spotting_scores(found, gold)
+    assert scores["me"]["recall"] == 1.0 and scores["mae"]["recall"] == 1.0, (found, gold)
+    assert scores["overall"]["precision"] == 1.0 and scores["apex_error"] <= 6
+    for blink in truth["blinks"]:  # the eyes are masked out
+        assert not any(i.onset <= blink["apex"] <= i.offset for i in found)
+
+
+def test_spot_reads_a_video_file_and_a_frames_folder_alike(long_video, tmp_path, capsys):
+    path, truth = long_video
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for n, frame in enumerate(open_video(path).frames(), 1):
+        cv2.imwrite(str(folder / f"img{n + 99}.png"), frame)  # numbered from 100, as a dataset's frames may be
+    assert main(["spot", str(path), "--json", "spot.spotter=diff"]) == 0
+    from_file = json.loads(capsys.readouterr().out)
+    assert main(["spot", str(folder), "--fps", "30", "--json", "spot.spotter=diff"]) == 0
+    from_folder = json.loads(capsys.readouterr().out)
+    assert from_file["fps"] == from_folder["fps"] == 30.0 and from_file["frames"] == truth["frames"]
+    assert from_file["intervals"] and [i["apex"] + 99 for i in from_file["intervals"]] == \
+        [i["apex"] for i in from_folder["intervals"]]  # the folder's own frame numbers
+    assert main(["spot", str(folder), "spot.spotter=diff"]) == 1
+    assert "is a folder of frames, which carries no frame rate: give --fps" in capsys.readouterr().err
+    assert main(["spot", str(tmp_path / "missing.mp4")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_analyze_a_video_spots_its_strongest_micro_expression(long_video, tmp_path, capsys):
+    path, _ = long_video
+    assert main(["spot", str(path), "--json"]) == 0
+    micro = next(i for i in json.loads(capsys.readouterr().out)["intervals"] if i["kind"] == "me")
+    assert main(["analyze", str(path), "--map", str(tmp_path / "map.png"), "--json",
+                 "backbone.params={max_new_tokens: 4}"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (out["onset"], out["apex"], out["offset"]) == (micro["onset"], micro["apex"], micro["offset"])
+    assert (tmp_path / "map.png").is_file() and "analysis" in out
