@@ -41,13 +41,19 @@ def long_video(tmp_path_factory):
     return out / "long_000.mp4", json.loads((out / "long_000.json").read_text())
 
 
-def test_the_flow_spotter_finds_the_expressions_and_not_the_blinks_or_the_drifting_head(long_video):
-    path, truth = long_video
-    video = open_video(path)
+@pytest.fixture(scope="module")
+def flow_spotted(long_video):
+    """The flow spotter's intervals in the long video, and the length of its motion measure."""
+    video = open_video(long_video[0])
     assert video.fps == 30.0
     spotter = create("spotter", "flow")
-    found = spotter(video.frames(), video.fps)
-    assert len(spotter.signal) == truth["frames"]
+    return spotter(video.frames(), video.fps), len(spotter.signal)
+
+
+def test_the_flow_spotter_finds_the_expressions_and_not_the_blinks_or_the_drifting_head(long_video, flow_spotted):
+    _, truth = long_video
+    found, measured = flow_spotted
+    assert measured == truth["frames"]
     gold = [Interval(i["onset"], i["apex"], i["offset"], kind=i["kind"]) for i in truth["intervals"]]
     assert sorted(g.kind for g in gold) == ["mae", "me", "me"]
     scores = spotting_scores(found, gold)
@@ -76,12 +82,11 @@ def test_spot_reads_a_video_file_and_a_frames_folder_alike(long_video, tmp_path,
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_analyze_a_video_spots_its_strongest_micro_expression(long_video, tmp_path, capsys):
+def test_analyze_a_video_spots_its_strongest_micro_expression(long_video, flow_spotted, tmp_path, capsys):
     path, _ = long_video
-    assert main(["spot", str(path), "--json"]) == 0
-    micro = next(i for i in json.loads(capsys.readouterr().out)["intervals"] if i["kind"] == "me")
+    micro = next(i for i in flow_spotted[0] if i.kind == "me")  # the recipe's spotter: flow, by default
     assert main(["analyze", str(path), "--map", str(tmp_path / "map.png"), "--json",
                  "backbone.params={max_new_tokens: 4}"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert (out["onset"], out["apex"], out["offset"]) == (micro["onset"], micro["apex"], micro["offset"])
+    assert (out["onset"], out["apex"], out["offset"]) == (micro.onset, micro.apex, micro.offset)
     assert (tmp_path / "map.png").is_file() and "analysis" in out
