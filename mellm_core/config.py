@@ -36,13 +36,6 @@ def _choice(key: str, value: str, choices: tuple[str, ...], what: str) -> list[s
     return [] if value in choices else [f"{key}: unknown {what} '{value}' (choose one of: {', '.join(choices)})"]
 
 
-def _installed(what: str, module: str, install: str) -> list[str]:
-    """A problem when the optional package that provides ``module`` is not installed."""
-    import importlib.util
-
-    return [] if importlib.util.find_spec(module) else [f"{what} needs its package: pip install '{install}'"]
-
-
 def strings(value: Any) -> list[str]:
     """A recipe value given as one string or a list of them, as a list."""
     return [value] if isinstance(value, str) else [str(v) for v in value or []]
@@ -117,8 +110,6 @@ class InstructionsConfig:
     def problems(self) -> list[str]:
         found = _protocol("instructions.protocol", self.protocol)
         found += _choice("instructions.format", self.format, INSTRUCTION_FORMATS, "format")
-        if self.format == "hf":
-            found += _installed("instructions.format: hf", "datasets", "mellm[hf]")
         found += _choice("instructions.split.kind", self.split.kind, SPLIT_KINDS, "split")
         if not 0 <= self.mer_ratio <= 1:
             found.append(f"instructions.mer_ratio must be between 0 and 1, got {self.mer_ratio}")
@@ -179,11 +170,6 @@ class TrainConfig:
                          f"train.grad_accum = {per_step}, so every worker gets equal micro-batches")
         found += [f"train.report_to: unknown reporter '{r}' (choose from: {', '.join(REPORTERS)})"
                   for r in self.report_to if r not in REPORTERS]
-        from mellm_core.model.watch import PACKAGES
-
-        for reporter in self.report_to:
-            if reporter in REPORTERS:
-                found += _installed(f"train.report_to: {reporter}", *PACKAGES[reporter])
         found += _choice("train.strategy", self.strategy, STRATEGIES, "strategy")
         found += _choice("train.keep", self.keep, KEEP, "choice")
         if not 0 <= self.val_fraction < 1:
@@ -294,7 +280,7 @@ class ServeConfig:
 class SpotConfig:
     spotter: str = "flow"  # spotter plugin: flow (accurate) | diff (fast, for long videos)
     params: dict[str, Any] = field(default_factory=dict)  # e.g. {window_s: 0.1, max_me_s: 0.5, landmarker: none}
-    fps: float | None = None  # frame rate of frames folders (a video file states its own)
+    fps: float | None = None  # frame rate of frames folders (a video file states its own; --fps overrides both)
 
     def problems(self) -> list[str]:
         return [] if self.fps is None or self.fps > 0 else [f"spot.fps must be positive, got {self.fps}"]

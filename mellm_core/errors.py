@@ -23,3 +23,12 @@ class InputError(MellmError):
 
 class NoFaceError(InputError):
     """The landmarker found no face in the image."""
+
+
+def require_package(module: str, what: str, install: str) -> None:
+    """Raise an ``InputError`` naming the install command when the optional package giving ``module`` is absent
+    (checked where the feature is used, so a recipe that asks for it still runs every other command)."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise InputError(f"{what} needs its package: pip install '{install}'")

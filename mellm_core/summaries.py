@@ -182,8 +182,6 @@ class SetMetrics(JsonRecord):
         tasks = {task: TaskMetrics.from_dict(block) for task, block in data["tasks"].items()}
         return super().from_dict({**data, "tasks": tasks})  # type: ignore[misc]
 
-    def spec(self) -> list[Any]:
-        return [self.protocol, self.datasets, self.ids]
 
 
 @dataclass

@@ -139,7 +139,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if not hasattr(generator, method):
         what = "long videos" if args.long else "data"
         raise MellmError(f"dataset plugin '{args.generator}' cannot generate {what} (try synthme)")
-    n = args.n or (1 if args.long else 200)
+    n = args.n if args.n is not None else (1 if args.long else 200)
     with tqdm(total=n, unit="video" if args.long else "clip", file=sys.stderr, desc="synth", leave=False,
               disable=None) as bar:
         summary = getattr(generator, method)(args.out, n=n, seed=args.seed, photos=args.photos,

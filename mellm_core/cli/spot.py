@@ -16,7 +16,7 @@ def cmd_spot(args: argparse.Namespace) -> int:
     from mellm_core.plugins import create
 
     recipe = load_recipe_args(args)
-    video = open_video(args.video, args.fps or recipe.spot.fps)
+    video = open_video(args.video, args.fps, recipe.spot.fps)
     spotter = create("spotter", recipe.spot.spotter, **recipe.spot.params)
     frames = tqdm(video.frames(), desc="spot", unit="frame", file=sys.stderr, disable=args.json or None)
     found = spotter(frames, video.fps)

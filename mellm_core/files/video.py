@@ -62,11 +62,12 @@ class Video:
             capture.release()
 
 
-def open_video(path: str | Path, fps: float | None = None) -> Video:
-    """A video file or a frames folder; ``fps`` is required for a folder (frames carry no rate) and overrides a
-    file's own."""
+def open_video(path: str | Path, fps: float | None = None, folder_fps: float | None = None) -> Video:
+    """A video file or a frames folder. ``fps`` overrides a file's own rate; a folder (frames carry no rate) takes
+    ``fps``, else ``folder_fps`` (the recipe's ``spot.fps``)."""
     source = Path(path)
     if source.is_dir():
+        fps = fps or folder_fps
         if not fps:
             raise InputError(f"{source} is a folder of frames, which carries no frame rate: give --fps "
                              "(e.g. 200 for CASME II, 30 for CAS(ME)^3)")

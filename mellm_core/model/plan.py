@@ -100,7 +100,9 @@ class Plan:
 
     @property
     def fits(self) -> bool:
-        return self.memory_gb["total"] <= GPUS[self.gpu][1]
+        """Training's peak fits the GPU, and so does loading: each worker loads the whole model before FSDP
+        shards it."""
+        return max(self.memory_gb["total"], self.memory_gb["load"]) <= GPUS[self.gpu][1]
 
 
 def sig3(value: float) -> float:
@@ -200,6 +202,7 @@ def make_plan(recipe: Recipe, gpu: str = "a100-80gb", mfu: float = 0.35) -> Plan
     fixed = sum(v for k, v in memory.items() if not k.startswith("activations"))
     memory_gb = {k: round(v / GB, 3) for k, v in memory.items()}
     memory_gb["total"] = round((fixed + act[checkpointing]) / GB, 3)
+    memory_gb["load"] = round((base * shape.weight_bytes + shape.params_trainable * 4 + OVERHEAD_GB * GB) / GB, 3)
     peak = GPUS[gpu][0] * mfu
     step = {"plain": samples * step_flops(shape, False) / peak,
             "checkpointed": samples * step_flops(shape, True) / peak}
@@ -225,8 +228,8 @@ def describe(plan: Plan) -> list[str]:
         f"overhead {m['overhead']}",
         f"  activations {m['activations']} without gradient checkpointing, {m['activations_checkpointed']} with",
         f"  total {m['total']} ({'with' if plan.gradient_checkpointing else 'without'} checkpointing, as the "
-        f"recipe sets); the {plan.gpu} has {GPUS[plan.gpu][1]:g} GB: "
-        + ("fits" if plan.fits else "does NOT fit"),
+        f"recipe sets); loading the model takes {m['load']} (each worker loads it whole, then shards it); "
+        f"the {plan.gpu} has {GPUS[plan.gpu][1]:g} GB: " + ("fits" if plan.fits else "does NOT fit"),
         f"step time at {plan.mfu:.0%} of the peak: {sig3(plan.step_s['plain'])} s without checkpointing, "
         f"{sig3(plan.step_s['checkpointed'])} s with; {sig3(plan.tokens_per_s):,.0f} tokens/s per worker",
     ]

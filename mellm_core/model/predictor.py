@@ -134,7 +134,7 @@ def spotted_pair(recipe: Recipe, inputs: list[str], fps: float | None = None
     from mellm_core.files.video import open_video
     from mellm_core.plugins import create
 
-    video = open_video(inputs[0], fps or recipe.spot.fps)
+    video = open_video(inputs[0], fps, recipe.spot.fps)
     found = create("spotter", recipe.spot.spotter, **recipe.spot.params)(video.frames(), video.fps)
     if not found:
         raise InputError(f"no expression was spotted in {inputs[0]}; give its onset and apex frames instead, or "

@@ -214,9 +214,13 @@ def _train_local(recipe: Recipe, progress: bool, overwrite: bool) -> TrainSummar
     session = LocalSession(storage, recipe.train.keep_checkpoints, show)
     try:
         train_worker(p.settings, read_rows(p.rows_path), world, session)
+    except BaseException:
+        sinks.close(failed=True)
+        raise
+    else:
+        sinks.close()
     finally:
         bar.close()
-        sinks.close()
     if world.rank != 0:
         return None
     final = session.latest()

@@ -157,6 +157,7 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
     backbone = trainable(get_registry().create("backbone", bcfg.name, **bcfg.params), bcfg.name)
     start = session.restore()
     adapter = str(start / ADAPTER) if start else None
+    # each worker loads the whole model, then (FSDP) keeps its shard: the weights must fit one device to load
     module = backbone.load(model_folder(bcfg.model), device=world.device, adapter=adapter, train=cfg,
                            labels=settings["labels"])
     model = distribute(module, cfg.strategy, world)
@@ -209,7 +210,7 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
                         weights, _ = _whole(model)
                         if world.rank == 0:
                             shutil.rmtree(best_dir, ignore_errors=True)
-                            backbone.save(getattr(model, "module", model), best_dir, weights)
+                            _save(backbone, model, best_dir, weights)
                 history.append(line)
                 if world.rank == 0:
                     session.progress(line)
@@ -235,6 +236,11 @@ def distribute(module: torch.nn.Module, strategy: str, world: World) -> torch.nn
 
     # the model's output holds views (logits at the answer columns); the loss never changes them in place
     warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
+    dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in module.parameters() if p.requires_grad})
+    if len(dtypes) > 1:
+        raise InputError(f"train.strategy=fsdp needs every trained weight in one dtype, and these are in "
+                         f"{' and '.join(dtypes)} (base weights trained beside LoRA's, as backbone.params."
+                         "train_base does on a GPU); use train.strategy=ddp")
     units = set(getattr(module, "_no_split_modules", None) or ())
     for block in [m for m in module.modules() if type(m).__name__ in units]:
         fully_shard(block)
@@ -283,15 +289,16 @@ def restore_state(folder: Path, model: torch.nn.Module, optimizer: Any, schedule
     if _sharded(model):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-        set_optimizer_state_dict(model, optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True))
+        set_optimizer_state_dict(model, optimizer, _by_name(state["optimizer"], model),
+                                 options=StateDictOptions(full_state_dict=True))
     else:
         optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    rngs = state["rng"]  # one per rank: dropout continues exactly where each rank stopped
+    rngs = _listed(state["rng"])  # one per rank: dropout continues exactly where each rank stopped
     mine = world.rank if len(rngs) == world.size else 0  # another number of workers: rank 0's for all
     torch.set_rng_state(rngs[mine])
     if "cuda_rng" in state and world.device.startswith("cuda"):
-        torch.cuda.set_rng_state(state["cuda_rng"][mine], world.device)
+        torch.cuda.set_rng_state(_listed(state["cuda_rng"])[mine], world.device)
     history = [json.loads(line) for line in (folder / TRAIN_LOG).read_text().splitlines() if line.strip()]
     return int(state["step"]), history
 
@@ -309,6 +316,15 @@ def _whole(model: torch.nn.Module, optimizer: Any = None) -> tuple[dict | None, 
     return get_state_dict(model, optimizer, options=options)
 
 
+def _save(backbone: Any, model: torch.nn.Module, folder: Path, weights: dict | None) -> None:
+    """The backbone's save of DDP's module or the model; the gathered weights of a sharded one."""
+    module = getattr(model, "module", model)
+    if weights is None:  # backbones written before ``save`` took gathered weights still save unsharded models
+        backbone.save(module, folder)
+    else:
+        backbone.save(module, folder, weights)
+
+
 def _rank0(values: dict[str, Any], world: World) -> dict[str, Any]:
     """Rank 0's ``values`` on every rank (their decisions then agree, whatever rounding each rank met)."""
     if world.size == 1:
@@ -316,6 +332,21 @@ def _rank0(values: dict[str, Any], world: World) -> dict[str, Any]:
     box = [values]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def _listed(value: Any) -> list[Any]:
+    """A checkpoint's per-rank values (checkpoints from before they were kept per rank hold one)."""
+    return value if isinstance(value, list) else [value]
+
+
+def _by_name(state: dict[str, Any], model: torch.nn.Module) -> dict[str, Any]:
+    """An optimizer state keyed by parameter number (a checkpoint of a model each worker held whole) keyed by
+    parameter name, as a sharded model loads it: number i is the i-th trainable parameter in both."""
+    if not state["state"] or isinstance(next(iter(state["state"])), str):
+        return state
+    names = [name for name, p in model.named_parameters() if p.requires_grad]
+    groups = [{**g, "params": [names[i] for i in g["params"]]} for g in state["param_groups"]]
+    return {"state": {names[i]: v for i, v in state["state"].items()}, "param_groups": groups}
 
 
 def _checkpoint(backbone: Any, model: torch.nn.Module, optimizer: Any, scheduler: Any, step: int,
@@ -333,7 +364,7 @@ def _checkpoint(backbone: Any, model: torch.nn.Module, optimizer: Any, scheduler
         return
     folder = Path(tempfile.mkdtemp(prefix="mellm-ckpt-"))
     try:
-        backbone.save(getattr(model, "module", model), folder / ADAPTER, weights)  # DDP's module, or the model
+        _save(backbone, model, folder / ADAPTER, weights)
         state = {"optimizer": optimizer_state or optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                  "step": step, "rng": rngs}
         if cuda_rngs:

@@ -18,6 +18,7 @@ import sys
 import time
 from typing import Any, Protocol
 
+from mellm_core.errors import require_package
 from mellm_core.files.storage import Location
 
 # metrics-line key -> the name every reporter gives it
@@ -31,7 +32,7 @@ PROJECT = "mellm"  # MLflow experiment and W&B project, unless the environment n
 class Reporter(Protocol):
     def write(self, step: int, scalars: dict[str, float]) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self, failed: bool) -> None: ...
 
 
 class TensorBoard:
@@ -49,12 +50,13 @@ class TensorBoard:
         for tag, value in scalars.items():
             self.writer.add_scalar(tag, value, step)
 
-    def close(self) -> None:
+    def close(self, failed: bool) -> None:
         self.writer.close()
 
 
 class MLflow:
-    """One MLflow run per training run (params: the run's settings), in ``$MLFLOW_TRACKING_URI`` or else a SQLite
+    """One MLflow run per ``mellm train`` (params: the run's settings; a resumed run is a new one, tagged
+    ``resumed``; one that stops with an error is marked FAILED), in ``$MLFLOW_TRACKING_URI`` or else a SQLite
     store beside the run (``train/mlflow.db``); experiment ``$MLFLOW_EXPERIMENT_NAME`` or ``mellm``."""
 
     def __init__(self, train_dir: Location, name: str, params: dict[str, Any], resume: bool):
@@ -76,8 +78,8 @@ class MLflow:
         now = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(k, v, now, step) for k, v in scalars.items()])
 
-    def close(self) -> None:
-        self.client.set_terminated(self.run_id)
+    def close(self, failed: bool) -> None:
+        self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
 
 
 class WandB:
@@ -94,8 +96,8 @@ class WandB:
     def write(self, step: int, scalars: dict[str, float]) -> None:
         self.run.log(scalars, step=step)
 
-    def close(self) -> None:
-        self.run.finish()
+    def close(self, failed: bool) -> None:
+        self.run.finish(exit_code=1 if failed else 0)
 
 
 REPORTERS: dict[str, type] = {"tensorboard": TensorBoard, "mlflow": MLflow, "wandb": WandB}
@@ -108,6 +110,9 @@ class MetricsSinks:
                  params: dict[str, Any] | None = None):
         """``name`` names the run (the output folder's name); ``params`` are its settings, flattened."""
         self.reporters: list[Reporter] = []
+        for reporter in report_to:  # before any is opened
+            module, install = PACKAGES[reporter]
+            require_package(module, f"train.report_to: {reporter}", install)
         if report_to and train_dir.remote:
             print(f"warning: no {', '.join(report_to)} reports: they are written to a local folder, and {train_dir} "
                   "is a URI", file=sys.stderr)
@@ -120,9 +125,10 @@ class MetricsSinks:
         for reporter in self.reporters:
             reporter.write(line["step"], scalars)
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
+        """End every reporter's run: finished, or failed (a training run that stopped with an error)."""
         for reporter in self.reporters:
-            reporter.close()
+            reporter.close(failed)
 
 
 def flat(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -5,9 +5,10 @@ The built-in spotters measure at each frame t how far the face has moved from th
 of the two, so a movement that comes and goes (an expression) counts and one that comes and stays (a head turned
 to a new pose, a light switched on) does not. The face's median motion (the head's) is removed and the eyes are
 masked out, so neither a drifting head nor a blink is an expression. Peaks of the measure well above its noise
-floor are expressions, as in MEGC's spotting baselines: the threshold is ``mean + p (max - mean)`` of the
-measure, and at least ``min_score``. An interval spans the frames around its peak where the measure stays above
-``extent`` of the peak's height; it is a micro-expression when that lasts at most ``max_me_s``, else macro.
+floor are expressions, as in MEGC's spotting baselines: above ``mean + p (max - mean)`` of the measure less its
+median, and with the measure itself at least ``min_score`` (the interval's score). An interval spans the frames
+around its peak where the measure stays above ``extent`` of the peak's height; it is a micro-expression when
+that lasts at most ``max_me_s``, else macro.
 """
 
 from __future__ import annotations
@@ -129,8 +130,9 @@ def intervals(signal: np.ndarray, fps: float, p: SpotParams) -> list[Interval]:
     s = signal - float(np.median(signal)) if len(signal) else signal
     if len(s) == 0 or float(s.max()) <= 0:
         return []
-    threshold = max(float(s.mean()) + p.threshold * (float(s.max()) - float(s.mean())), p.min_score)
-    peaks = [t for t in range(len(s)) if s[t] >= threshold and s[t] == s[max(0, t - k):t + k + 1].max()]
+    threshold = float(s.mean()) + p.threshold * (float(s.max()) - float(s.mean()))
+    peaks = [t for t in range(len(s)) if s[t] >= threshold and signal[t] >= p.min_score
+             and s[t] == s[max(0, t - k):t + k + 1].max()]
     spans: list[list[int]] = []  # [left, peak, right], by position
     taken = np.zeros(len(s), bool)
     for t in sorted(peaks, key=lambda i: -s[i]):

@@ -147,19 +147,30 @@ def metrics_of(rows: list[dict], protocol: str, baseline_aus: list[int] | None =
     return out
 
 
-def set_metrics(sets: list[EvalSet], rows: list[dict], baseline_aus: list[int] | None) -> dict[str, SetMetrics]:
-    """Each of ``eval.sets`` scored apart under its own protocol: the prediction lines of its datasets (all when
-    none are named) whose ids its lists name (all when none are given)."""
+def set_rows(sets: list[EvalSet], rows: list[dict]) -> dict[str, list[dict]]:
+    """The rows (test instructions or prediction lines) of each of ``eval.sets``: those of its datasets (all when
+    none are named) whose ids its lists name (all when none are given); a set holding none is an error."""
     out = {}
     known = {r["sample_id"] for r in rows}
     for chosen in sets:
-        ids = set(listed_ids(chosen.ids, known)) if chosen.ids else None
+        try:
+            ids = set(listed_ids(chosen.ids, known)) if chosen.ids else None
+        except InputError as exc:
+            raise InputError(f"eval.sets '{chosen.name}': {exc}") from None
         part = [r for r in rows if (not chosen.datasets or r.get("dataset", "") in chosen.datasets)
                 and (ids is None or r["sample_id"] in ids)]
         if not part:
             raise InputError(f"eval.sets '{chosen.name}' holds no test sample (datasets {chosen.datasets or 'any'}, "
                              f"ids {chosen.ids or 'any'}); the test instructions' datasets: "
                              f"{', '.join(sorted({str(r.get('dataset', '')) for r in rows}))}")
+        out[chosen.name] = part
+    return out
+
+
+def set_metrics(sets: list[EvalSet], rows: list[dict], baseline_aus: list[int] | None) -> dict[str, SetMetrics]:
+    """Each of ``eval.sets`` scored apart under its own protocol."""
+    out = {}
+    for chosen, part in zip(sets, set_rows(sets, rows).values(), strict=True):
         try:
             tasks = metrics_of(part, chosen.protocol, baseline_aus)
         except InputError as exc:

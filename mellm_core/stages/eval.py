@@ -29,6 +29,7 @@ from mellm_core.results.evaluation import (
     eval_digest,
     metrics_of,
     set_metrics,
+    set_rows,
     training_aus,
 )
 from mellm_core.stages.cluster import init_ray
@@ -123,17 +124,16 @@ def _run_eval(recipe: Recipe, progress: bool) -> EvalResult:
         require_adapter(adapter, "eval.adapter")
     digest = eval_digest(recipe, data, adapter)
     metrics_path = out / METRICS
+    rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    set_rows(recipe.eval.eval_sets(), rows)  # a set that holds no test sample: said before the model answers
     if up_to_date(metrics_path, digest, out / PREDICTIONS):
         old = EvalResult.read(metrics_path)
-        wanted = [[s.name, s.protocol, s.datasets, s.ids] for s in recipe.eval.eval_sets()]
-        if all(block.verdict for block in old.tasks.values()) and wanted == [[n, *b.spec()] for n, b in
-                                                                              old.sets.items()]:
+        if all(block.verdict for block in old.tasks.values()) and not recipe.eval.sets:
             return old
         preds = [json.loads(line) for line in (out / PREDICTIONS).read_text().splitlines() if line.strip()]
-        result = _score(recipe, out, preds, digest, data, adapter)  # scored before verdicts, or other eval.sets
+        result = _score(recipe, out, preds, digest, data, adapter)  # scored before verdicts, or (cheap) eval.sets
         result.skipped = True
         return result
-    rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
     if not rows:
         raise InputError(f"{test} holds no test instructions")
     out.mkdir()

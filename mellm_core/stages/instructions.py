@@ -15,7 +15,7 @@ from dataclasses import asdict
 
 from mellm_core.config import InstructionsConfig, Recipe, settings_hash, strings
 from mellm_core.data.splits import fixed_split, listed_ids, loso_folds, natural_key, subject_key, zero_shot
-from mellm_core.errors import InputError
+from mellm_core.errors import InputError, require_package
 from mellm_core.files.layout import SUMMARY, RunLayout, up_to_date
 from mellm_core.files.stagelock import StageLock
 from mellm_core.files.storage import Location
@@ -132,6 +132,8 @@ def run_instructions(recipe: Recipe, manifest: str | Location | None = None, out
 
 
 def _write_instructions(recipe: Recipe, manifest: Location, out: Location) -> InstructionsSummary:
+    if recipe.instructions.format == "hf":
+        require_package("datasets", "instructions.format: hf", "mellm[hf]")
     if not manifest.is_file():
         raise InputError(f"maps manifest {manifest} does not exist; run `mellm maps` first")
     data = manifest.read_bytes()

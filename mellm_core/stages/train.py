@@ -71,7 +71,8 @@ def _start_over(storage: str) -> None:
 
 def _follow(queue: Queue, total: int, stop: threading.Event, show: bool, nodes: dict[int, str],
             sinks: MetricsSinks) -> None:
-    """Driver thread: move the progress bar and feed the reporters as rank 0 reports metrics lines; note the node
+    """Driver thread: move the progress bar and feed the reporters as rank 0 reports metrics lines (the driver
+    closes them after this thread ends); note the node
     of each rank (a worker group that Ray Train restarts after a failure reports again, and its placement
     replaces the earlier one)."""
     bar = tqdm(total=total, desc="train", unit="step", disable=not show)
@@ -87,7 +88,6 @@ def _follow(queue: Queue, total: int, stop: threading.Event, show: bool, nodes: 
         bar.set_postfix(loss=line["loss"], samples_s=line["samples_per_s"])
         sinks.write(line)
     bar.close()
-    sinks.close()
 
 
 def run_train(recipe: Recipe, progress: bool = True, overwrite: bool = False) -> TrainSummary:
@@ -131,13 +131,16 @@ def _train(recipe: Recipe, progress: bool, overwrite: bool) -> TrainSummary:
                                 daemon=True)
     follower.start()
     started = time.perf_counter()
+    failed = True
     try:
         result = trainer.fit()
+        failed = result.checkpoint is None
     except Exception as exc:  # Ray wraps worker errors; name the cause in one line
         raise MellmError(f"training failed: {getattr(exc, 'cause', None) or exc}") from exc
     finally:
         stop.set()
         follower.join(timeout=5)
+        sinks.close(failed)  # after the follower's last line
     if result.checkpoint is None:
         raise MellmError(f"training ended without a checkpoint: {result.error}")
     with result.checkpoint.as_directory() as folder:

@@ -344,9 +344,12 @@ def wandb_history(folder, key):
     return values
 
 
-def test_a_reporter_without_its_package_is_a_config_error(monkeypatch):
+def test_a_reporter_without_its_package_is_named_with_its_install_command(monkeypatch, tmp_path):
+    """Said when training starts; the recipe itself stays valid for the commands that report nothing."""
     from mellm_core.model import watch
 
     monkeypatch.setitem(watch.PACKAGES, "wandb", ("mellm_no_such_module", "mellm[wandb]"))
-    with pytest.raises(ConfigError, match=r"train.report_to: wandb needs its package: pip install 'mellm\[wandb\]'"):
-        load_recipe("quickstart", ["train.report_to=[wandb]"])
+    assert load_recipe("quickstart", ["train.report_to=[wandb]"]).train.report_to == ["wandb"]
+    with pytest.raises(InputError, match=r"train.report_to: wandb needs its package: pip install 'mellm\[wandb\]'"):
+        watch.MetricsSinks(["tensorboard", "wandb"], Location(tmp_path), resume=False)
+    assert not (tmp_path / "tensorboard").exists()  # nothing opened

@@ -89,18 +89,30 @@ def test_fsdp_workers_train_as_one_process_and_resume_exactly(frames_run, capsys
     one = load_file(local_dir / "train" / "adapter" / "adapter_model.safetensors")
     assert sharded.keys() == one.keys() and all(torch.allclose(sharded[k], one[k], atol=3 * 2 * 2e-3) for k in one)
 
-    stopped = resumed_dir / "train" / "checkpoints" / "run"
-    shutil.copytree(ray_dir / "train" / "checkpoints" / "run" / "checkpoint_0000002", stopped / "checkpoint_0000002")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={free_port()}",
-               "-m", "mellm_core", "--", "train", "quickstart", "--local", *resumed_args, *steps,
-               "train.num_workers=2", "train.strategy=fsdp", "train.resume=true"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads((resumed_dir / "train" / "summary.json").read_text())
-    assert summary["start_step"] == 2 and summary["end_step"] == 4 and summary["workers"] == 2
-    resumed = load_file(resumed_dir / "train" / "adapter" / "adapter_model.safetensors")
+    def resume_sharded(source, args, folder):
+        stopped = folder / "train" / "checkpoints" / "run"
+        shutil.rmtree(stopped, ignore_errors=True)
+        shutil.copytree(source / "train" / "checkpoints" / "run" / "checkpoint_0000002", stopped / "checkpoint_0000002")
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2",
+                   f"--master-port={free_port()}", "-m", "mellm_core", "--", "train", "quickstart", "--local", *args,
+                   *steps, "train.num_workers=2", "train.strategy=fsdp", "train.resume=true", "--overwrite"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert done.returncode == 0, done.stderr[-3000:]
+        summary = json.loads((folder / "train" / "summary.json").read_text())
+        assert summary["start_step"] == 2 and summary["end_step"] == 4 and summary["workers"] == 2
+        return load_file(folder / "train" / "adapter" / "adapter_model.safetensors")
+
+    resumed = resume_sharded(ray_dir, resumed_args, resumed_dir)
     assert all(torch.allclose(resumed[k], sharded[k], atol=1e-6) for k in sharded)
+    # a checkpoint of one process (its optimizer state keyed by number), in the format of checkpoints written
+    # before they held each rank's random state, resumes sharded too
+    state_file = local_dir / "train" / "checkpoints" / "run" / "checkpoint_0000002" / "trainer_state.pt"
+    state = torch.load(state_file, weights_only=True)
+    assert isinstance(next(iter(state["optimizer"]["state"])), int)
+    torch.save({**state, "rng": state["rng"][0]}, state_file)
+    from_one = resume_sharded(local_dir, resumed_args, resumed_dir)
+    assert all(torch.allclose(from_one[k], one[k], atol=3 * 2 * 2e-3) for k in one)
 
 
 def _kill_a_worker_after_first_checkpoint(storage, killed: list[int], deadline: float) -> None:
