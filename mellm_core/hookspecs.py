@@ -118,9 +118,12 @@ class Hooks:
         - ``loss(module, batch) -> (loss, tokens)``: the mean over samples of each sample's mean target loss (so
           that data-parallel workers average to the same gradient as one worker), and the tokens in the batch (an
           int, or a tensor on the module's device so that the training loop never waits on the device for it).
-        - ``save(module, out_dir)``: the trained weights (an adapter, or all weights for a small model) in a
-          folder ``load(adapter=...)`` reads, with an ``adapter_config.json`` (PEFT's, or the plugin's own
-          description of the folder): the stages recognise a trained folder by that file.
+        - ``save(module, out_dir, weights=None)``: the trained weights (an adapter, or all weights for a small
+          model) in a folder ``load(adapter=...)`` reads, with an ``adapter_config.json`` (PEFT's, or the plugin's
+          own description of the folder): the stages recognise a trained folder by that file. ``weights`` is
+          passed only for a model sharded over workers (``train.strategy: fsdp``): its trainable weights gathered
+          whole, by parameter name, to write instead of the module's own; a backbone without the parameter
+          trains with DDP as before.
         - ``generate(module, prompts, images, max_new_tokens=None) -> texts``: batched greedy answers; prompts
           begin with ``<image>``; images are RGB uint8 arrays.
         - ``merge(module, out_dir)``: a full model with the adapter merged in (``mellm export --merge``).

@@ -52,9 +52,41 @@ def _print_table(result: dict[str, Any]) -> None:
         print(f"{label:<{width}}" + "".join(f"{count:>{width}}" for count in row))
 
 
+def read_intervals(path: str | Path) -> list[Any]:
+    """The ``intervals`` of a JSON file (``mellm spot --json``'s output, or a SynthME long video's truth)."""
+    from mellm_core.files.storage import Location
+    from mellm_core.records import Interval
+
+    try:
+        data = json.loads(Location(path).read_text())
+        return [Interval(int(i["onset"]), int(i["apex"]), int(i["offset"]), float(i.get("score", 1.0)),
+                         str(i.get("kind", "me"))) for i in data["intervals"]]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path} is not a JSON object with intervals [{{onset, apex, offset, kind}}, ...] "
+                         f"({exc!r})") from None
+
+
+def _score_spotting(args: argparse.Namespace) -> int:
+    from mellm_core.results.spotting import KINDS, spotting_scores
+
+    result = spotting_scores(read_intervals(args.file), read_intervals(args.spotting))
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"spotting (IoU >= 0.5 with an annotated interval of the same kind); apex error {result['apex_error']}")
+    for kind in (*KINDS, "overall"):
+        r = result[kind]
+        print(f"  {kind:<8} F1 {r['f1']:.4f}  precision {r['precision']:.4f}  recall {r['recall']:.4f}  "
+              f"({r['tp']} of {r['spotted']} spotted, {r['gold']} annotated)")
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from mellm_core.files.atomic import write_bytes_atomic
     from mellm_core.text.scoring import predict, score_rows
+
+    if args.spotting:
+        return _score_spotting(args)
 
     rows = predict(read_records(args.file), args.protocol)
     result = score_rows(rows, args.protocol)
@@ -77,5 +109,7 @@ def register_score(sub: argparse._SubParsersAction) -> None:
                    help="label protocol: dfme-7, casme2-5, casme3-6, megc-3 or all (default: all)")
     p.add_argument("--per-sample", dest="per_sample",
                    help='also write {"id", "label", "emotion", "aus"} per record (parsed predictions) to this JSONL')
+    p.add_argument("--spotting", metavar="GOLD", help="score spotted intervals instead: FILE is `mellm spot --json`'s "
+                   "output, GOLD a JSON object with the annotated intervals (a SynthME long video's .json)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
     p.set_defaults(func=cmd_score)

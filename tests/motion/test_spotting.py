@@ -90,3 +90,19 @@ def test_analyze_a_video_spots_its_strongest_micro_expression(long_video, flow_s
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (out["onset"], out["apex"], out["offset"]) == (micro.onset, micro.apex, micro.offset)
     assert (tmp_path / "map.png").is_file() and "analysis" in out
+
+
+def test_score_spotting_compares_spotted_and_annotated_intervals(tmp_path, capsys):
+    spotted, gold = tmp_path / "spotted.json", tmp_path / "gold.json"
+    spotted.write_text(json.dumps({"fps": 30, "frames": 300, "intervals": [
+        {"onset": 11, "apex": 13, "offset": 20, "score": 0.9, "kind": "me"},
+        {"onset": 200, "apex": 201, "offset": 204, "score": 0.1, "kind": "me"}]}))
+    gold.write_text(json.dumps({"intervals": [{"onset": 10, "apex": 14, "offset": 19, "kind": "me"},
+                                              {"onset": 100, "apex": 120, "offset": 160, "kind": "mae"}]}))
+    assert main(["score", str(spotted), "--spotting", str(gold), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["me"] == {"tp": 1, "spotted": 2, "gold": 1, "precision": 0.5, "recall": 1.0, "f1": 0.6667}
+    assert result["overall"]["recall"] == 0.5 and result["apex_error"] == 1.0
+    gold.write_text("{}")
+    assert main(["score", str(spotted), "--spotting", str(gold)]) == 1
+    assert "is not a JSON object with intervals" in capsys.readouterr().err
