@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mellm_core.config import Recipe
-from mellm_core.errors import InputError
 from mellm_core.files.layout import RunLayout
 from mellm_core.files.storage import model_folder
 from mellm_core.model.adapters import local_adapter, trained_adapter
@@ -132,16 +131,10 @@ def spotted_pair(recipe: Recipe, inputs: list[str], fps: float | None = None
     import cv2
 
     from mellm_core.files.video import open_video
-    from mellm_core.plugins import create
+    from mellm_core.motion.spotting import strongest
 
     video = open_video(inputs[0], fps, recipe.spot.fps)
-    found = create("spotter", recipe.spot.spotter, **recipe.spot.params)(video.frames(), video.fps)
-    if not found:
-        raise InputError(f"no expression was spotted in {inputs[0]}; give its onset and apex frames instead, or "
-                         "lower spot.params.min_score")
-    best = next((i for i in found if i.kind == "me"), found[0])
-    interval = Interval(video.number(best.onset), video.number(best.apex), video.number(best.offset), best.score,
-                        best.kind)
+    interval, _ = strongest(video, recipe.spot)
     with tempfile.TemporaryDirectory(prefix="mellm-spot-") as folder:
         paths = []
         for role, number in (("onset", interval.onset), ("apex", interval.apex)):

@@ -16,12 +16,17 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from mellm_core.errors import InputError, NoFaceError
 from mellm_core.records import Interval
+
+if TYPE_CHECKING:
+    from mellm_core.config import SpotConfig
+    from mellm_core.files.video import Video
 
 EYES = (range(36, 42), range(42, 48))  # iBUG 68-point eye contours
 
@@ -119,6 +124,22 @@ class MotionSpotter:
         (signal,) = measure(frames, fps, (p.k(fps),), self.distance, p.landmarker)
         self.signal = signal.tolist()
         return intervals(signal, fps, p)
+
+
+def strongest(video: Video, spot: SpotConfig) -> tuple[Interval, list[float]]:
+    """A video's strongest micro-expression (its strongest expression when it holds no micro one), found by the
+    recipe's spotter, in the video's own frame numbers; and the spotter's motion measure."""
+    from mellm_core.plugins import create
+
+    spotter = create("spotter", spot.spotter, **spot.params)
+    found = spotter(video.frames(), video.fps)
+    if not found:
+        raise InputError(f"no expression was spotted in {video.source.name}; give its onset and apex frames "
+                         "instead, or lower spot.params.min_score")
+    best = next((i for i in found if i.kind == "me"), found[0])
+    interval = Interval(video.number(best.onset), video.number(best.apex), video.number(best.offset), best.score,
+                        best.kind)
+    return interval, list(spotter.signal)
 
 
 def intervals(signal: np.ndarray, fps: float, p: SpotParams) -> list[Interval]:

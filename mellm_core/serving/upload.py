@@ -189,3 +189,35 @@ def authorized(header: str | None, digest: bytes | None) -> bool:
     scheme, _, token = (header or "").strip().partition(" ")
     given = key_digest(token.strip())
     return hmac.compare_digest(given, digest) and scheme.lower() == "bearer"
+
+
+def video_header(data: bytes, max_pixels: int, max_seconds: float) -> tuple[float, int]:
+    """Frame rate and frame count of a video part, read from its container's header before any frame is decoded;
+    refuses what the server would not: empty or unreadable bytes, or a rate or count the header does not state
+    (400), frames over ``max_pixels`` or a clip over ``max_seconds`` (413)."""
+    import tempfile
+
+    import cv2
+
+    if not data:
+        raise RequestError(400, "video is empty: send a video file (mp4, avi, mov)")
+    with tempfile.NamedTemporaryFile(suffix=".video") as file:
+        file.write(data)
+        file.flush()
+        capture = cv2.VideoCapture(file.name)
+        try:
+            if not capture.isOpened():
+                raise RequestError(400, "video is not a video the server can read: send mp4, avi or mov")
+            fps, count = capture.get(cv2.CAP_PROP_FPS), int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+            width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        finally:
+            capture.release()
+    if not fps or fps <= 0 or count <= 0:
+        raise RequestError(400, "video states no frame rate or frame count in its header: send mp4, avi or mov")
+    if width * height > max_pixels:
+        raise RequestError(413, f"video frames are {width}x{height} = {width * height} pixels, over the limit of "
+                                f"{max_pixels} (serve.max_pixels)")
+    if count / fps > max_seconds:
+        raise RequestError(413, f"video lasts {count / fps:.1f} s, over the limit of {max_seconds:g} s "
+                                "(serve.max_video_s)")
+    return float(fps), count

@@ -38,7 +38,7 @@ from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from mellm_core.config import MapsConfig, Recipe, ServeConfig, device_warnings, load_recipe
+from mellm_core.config import MapsConfig, Recipe, ServeConfig, SpotConfig, device_warnings, load_recipe
 from mellm_core.errors import InputError, MellmError
 from mellm_core.files.frames import decode_gray
 from mellm_core.model.adapters import require_adapter
@@ -57,6 +57,7 @@ from mellm_core.serving.upload import (
     key_digest,
     read_body,
     require_files,
+    video_header,
 )
 from mellm_core.stages.cluster import init_ray
 
@@ -169,10 +170,37 @@ def security_headers(page_html: str) -> dict[str, str]:
 class MapWorker:
     """Decodes an onset/apex pair and draws its MMC-map, ``slots`` pairs at a time (CPU-bound work)."""
 
-    def __init__(self, maps: MapsConfig, slots: int):
+    def __init__(self, maps: MapsConfig, spot: SpotConfig, slots: int):
         cv2.setNumThreads(slots)
         self.mapper = Mapper(maps)
+        self.spot_cfg = spot
         self.slots = asyncio.Semaphore(slots)
+
+    def _spot(self, video: bytes, fps: float) -> dict[str, Any]:
+        """A video's strongest micro-expression (else its strongest expression): its onset and apex frames as
+        PNG, the interval, and the motion measure per frame."""
+        import tempfile
+
+        from mellm_core.files.video import open_video
+        from mellm_core.motion.spotting import strongest
+
+        t0 = time.perf_counter()
+        with tempfile.NamedTemporaryFile(suffix=".video") as file:
+            file.write(video)
+            file.flush()
+            try:
+                clip = open_video(file.name, fps)
+                best, motion = strongest(clip, self.spot_cfg)
+                frames = [cv2.imencode(".png", clip.frame(n))[1].tobytes() for n in (best.onset, best.apex)]
+            except InputError as exc:  # no expression, no face on the first frame, frames that do not decode
+                return {"status": 422, "error": f"the video could not be spotted: {exc}"}
+        return {"frames": frames, "interval": best.to_dict(), "motion": [round(v, 4) for v in motion],
+                "spot_s": time.perf_counter() - t0}
+
+    async def spot(self, video: bytes, fps: float) -> dict[str, Any]:
+        """``_spot`` in a slot, or ``{"status", "error"}`` for a video without a spottable expression."""
+        async with self.slots:
+            return await asyncio.to_thread(self._spot, video, fps)
 
     def _map(self, onset: bytes, apex: bytes) -> dict[str, Any]:
         t0 = time.perf_counter()
@@ -378,22 +406,28 @@ class Gateway:
             self.waiting -= 1
         return _answer_error(answer, "chat") or JSONResponse(completion(self.model_name, answer["text"]))
 
-    def _frames(self, body: bytes, content_type: str | None) -> list[bytes]:
-        """Onset and apex from a multipart body, their headers checked (CPU work, run in a thread)."""
-        frames = require_files(form_fields(body, content_type), FRAMES)
+    def _frames(self, body: bytes, content_type: str | None) -> tuple[list[bytes], tuple[bytes, float] | None]:
+        """Onset and apex from a multipart body, their headers checked; or a video part and its frame rate, its
+        header checked (CPU work, run in a thread)."""
+        fields = form_fields(body, content_type)
+        if "video" in fields:
+            fps, _ = video_header(fields["video"], self.cfg.max_pixels, self.cfg.max_video_s)
+            return [], (fields["video"], fps)
+        frames = require_files(fields, FRAMES)
         check_same_size([image_size(data, name, self.cfg.max_pixels) for data, name in zip(frames, FRAMES,
                                                                                           strict=True)], FRAMES)
-        return frames
+        return frames, None
 
     @api.post("/v1/analyze")
     async def analyze(self, request: Request) -> JSONResponse:
-        """Onset and apex frames (multipart files) -> emotion, AUs, analysis text, MMC-map, head motion, timings."""
+        """Onset and apex frames (multipart files), or a video whose strongest micro-expression is spotted ->
+        emotion, AUs, analysis text, MMC-map, head motion, timings (and for a video the interval and motion)."""
         t0 = time.perf_counter()
         try:
             content_type = request.headers.get("content-type")
             form_boundary(content_type)
             body = await self._body(request)
-            frames = await asyncio.to_thread(self._frames, body, content_type)  # off the event loop
+            frames, video = await asyncio.to_thread(self._frames, body, content_type)  # off the event loop
         except RequestError as exc:
             return error(exc.status, str(exc))
         except ClientDisconnect:
@@ -401,7 +435,13 @@ class Gateway:
         if busy := self._busy():
             return busy
         self.waiting += 1
+        spotted: dict[str, Any] = {}
         try:
+            if video is not None:
+                spotted = await self.mapper.spot.remote(*video)
+                if "error" in spotted:
+                    return error(spotted["status"], spotted["error"])
+                frames = spotted["frames"]
             mapped = await self.mapper.remote(*frames)
             if "error" in mapped:
                 return error(mapped["status"], mapped["error"])
@@ -412,7 +452,8 @@ class Gateway:
             self.waiting -= 1
         if failed := _answer_error(answer, "analyze"):
             return failed
-        timings = {**mapped["timings"], "model_s": answer["model_s"], "batch_size": answer["batch_size"],
+        timings = {**({"spot_s": spotted["spot_s"]} if spotted else {}), **mapped["timings"],
+                   "model_s": answer["model_s"], "batch_size": answer["batch_size"],
                    "total_s": time.perf_counter() - t0}
         return JSONResponse({
             "emotion": answer["emotion"],
@@ -420,6 +461,7 @@ class Gateway:
             "analysis": answer["analysis"],
             "mmc_map_png_base64": base64.b64encode(mapped["png"]).decode("ascii"),
             "head_motion": [round(v, 4) for v in mapped["head_motion"]],
+            **({"interval": spotted["interval"], "motion": spotted["motion"]} if spotted else {}),
             "timings": {k: v if isinstance(v, int) else round(v, 4) for k, v in timings.items()},
         })
 
@@ -448,7 +490,7 @@ def build_app(recipe: Recipe, api_key: str | None = None) -> Application:
     mapper = cast(Any, MapWorker).options(
         **_replicas(cfg.map_replicas, cfg.autoscaling, slots), max_ongoing_requests=map_in_flight,
         ray_actor_options={"num_cpus": cfg.map_cpus},
-    ).bind(replace(recipe.maps, flow_region=cfg.flow_region), slots)
+    ).bind(replace(recipe.maps, flow_region=cfg.flow_region), recipe.spot, slots)
     model = cast(Any, ModelWorker).options(
         **_replicas(cfg.model_replicas, cfg.autoscaling, cfg.max_batch_size), max_ongoing_requests=model_in_flight,
         ray_actor_options={"num_gpus": cfg.model_gpus} if cfg.model_gpus > 0 else {},

@@ -538,6 +538,36 @@ def test_the_web_page_uploads_two_frames_and_shows_the_map_and_the_result(server
             page.click("#submit")
             page.wait_for_selector("#error:not([hidden])", timeout=60_000)
             assert "face" in page.text_content("#error") and page.is_hidden("#output")
+            page.goto(server.url)  # a fresh page: no frames chosen
+            page.click("#submit")
+            assert "choose an onset and an apex frame, or a video" in page.text_content("#error")
+        finally:
+            browser.close()
+
+
+def test_the_web_page_takes_a_video_and_plots_its_motion_with_the_spotted_interval(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from mellm_plugins.dataset.synthme.faces import builtin_photos, find_faces
+    from mellm_plugins.dataset.synthme.longvideo import long_video
+
+    path = tmp_path / "clip.mp4"
+    long_video(path, find_faces(builtin_photos(), "dlib68")[0], seed=0, size=160)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(server.url)
+            page.set_input_files("#video", str(path))
+            page.fill("#key", KEY)
+            page.click("#submit")
+            page.wait_for_selector("#output:not([hidden])", timeout=60_000)
+            assert page.is_visible("#spotted") and page.is_hidden("#error")
+            caption = page.text_content("#interval")
+            assert caption.startswith("motion over the video's 270 frames; spotted micro-expression: frames ")
+            points = page.get_attribute("#motion polyline", "points").split()
+            assert len(points) == 270  # one point a frame
+            assert float(page.get_attribute("#spotted-interval", "width")) > 2
         finally:
             browser.close()
 
@@ -553,3 +583,38 @@ def test_sigterm_stops_serve_and_its_ray_within_30_s(server):
     assert not alive, [(p.pid, p.name()) for p in alive]
     with pytest.raises(requests.ConnectionError):
         requests.get(server.url + "healthz", timeout=5)
+
+
+def test_a_video_is_spotted_then_analysed_and_bad_videos_get_their_4xx(server, tmp_path):
+    """A video part instead of onset and apex: the recipe's spotter finds the strongest micro-expression, whose
+    frames are mapped and answered as a pair would be; the interval and the motion measure come back. A video
+    the server cannot read, or one over the duration limit (read from its header), gets a 4xx before any frame
+    is decoded, and the server keeps serving."""
+    from mellm_core.files.video import open_video
+    from mellm_core.plugins import create
+    from mellm_plugins.dataset.synthme.faces import builtin_photos, find_faces
+    from mellm_plugins.dataset.synthme.longvideo import long_video
+
+    path = tmp_path / "clip.mp4"
+    long_video(path, find_faces(builtin_photos(), "dlib68")[0], seed=0, size=160)
+    video = open_video(path)
+    spotter = create("spotter", "flow")  # the recipe's spot section: the defaults
+    local = next(i for i in spotter(video.frames(), video.fps) if i.kind == "me")
+    answer = requests.post(server.url + "v1/analyze", files={"video": ("clip.mp4", path.read_bytes())},
+                           headers=AUTH, timeout=120)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["interval"] == local.to_dict() and len(body["motion"]) == len(spotter.signal)
+    assert {"spot_s", "map_s", "model_s"} <= set(body["timings"]) and body["mmc_map_png_base64"]
+    garbage = requests.post(server.url + "v1/analyze", files={"video": ("clip.mp4", b"\x00" * 5000)},
+                            headers=AUTH, timeout=60)
+    assert garbage.status_code == 400 and "not a video the server can read" in garbage.json()["error"]
+    long = tmp_path / "long.avi"
+    writer = cv2.VideoWriter(str(long), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (32, 32))
+    for _ in range(21 * 30):  # 21 s: over serve.max_video_s (20 s by default)
+        writer.write(np.zeros((32, 32, 3), np.uint8))
+    writer.release()
+    too_long = requests.post(server.url + "v1/analyze", files={"video": ("long.avi", long.read_bytes())},
+                             headers=AUTH, timeout=60)
+    assert too_long.status_code == 413 and "over the limit of 20 s" in too_long.json()["error"]
+    assert requests.get(server.url + "healthz", timeout=30).status_code == 200
