@@ -137,8 +137,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     generator = create("dataset", args.generator, **parse_params(args.param))
     method = "generate_long" if args.long else "generate"
     if not hasattr(generator, method):
-        what = "long videos" if args.long else "data"
-        raise MellmError(f"dataset plugin '{args.generator}' cannot generate {what} (try synthme)")
+        what = "long videos" if args.long else "it"
+        raise MellmError(f"dataset plugin '{args.generator}' reads data but cannot generate {what} (try synthme)")
     n = args.n if args.n is not None else (1 if args.long else 200)
     with tqdm(total=n, unit="video" if args.long else "clip", file=sys.stderr, desc="synth", leave=False,
               disable=None) as bar:
