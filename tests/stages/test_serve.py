@@ -572,19 +572,6 @@ def test_the_web_page_takes_a_video_and_plots_its_motion_with_the_spotted_interv
             browser.close()
 
 
-def test_sigterm_stops_serve_and_its_ray_within_30_s(server):
-    """Runs last of the HTTP tests (test_serve.py sorts after test_openai_compat.py): the shared server goes down."""
-    ray_processes = psutil.Process(server.proc.pid).children(recursive=True)
-    assert ray_processes
-    started = time.monotonic()
-    server.proc.send_signal(signal.SIGTERM)
-    assert server.proc.wait(timeout=30) == 0, server.log.read_text()[-3000:]
-    _, alive = psutil.wait_procs(ray_processes, timeout=max(0.0, 30 - (time.monotonic() - started)))
-    assert not alive, [(p.pid, p.name()) for p in alive]
-    with pytest.raises(requests.ConnectionError):
-        requests.get(server.url + "healthz", timeout=5)
-
-
 def test_a_video_is_spotted_then_analysed_and_bad_videos_get_their_4xx(server, tmp_path):
     """A video part instead of onset and apex: the recipe's spotter finds the strongest micro-expression, whose
     frames are mapped and answered as a pair would be; the interval and the motion measure come back. A video
@@ -618,3 +605,17 @@ def test_a_video_is_spotted_then_analysed_and_bad_videos_get_their_4xx(server, t
                              headers=AUTH, timeout=60)
     assert too_long.status_code == 413 and "over the limit of 20 s" in too_long.json()["error"]
     assert requests.get(server.url + "healthz", timeout=30).status_code == 200
+
+
+def test_sigterm_stops_serve_and_its_ray_within_30_s(server):
+    """Runs last of the HTTP tests (test_serve.py sorts after test_openai_compat.py): the shared server goes down."""
+    ray_processes = psutil.Process(server.proc.pid).children(recursive=True)
+    assert ray_processes
+    started = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=30) == 0, server.log.read_text()[-3000:]
+    _, alive = psutil.wait_procs(ray_processes, timeout=max(0.0, 30 - (time.monotonic() - started)))
+    assert not alive, [(p.pid, p.name()) for p in alive]
+    with pytest.raises(requests.ConnectionError):
+        requests.get(server.url + "healthz", timeout=5)
+
