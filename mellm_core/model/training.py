@@ -44,6 +44,7 @@ class Plan:
     digest: str
     train_dir: Location
     storage: str
+    val_subjects: list[str]  # training subjects held out for validation (train.val_fraction)
 
 
 def canonical(rows: list[dict]) -> list[dict]:
@@ -72,14 +73,15 @@ def plan(recipe: Recipe) -> Plan:
     if not rows_path.is_file():
         raise InputError(f"{rows_path} does not exist; run `mellm instructions` (or `mellm train`) first")
     labels = InstructionsSummary.labels_of(layout.instructions_summary)
-    held_out(read_rows(rows_path), recipe.train.val_fraction, recipe.seed)  # a split that leaves nothing: say so now
+    # a split that leaves nothing to train on is said now, before any worker starts
+    validation = held_out(read_rows(rows_path), recipe.train.val_fraction, recipe.seed)[1]
     train = {k: v for k, v in asdict(recipe.train).items() if k not in RUNTIME_KEYS}
     digest = settings_hash(hashlib.sha256(rows_path.read_bytes()).hexdigest(), asdict(recipe.backbone), train,
                            recipe.seed, labels)
     settings = {"backbone": asdict(recipe.backbone), "train": asdict(recipe.train), "seed": recipe.seed,
                 "labels": labels}
     storage = recipe.train.storage_path or str(layout.checkpoints.resolve())
-    return Plan(rows_path, labels, settings, digest, layout.train, storage)
+    return Plan(rows_path, labels, settings, digest, layout.train, storage, sorted({subject(r) for r in validation}))
 
 
 def finished(p: Plan) -> TrainSummary | None:
@@ -135,11 +137,9 @@ def publish(checkpoint: Path, p: Plan, workers: int, ray: bool, nodes: list[str]
     cfg = p.settings["train"]
     kept = json.loads((checkpoint / BEST_LINE).read_text()) if cfg["keep"] == "best_val" else None
     source = checkpoint / (BEST if kept else ADAPTER)
-    validation = held_out(read_rows(p.rows_path), cfg["val_fraction"], p.settings["seed"])[1]
-    val_subjects = sorted({subject(r) for r in validation})
     summary = TrainSummary(progress["start_step"], progress["step"], lines[-1]["loss"] if lines else None,
                            round(speed, 3), p.digest, workers=workers, ray=ray, nodes=nodes or [], seconds=seconds,
-                           val_subjects=val_subjects, kept=kept)
+                           val_subjects=p.val_subjects, kept=kept)
     (p.train_dir / SUMMARY).unlink()
     adapter = p.train_dir / ADAPTER
     if adapter.remote:  # a new version beside the old, then the pointer; anchored where fetched (``local_adapter``)

@@ -81,16 +81,13 @@ def face_mask(gray: np.ndarray, landmarker: str) -> np.ndarray:
 Distance = Callable[[np.ndarray, np.ndarray, np.ndarray], float]  # (frame, frame, mask) -> how far apart
 
 
-def measure(frames: Iterable[np.ndarray], fps: float, ks: tuple[int, ...], distance: Distance, landmarker: str
-            ) -> list[np.ndarray]:
-    """The motion measure of every frame at each distance k of ``ks``: ``min(distance(f[t-k], f[t]),
-    distance(f[t+k], f[t]))`` inside the face mask, streamed through one window of 2 max(ks) + 1 frames; 0 where
-    a window does not fit."""
+def measure(frames: Iterable[np.ndarray], fps: float, k: int, distance: Distance, landmarker: str) -> np.ndarray:
+    """The motion measure of every frame: ``min(distance(f[t-k], f[t]), distance(f[t+k], f[t]))`` inside the face
+    mask, streamed through a window of 2k + 1 frames; 0 where the window does not fit."""
     if fps <= 0:
         raise InputError(f"the frame rate must be positive, got {fps}")
-    reach = max(ks)
-    window: deque[np.ndarray] = deque(maxlen=2 * reach + 1)
-    values: list[list[float]] = [[] for _ in ks]
+    window: deque[np.ndarray] = deque(maxlen=2 * k + 1)
+    values: list[float] = []
     mask: np.ndarray | None = None
     count = 0
     for frame in frames:
@@ -99,17 +96,13 @@ def measure(frames: Iterable[np.ndarray], fps: float, ks: tuple[int, ...], dista
         count += 1
         window.append(frame)
         if len(window) == window.maxlen:
-            centre = window[reach]
-            for k, out in zip(ks, values, strict=True):
-                out.append(min(distance(window[reach - k], centre, mask), distance(window[reach + k], centre, mask)))
+            centre = window[k]
+            values.append(min(distance(window[0], centre, mask), distance(window[-1], centre, mask)))
     if mask is None:
         raise InputError("the video has no frames")
-    signals = []
-    for out in values:
-        signal = np.zeros(count, dtype=np.float64)
-        signal[reach:reach + len(out)] = out
-        signals.append(signal)
-    return signals
+    signal = np.zeros(count, dtype=np.float64)
+    signal[k:k + len(values)] = values
+    return signal
 
 
 class MotionSpotter:
@@ -121,7 +114,7 @@ class MotionSpotter:
 
     def __call__(self, frames: Iterable[np.ndarray], fps: float) -> list[Interval]:
         p = self.params
-        (signal,) = measure(frames, fps, (p.k(fps),), self.distance, p.landmarker)
+        signal = measure(frames, fps, p.k(fps), self.distance, p.landmarker)
         self.signal = signal.tolist()
         return intervals(signal, fps, p)
 
