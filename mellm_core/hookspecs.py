@@ -113,6 +113,9 @@ class Hooks:
           ``backbone.model`` (a local folder, a hub id, or a name the plugin builds itself); ``adapter`` a folder
           ``save`` wrote; ``train`` the recipe's ``TrainConfig`` for a trainable module (adapters added, only
           trainable weights require grad) or None for inference (eval mode); ``labels`` the protocol's classes.
+          ``place`` is passed only for FSDP's sharded loading: ``"host"`` (rank 0) leaves the module in CPU memory
+          and ``"meta"`` (the other ranks) builds its structure on the meta device without reading weights, both
+          as they would be on ``device``; a backbone without the parameter loads whole on every worker.
         - ``collate(rows) -> batch``: a dict of tensors from instruction rows (``Instruction.to_dict()``: the user
           prompt with ``<image>``, the assistant target, the image path); raises ``InputError`` naming the sample.
         - ``loss(module, batch) -> (loss, tokens)``: the mean over samples of each sample's mean target loss (so

@@ -100,8 +100,7 @@ class Plan:
 
     @property
     def fits(self) -> bool:
-        """Training's peak fits the GPU, and so does loading: each worker loads the whole model before FSDP
-        shards it."""
+        """Training's peak fits the GPU, and so does loading."""
         return max(self.memory_gb["total"], self.memory_gb["load"]) <= GPUS[self.gpu][1]
 
 
@@ -202,7 +201,12 @@ def make_plan(recipe: Recipe, gpu: str = "a100-80gb", mfu: float = 0.35) -> Plan
     fixed = sum(v for k, v in memory.items() if not k.startswith("activations"))
     memory_gb = {k: round(v / GB, 3) for k, v in memory.items()}
     memory_gb["total"] = round((fixed + act[checkpointing]) / GB, 3)
-    memory_gb["load"] = round((base * shape.weight_bytes + shape.params_trainable * 4 + OVERHEAD_GB * GB) / GB, 3)
+    whole = base * shape.weight_bytes + shape.params_trainable * 4
+    # FSDP loads sharded: rank 0 reads the weights into host memory and sends each worker its shard, one weight
+    # at a time (the largest: the LM's embedding); otherwise every worker reads them whole, then moves them
+    largest = shape.vocab * shape.towers[-1].hidden * shape.weight_bytes
+    memory_gb["load"] = round(((whole * share + largest if sharded else whole) + OVERHEAD_GB * GB) / GB, 3)
+    memory_gb["load_host"] = round(whole / GB, 3)
     peak = GPUS[gpu][0] * mfu
     step = {"plain": samples * step_flops(shape, False) / peak,
             "checkpointed": samples * step_flops(shape, True) / peak}
@@ -213,6 +217,8 @@ def describe(plan: Plan) -> list[str]:
     """The plan as lines for a terminal."""
     s, m = plan.shape, plan.memory_gb
     sync = f"FSDP's gathered layers {m['fsdp_gathered']}" if m["fsdp_gathered"] else f"DDP buckets {m['ddp_buckets']}"
+    loading = (f"(rank 0 reads it into {m['load_host']} of host memory and sends each worker its shard)"
+               if m["fsdp_gathered"] else f"(each worker reads it into {m['load_host']} of host memory first)")
     seq = "" if s.seq_len_exact else " (estimated: the tokenizer is not available here, 4 bytes a token)"
     return [
         f"parameters: {s.params_total:,} total, {s.params_trainable:,} trainable "
@@ -228,7 +234,7 @@ def describe(plan: Plan) -> list[str]:
         f"overhead {m['overhead']}",
         f"  activations {m['activations']} without gradient checkpointing, {m['activations_checkpointed']} with",
         f"  total {m['total']} ({'with' if plan.gradient_checkpointing else 'without'} checkpointing, as the "
-        f"recipe sets); loading the model takes {m['load']} (each worker loads it whole, then shards it); "
+        f"recipe sets); loading the model takes {m['load']} {loading}; "
         f"the {plan.gpu} has {GPUS[plan.gpu][1]:g} GB: " + ("fits" if plan.fits else "does NOT fit"),
         f"step time at {plan.mfu:.0%} of the peak: {sig3(plan.step_s['plain'])} s without checkpointing, "
         f"{sig3(plan.step_s['checkpointed'])} s with; {sig3(plan.tokens_per_s):,.0f} tokens/s per worker",

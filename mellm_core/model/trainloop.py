@@ -12,6 +12,7 @@ exact sample, and N workers train on the same batches as one worker with the sam
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
 import random
@@ -157,10 +158,11 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
     backbone = trainable(get_registry().create("backbone", bcfg.name, **bcfg.params), bcfg.name)
     start = session.restore()
     adapter = str(start / ADAPTER) if start else None
-    # each worker loads the whole model, then (FSDP) keeps its shard: the weights must fit one device to load
+    from_rank0 = sharded_load(backbone, cfg.strategy, world)
     module = backbone.load(model_folder(bcfg.model), device=world.device, adapter=adapter, train=cfg,
-                           labels=settings["labels"])
-    model = distribute(module, cfg.strategy, world)
+                           labels=settings["labels"],
+                           **({"place": "host" if world.rank == 0 else "meta"} if from_rank0 else {}))
+    model = distribute(module, cfg.strategy, world, from_rank0)
     params = [p for p in model.parameters() if p.requires_grad]  # FSDP's sharded parameters replace the originals
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine(cfg))
@@ -225,13 +227,22 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
         shutil.rmtree(best_dir, ignore_errors=True)
 
 
-def distribute(module: torch.nn.Module, strategy: str, world: World) -> torch.nn.Module:
+def sharded_load(backbone: Any, strategy: str, world: World) -> bool:
+    """Whether FSDP workers load sharded: rank 0 reads the weights into host memory, the others build the bare
+    structure, and each keeps its shard of rank 0's weights, so that no device ever holds the whole model. A
+    backbone whose ``load`` takes no ``place`` loads whole on every worker (the weights must fit one device)."""
+    return strategy == "fsdp" and world.size > 1 and "place" in inspect.signature(backbone.load).parameters
+
+
+def distribute(module: torch.nn.Module, strategy: str, world: World, from_rank0: bool = False) -> torch.nn.Module:
     """The model the workers step together: ``module`` alone, DDP's replica of it, or ``module`` itself sharded in
-    place by FSDP2, one unit per block the model names unsplittable (decoder layers, vision blocks), then the rest."""
+    place by FSDP2, one unit per block the model names unsplittable (decoder layers, vision blocks), then the rest;
+    ``from_rank0``: the weights are rank 0's (in host memory; the other ranks' module is on the meta device)."""
     if world.size == 1:
         return module
     if strategy == "ddp":
         return torch.nn.parallel.DistributedDataParallel(module)
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
     from torch.distributed.fsdp import fully_shard
 
     # the model's output holds views (logits at the answer columns); the loss never changes them in place
@@ -241,10 +252,28 @@ def distribute(module: torch.nn.Module, strategy: str, world: World) -> torch.nn
         raise InputError(f"train.strategy=fsdp needs every trained weight in one dtype, and these are in "
                          f"{' and '.join(dtypes)} (base weights trained beside LoRA's, as backbone.params."
                          "train_base does on a GPU); use train.strategy=ddp")
+    weights, buffers = ({}, {})
+    if from_rank0:
+        if world.rank == 0:  # the host copies outlive the module's move to the meta device
+            weights, buffers = module.state_dict(), {n: b.detach().clone() for n, b in module.named_buffers()}
+        swapping = torch.__future__.get_swap_module_params_on_conversion()
+        torch.__future__.set_swap_module_params_on_conversion(True)  # a shared weight (tied embeddings) stays one
+        try:
+            module.to("meta")
+        finally:
+            torch.__future__.set_swap_module_params_on_conversion(swapping)
     units = set(getattr(module, "_no_split_modules", None) or ())
     for block in [m for m in module.modules() if type(m).__name__ in units]:
         fully_shard(block)
     fully_shard(module)
+    if from_rank0:
+        module.to_empty(device=world.device)
+        set_model_state_dict(module, weights, options=StateDictOptions(full_state_dict=True,
+                                                                       broadcast_from_rank0=True))
+        for name, buffer in module.named_buffers():  # those a state dict leaves out too (rotary frequencies)
+            if world.rank == 0:
+                buffer.copy_(buffers[name])
+            torch.distributed.broadcast(buffer, 0)
     return module
 
 

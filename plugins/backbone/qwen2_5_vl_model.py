@@ -99,8 +99,11 @@ class Qwen25VL:
             "<|endoftext|>"]
 
     def load(self, model: str, device: str = "cpu", adapter: str | None = None, train: Any = None,
-             labels: tuple[str, ...] | list[str] = ()) -> torch.nn.Module:
-        """The model on ``device``: LoRA-wrapped and trainable when ``train`` is given, else ready for inference."""
+             labels: tuple[str, ...] | list[str] = (), place: str = "device") -> torch.nn.Module:
+        """The model on ``device``: LoRA-wrapped and trainable when ``train`` is given, else ready for inference.
+
+        For FSDP's sharded loading, ``place="host"`` leaves it in CPU memory and ``place="meta"`` builds the
+        structure alone, reading no weights; both in the dtype and form it takes on ``device``."""
         from peft import PeftModel
 
         self.model_path = self.resolve(model)
@@ -108,23 +111,30 @@ class Qwen25VL:
         base_path = str(trained_base) if trained_base and trained_base.is_dir() else self.model_path
         if Path(base_path).is_dir() and not (Path(base_path) / "config.json").is_file():
             raise InputError(f"backbone.model '{model}': {base_path} is not a model folder (no config.json)")
+        settings = {"dtype": self._dtype(device), "attn_implementation": self.params.attn_implementation}
         try:
             self._load_processors(base_path)
-            base = transformers.Qwen2_5_VLForConditionalGeneration.from_pretrained(
-                base_path, dtype=self._dtype(device), use_safetensors=True, trust_remote_code=False,
-                attn_implementation=self.params.attn_implementation,
-            )
+            if place == "meta":
+                config = transformers.AutoConfig.from_pretrained(base_path, trust_remote_code=False)
+                with torch.device("meta"):
+                    base = transformers.Qwen2_5_VLForConditionalGeneration._from_config(config, **settings)
+            else:
+                base = transformers.Qwen2_5_VLForConditionalGeneration.from_pretrained(
+                    base_path, use_safetensors=True, trust_remote_code=False, **settings)
         except (OSError, ValueError) as exc:
             raise InputError(f"backbone.model '{model}' could not be loaded from {base_path}: {exc}") from None
         base.config._name_or_path = self.model_path  # adapters name the model the user asked for
         base.generation_config = self._greedy(base.generation_config)
-        base.to(device)
+        if place == "device":
+            base.to(device)
         if device == "cpu":
             patch_embed_as_matmul(base)
         if train is None:
             module = PeftModel.from_pretrained(base, adapter).merge_and_unload() if adapter else base
             return module.eval()
-        module = PeftModel.from_pretrained(base, adapter, is_trainable=True) if adapter else self._lora(base, train)
+        meta = place == "meta"
+        module = (PeftModel.from_pretrained(base, adapter, is_trainable=True, low_cpu_mem_usage=meta) if adapter
+                  else self._lora(base, train, meta))
         if self.params.train_base:
             for param in module.parameters():
                 param.requires_grad_(True)

@@ -78,6 +78,10 @@ def test_the_plan_follows_the_recipe(capsys):
         assert fsdp[key] == pytest.approx(memory[key] / 4, abs=0.002)
     assert fsdp["ddp_buckets"] == 0 and 0.9 < fsdp["fsdp_gathered"] < 1.1  # 2 x 233M weights of a layer in bf16
     assert memory["fsdp_gathered"] == 0 and fsdp["total"] < memory["total"] - 10
+    # loading: whole on each DDP worker's device; under FSDP rank 0's host memory holds it, a device its quarter
+    # and the one weight in flight (the 152,064 x 3,584 embedding in bf16, 1.09 GB)
+    assert fsdp["load_host"] == memory["load_host"] == pytest.approx(memory["load"] - memory["overhead"], abs=0.01)
+    assert fsdp["load"] == pytest.approx(memory["load_host"] / 4 + 1.09 + fsdp["overhead"], abs=0.01)
     fewer = plan_json(capsys, SEVEN_B, "backbone.params.max_pixels=50176", "maps.max_side=224")
     assert fewer["image_tokens"] == 64 and fewer["seq_len"] == plan["seq_len"] - 192
 

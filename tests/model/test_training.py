@@ -215,6 +215,68 @@ def test_torchrun_ranks_train_as_one_process_and_never_restore_a_stale_checkpoin
     assert wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
 
 
+SHARDED_LOAD = """
+import sys, torch, torch.distributed as dist
+from torch.distributed.tensor import DTensor
+from mellm_core.config import TrainConfig
+from mellm_core.model.trainloop import World, distribute, sharded_load
+from mellm_core.plugins import get_registry
+
+dist.init_process_group("gloo")
+world = World(rank=dist.get_rank(), size=2)
+backbone, cfg = get_registry().create("backbone", "qwen2_5_vl"), TrainConfig(strategy="fsdp")
+assert sharded_load(backbone, "fsdp", world)
+torch.manual_seed(7)  # rank 0's LoRA initialisation; the other rank's draws must not matter
+module = backbone.load(sys.argv[1], train=cfg, place="host" if world.rank == 0 else "meta")
+on_meta = sum(p.is_meta for p in module.parameters())
+model = distribute(module, "fsdp", world, from_rank0=True)
+weights = {k: v.to_local() if isinstance(v, DTensor) else v for k, v in model.state_dict().items()}  # my shard
+inner = model.base_model.model
+tied = inner.lm_head.weight is inner.model.language_model.embed_tokens.weight
+torch.save({"on_meta": on_meta, "weights": weights, "tied": tied,
+            "buffers": {n: b.clone() for n, b in model.named_buffers()}}, f"{sys.argv[2]}/rank{world.rank}.pt")
+dist.destroy_process_group()
+"""
+
+
+def test_fsdp_workers_load_sharded_from_rank_0(tmp_path):
+    """Under FSDP only rank 0 reads the weights (into host memory); the other rank builds the bare structure on
+    the meta device, which needs no weight file at all, and every rank ends with exactly one process's model:
+    weights, LoRA initialisation, the rotary frequencies a state dict leaves out, and tied embeddings."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from helpers import free_port
+
+    from mellm_core.plugins import get_registry
+
+    backbone = get_registry().create("backbone", "qwen2_5_vl")
+    folder = backbone.resolve("tiny-random")
+    bare = tmp_path / "no-weights"
+    shutil.copytree(folder, bare, ignore=shutil.ignore_patterns("*.safetensors"))
+    structure = backbone.load(str(bare), train=TrainConfig(), place="meta")
+    assert all(p.is_meta for p in structure.parameters())
+    script = tmp_path / "load.py"
+    script.write_text(SHARDED_LOAD)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2",
+                           f"--master-port={free_port()}", str(script), folder, str(tmp_path)],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert ranks[0]["on_meta"] == 0 and ranks[1]["on_meta"] == sum(1 for _ in structure.parameters())
+    torch.manual_seed(7)
+    one = backbone.load(folder, train=TrainConfig(strategy="fsdp"))
+    expected, buffers = one.state_dict(), dict(one.named_buffers())
+    for rank in ranks:
+        assert rank["tied"] and rank["weights"].keys() == expected.keys() and rank["buffers"].keys() == buffers.keys()
+        assert all(torch.equal(rank["buffers"][k], buffers[k]) for k in buffers)
+    halves = [ranks[0]["weights"], ranks[1]["weights"]]  # FSDP2 shards each weight's first dimension in two
+    assert all(halves[0][k].shape[0] < expected[k].shape[0] for k in expected if expected[k].shape[0] > 1)
+    assert all(torch.equal(torch.cat([halves[0][k], halves[1][k]]), expected[k]) for k in expected)
+
+
 def test_starting_over_never_deletes_an_unfinished_runs_checkpoints_unasked(tmp_path, capsys):
     import shutil
 
