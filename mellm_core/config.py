@@ -283,9 +283,14 @@ class SpotConfig:
     spotter: str = "flow"  # spotter plugin: flow (accurate) | diff (fast, for long videos)
     params: dict[str, Any] = field(default_factory=dict)  # e.g. {window_s: 0.1, max_me_s: 0.5, landmarker: none}
     fps: float | None = None  # frame rate of frames folders (a video file states its own; --fps overrides both)
+    dataset: str = "synthme"  # long-video dataset plugin `mellm eval` spots in (synthme, casme3-lv, samm-lv)
+    root: str | None = None  # its root folder (null = no spotting in `mellm eval`)
+    dataset_params: dict[str, Any] = field(default_factory=dict)  # the long-video dataset plugin's parameters
+    actors: int = 0  # videos spotted at once (0 = one per CPU in the cluster)
 
     def problems(self) -> list[str]:
-        return [] if self.fps is None or self.fps > 0 else [f"spot.fps must be positive, got {self.fps}"]
+        out = [] if self.fps is None or self.fps > 0 else [f"spot.fps must be positive, got {self.fps}"]
+        return out + ([] if self.actors >= 0 else [f"spot.actors must not be negative, got {self.actors}"])
 
 
 @dataclass
@@ -324,6 +329,7 @@ PLUGIN_FIELDS: tuple[tuple[str, str, str, str], ...] = (
     ("instructions", "prompt", "prompt_params", "prompt"),
     ("backbone", "name", "params", "backbone"),
     ("spot", "spotter", "params", "spotter"),
+    ("spot", "dataset", "dataset_params", "dataset"),
 )
 
 

@@ -158,7 +158,9 @@ class Hooks:
         data stage calls it when the root is absent or was generated with other settings, then with
         ``overwrite=True``; ``mellm synth`` passes ``n``, ``photos`` and a ``progress`` callback called after each
         clip). A dataset with fixed train/test lists says so in its sample ids (``dfme/TestA/...``): a ``fixed``
-        split selects them by pattern.
+        split selects them by pattern. A long-video dataset also has ``videos(root) -> list[LongVideo]``: its
+        recordings (a video file or a frames folder each, with the fps) and their annotated intervals, which
+        ``mellm eval`` spots in when the recipe's ``spot.root`` names it.
 
         Example: ``create("dataset", "casme2").samples("/data/CASME2")``
         """

@@ -126,3 +126,23 @@ class Interval(JsonRecord):
     offset: int
     score: float = 1.0  # the spotter's confidence (its motion measure at the apex)
     kind: str = "me"  # "me" (micro: onset to offset within the spotter's limit, 0.5 s by default) or "mae" (macro)
+    emotion: str | None = None  # an annotated interval's emotion, when the annotation gives one
+    aus: list[int] = field(default_factory=list)  # an annotated interval's action units
+
+
+@dataclass
+class LongVideo(JsonRecord):
+    """A long video and its annotated expressions, as a long-video dataset plugin reads it (``videos(root)``)."""
+
+    video_id: str  # unique in the dataset, e.g. "samm-lv/006_1"
+    path: str  # a video file, or a folder of numbered frames
+    fps: float
+    dataset: str = ""
+    subject: str = ""
+    intervals: list[Interval] = field(default_factory=list)  # frame numbers as the video's own (see files.video)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LongVideo:
+        video = super().from_dict(data)
+        video.intervals = [Interval.from_dict(i) if isinstance(i, dict) else i for i in video.intervals]
+        return video

@@ -13,10 +13,19 @@ from mellm_core.files.layout import RunLayout
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from mellm_core.stages.eval import run_eval
+    from mellm_core.stages.spotting import run_spotting
 
     recipe = load_recipe_args(args)
-    result = run_eval(recipe, progress=not args.json)
     out = RunLayout(recipe.output_dir)
+    # a spotting recipe (spot.root set) spots in its long videos, and scores a test set too when it has one
+    spotting = run_spotting(recipe, progress=not args.json) if recipe.spot.root else None
+    if spotting is not None and not out.test_rows.is_file():
+        if args.json:
+            print_json({"spotting": spotting})
+        else:
+            _print_spotting(spotting, out)
+        return 0
+    result = run_eval(recipe, progress=not args.json)
     tasks = {task: block.headline() for task, block in result.tasks.items()}
     sets: dict[str, dict[str, Any]] = {
         name: {"protocol": block.protocol, "samples": block.samples,
@@ -24,7 +33,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for name, block in result.sets.items()}
     if args.json:
         print_json({"protocol": result.protocol, "tasks": tasks, "sets": sets, "adapter": result.adapter,
-                    "report": str(out.report), "skipped": result.skipped})
+                    "report": str(out.report), "skipped": result.skipped,
+                    **({"spotting": spotting} if spotting is not None else {})})
         return 0
     state = "unchanged" if result.skipped else "written"
     print(f"evaluation {state} in {out.eval} (protocol {result.protocol}, adapter {result.adapter})")
@@ -38,7 +48,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for task, m in entry["tasks"].items():
             print(f"  {task}: {_scores(m)}")
     print(f"report: {out.report}")
+    if spotting is not None:
+        _print_spotting(spotting, out)
     return 0
+
+
+def _print_spotting(s: dict[str, Any], out: RunLayout) -> None:
+    from mellm_core.stages.spotting import SPOTTING
+
+    print(f"spot-then-recognise on {s['videos']} long videos of {s['dataset']} (spotter {s['spotter']}, adapter "
+          f"{s['adapter']}): STRS {s['strs']:.4f}")
+    for kind, name in (("me", "micro"), ("mae", "macro"), ("overall", "overall")):
+        r = s["spotting"][kind]
+        print(f"  spotting {name:>7}: F1 {r['f1']:.4f}  precision {r['precision']:.4f}  recall {r['recall']:.4f}  "
+              f"({r['tp']} of {r['spotted']} spotted, {r['gold']} annotated)")
+    print(f"  apex error of the matches: {s['spotting']['apex_error']} frames")
+    a = s["analysis"]
+    if a:
+        scores = "  ".join(f"{k.upper()} {a[k]:.4f}" for k in ("acc", "uf1", "uar", "au_f1") if a[k] is not None)
+        print(f"  analysis of the {a['n']} matches: {scores} (unparsed {a['unparsed']})")
+    for video, error in s["failed"].items():
+        print(f"  failed: {video}: {error}")
+    print(f"scores: {out.eval / SPOTTING}")
 
 
 def _scores(m: dict) -> str:

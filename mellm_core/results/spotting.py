@@ -45,11 +45,50 @@ def _prf(tp: int, spotted: int, gold: int) -> dict[str, Any]:
             "recall": round(recall, 4), "f1": round(f1, 4)}
 
 
-def spotting_scores(spotted: Sequence[Interval], gold: Sequence[Interval]) -> dict[str, Any]:
-    """Per kind and ``overall``: tp, spotted, gold, precision, recall, F1; ``apex_error``: mean |apex - apex|."""
-    pairs = matches(spotted, gold)
+def spotting_scores(spotted: Sequence[Interval], gold: Sequence[Interval],
+                    pairs: Sequence[tuple[Interval, Interval]] | None = None) -> dict[str, Any]:
+    """Per kind and ``overall``: tp, spotted, gold, precision, recall, F1; ``apex_error``: mean |apex - apex|.
+    ``pairs`` (default: ``matches(spotted, gold)``) are given when many videos are counted together, each matched
+    within itself."""
+    pairs = matches(spotted, gold) if pairs is None else pairs
     out: dict[str, Any] = {kind: _prf(sum(s.kind == kind for s, _ in pairs), sum(s.kind == kind for s in spotted),
                                       sum(g.kind == kind for g in gold)) for kind in KINDS}
     out["overall"] = _prf(len(pairs), len(spotted), len(gold))
     out["apex_error"] = round(sum(abs(s.apex - g.apex) for s, g in pairs) / len(pairs), 3) if pairs else None
+    return out
+
+
+def analysis_scores(preds: Sequence[dict[str, Any]], protocol: str) -> dict[str, Any] | None:
+    """The model's analysis of the matched intervals (``eval/predictions.jsonl``-style lines): ACC, UF1 and UAR
+    over those annotated with an emotion of ``protocol``, AU F1 over those annotated with AUs, and ``f1``, what
+    STRS multiplies by. As MEGC's STRS scorer has it, ``f1`` is the harmonic mean of the mean precision and the
+    mean recall over the annotated emotions (each one against the rest); with no emotion annotated (SAMM Long
+    Videos), the AU F1. None: no match to analyse."""
+    from mellm_core.plugins import create
+    from mellm_core.text.labels import get_protocol
+    from mellm_core.text.scoring import graded, score
+
+    if not preds:
+        return None
+    chosen = get_protocol(protocol)
+    records = [{"id": p["sample_id"], "label": p["label"], "emotion": p.get("emotion"), "pred_aus": p.get("aus") or [],
+                "aus": p.get("aus_gold") or [], "dataset": p.get("dataset", "")} for p in preds]
+    pairs: list[tuple[str, str | None]] = [
+        (gold, predicted) for r in records if r["label"]
+        for gold, predicted in [graded(chosen, r["label"], r["emotion"], r["dataset"])] if gold is not None]
+    emotions = score([r for r in records if r["label"]], protocol) if pairs else {}
+    annotated = [r for r in records if r["aus"]]
+    au_f1 = create("metric", "au_f1")([r["aus"] for r in annotated], [r["pred_aus"] for r in annotated],
+                                      sorted({au for r in annotated for au in r["aus"]})) if annotated else None
+    out = {"n": len(preds), "n_emotion": len(pairs), "n_aus": len(annotated),
+           "unparsed": sum(p.get("emotion") is None for p in preds),
+           **{k: emotions.get(k) for k in ("acc", "uf1", "uar")}, "au_f1": au_f1}
+    if pairs:
+        labels = sorted({gold for gold, _ in pairs})
+        tp = {e: sum(g == p == e for g, p in pairs) for e in labels}
+        precision = sum(tp[e] / n if (n := sum(p == e for _, p in pairs)) else 0.0 for e in labels) / len(labels)
+        recall = sum(tp[e] / sum(g == e for g, _ in pairs) for e in labels) / len(labels)
+        out["f1"] = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    else:
+        out["f1"] = au_f1 or 0.0
     return out

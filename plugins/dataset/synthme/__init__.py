@@ -34,7 +34,7 @@ import pandas as pd
 from mellm_core import PluginSpec, create, hookimpl
 from mellm_core.errors import InputError
 from mellm_core.files.atomic import built_then_swapped
-from mellm_core.records import Sample
+from mellm_core.records import Interval, LongVideo, Sample
 from mellm_plugins.dataset.synthme.faces import Face, builtin_photos, find_faces, read_photos
 from mellm_plugins.dataset.synthme.longvideo import long_video
 from mellm_plugins.dataset.synthme.motion import Plan, draw_plan, draw_subject
@@ -65,6 +65,25 @@ class SynthME:
             replace(s, dataset=self.dataset, sample_id=f"{self.dataset}/{s.subject}/{s.clip}")
             for s in samples
         ]
+
+    def videos(self, root: str | Path) -> list[LongVideo]:
+        """The long videos ``generate_long`` wrote under ``root``, each with its truth's intervals."""
+        root = Path(root)
+        truths = sorted(root.glob("long_*.json"))
+        if not truths:
+            raise InputError(f"{root} holds no SynthME long videos (no long_*.json); make them with: "
+                             f"mellm synth --out {root} --long --n 4")
+        videos = []
+        for path in truths:
+            try:
+                truth = json.loads(path.read_text())
+                intervals = [Interval(i["onset"], i["apex"], i["offset"], 1.0, i["kind"], i.get("emotion"),
+                                      list(i.get("aus", []))) for i in truth["intervals"]]
+                videos.append(LongVideo(f"{self.dataset}/{path.stem}", str(root / truth["video"]),
+                                        float(truth["fps"]), self.dataset, truth.get("photo", ""), intervals))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InputError(f"{path}: not a SynthME long video's truth ({type(exc).__name__}: {exc})") from None
+        return videos
 
     def plans(self, faces: list[Face], n: int, seed: int) -> list[Plan]:
         """The clips of a benchmark of ``n`` clips: subject k uses photo k mod len(faces); clip i goes to

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from mellm_core.errors import InputError
+from mellm_core.motion.facs import PROTOTYPES
 from mellm_core.motion.warp import similarity_flow, warp_forward
 from mellm_plugins.dataset.synthme.faces import Face
 from mellm_plugins.dataset.synthme.motion import (
@@ -30,10 +31,11 @@ from mellm_plugins.dataset.synthme.motion import (
     subject_matrix,
 )
 
-# (kind, AUs, peak px, seconds): two micro-expressions, one macro-expression, two blinks
-EVENTS: tuple[tuple[str, dict[int, str], float, float], ...] = (
-    ("me", {6: "", 12: ""}, 1.6, 0.3), ("me", {4: "", 7: ""}, 1.4, 0.35), ("mae", {1: "", 2: "", 5: ""}, 4.0, 1.5),
-    ("blink", {}, 0.0, 0.2), ("blink", {}, 0.0, 0.2),
+# (kind, emotion (its FACS prototype's AUs move), peak px, seconds): two micro-expressions, one
+# macro-expression, two blinks
+EVENTS: tuple[tuple[str, str | None, float, float], ...] = (
+    ("me", "happiness", 1.6, 0.3), ("me", "disgust", 1.4, 0.35), ("mae", "surprise", 4.0, 1.5),
+    ("blink", None, 0.0, 0.2), ("blink", None, 0.0, 0.2),
 )
 UPPER_LIDS, LOWER_LIDS = (37, 38, 43, 44), (40, 41, 46, 47)
 
@@ -58,14 +60,15 @@ def long_video(out: Path, face: Face, seed: int = 0, fps: float = 30.0, seconds:
     order = [EVENTS[i] for i in rng.permutation(len(EVENTS))]
     slots = np.linspace(0.6, seconds - 0.6, len(order) + 1)  # each event inside its own slot
     events = []
-    for (kind, aus, peak, length), lo, hi in zip(order, slots[:-1], slots[1:], strict=True):
+    for (kind, emotion, peak, length), lo, hi in zip(order, slots[:-1], slots[1:], strict=True):
+        aus = dict.fromkeys(PROTOTYPES[emotion], "") if emotion else {}
         start = float(rng.uniform(lo, max(lo, hi - length - 0.2)))
         onset = int(round(start * fps)) + 1
         offset = onset + max(2, int(round(length * fps)))
         apex = onset + (offset - onset) * 2 // 5
         field = (blink_field(base.shape[:2], points) if kind == "blink" else
                  expression_field(base.shape[:2], points, aus, dict.fromkeys(aus, 1.0), peak, 0.15))
-        events.append({"kind": kind, "onset": onset, "apex": apex, "offset": offset,
+        events.append({"kind": kind, "onset": onset, "apex": apex, "offset": offset, "emotion": emotion,
                        "aus": sorted(aus), "field": field})
     centre = (float(points[30][0]), float(points[30][1]))
     phase = float(rng.uniform(0, 2 * math.pi))
@@ -93,7 +96,7 @@ def long_video(out: Path, face: Face, seed: int = 0, fps: float = 30.0, seconds:
     finally:
         writer.release()
     truth = {"video": out.name, "fps": fps, "frames": total, "photo": face.name,
-             "intervals": [{k: e[k] for k in ("onset", "apex", "offset", "kind", "aus")} for e in events
+             "intervals": [{k: e[k] for k in ("onset", "apex", "offset", "kind", "emotion", "aus")} for e in events
                            if e["kind"] != "blink"],
              "blinks": [{k: e[k] for k in ("onset", "apex", "offset")} for e in events if e["kind"] == "blink"]}
     for item in truth["intervals"]:
