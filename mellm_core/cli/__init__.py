@@ -19,6 +19,7 @@ from mellm_core.cli.score import register_score
 from mellm_core.cli.serve import register_serve
 from mellm_core.cli.spot import register_spot
 from mellm_core.cli.train import register_export, register_train
+from mellm_core.cli.vqa import register_vqa
 from mellm_core.errors import ConfigError, MellmError
 
 # ---------------------------------------------------------------- plugins
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     register_data, register_synth, register_map, register_maps, register_instructions, register_score,
     register_plan, register_train, register_export, register_eval, register_analyze, register_spot, register_demo,
-    register_serve, register_report,
+    register_serve, register_report, register_vqa,
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,10 @@ from mellm_core.cli.common import command, print_json
 from mellm_core.errors import InputError
 
 
-def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a JSONL file (blank lines skipped); a bad line raises InputError naming file and line."""
+def read_jsonl(path: str | Path, problem: Callable[[Any], str | None] = lambda _: None) -> list[dict[str, Any]]:
+    """The objects of a JSONL file (blank lines skipped); a line that is no JSON object, or in which ``problem``
+    finds one, raises InputError naming file and line."""
     from mellm_core.files.storage import Location
-    from mellm_core.text.scoring import record_problem
 
     try:
         lines = Location(path).read_text().splitlines()
@@ -28,10 +29,18 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        problem = record_problem(record)
-        if problem:
-            raise InputError(f"{path}:{number}: {problem}")
+        found = problem(record) or (None if isinstance(record, dict) else "not a JSON object")
+        if found:
+            raise InputError(f"{path}:{number}: {found}")
         records.append(record)
+    return records
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """The scoring records of a JSONL file; a bad record raises InputError naming file and line."""
+    from mellm_core.text.scoring import record_problem
+
+    records = read_jsonl(path, record_problem)
     if not records:
         raise InputError(f'{path} holds no records; expected JSON lines like {{"id": ..., "label": ..., "text": ...}}')
     return records
@@ -81,10 +90,31 @@ def _score_spotting(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score_vqa(args: argparse.Namespace) -> int:
+    from mellm_core.results.vqa import score_vqa
+
+    if not (args.vqa and args.gold) or args.file:
+        raise InputError("ME-VQA scoring takes --vqa PRED.jsonl --gold GOLD.jsonl (and no other file)")
+    result = score_vqa(read_jsonl(args.vqa), read_jsonl(args.gold))
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"ME-VQA: {result['n']} answers ({result['missing']} missing); BLEU {result['bleu']:.4f}  "
+          f"ROUGE-1 {result['rouge_1']:.4f}")
+    for kind in ("coarse", "fine"):
+        r = result[kind]
+        print(f"  {kind:<6} expression class: UF1 {r['uf1']:.4f}  UAR {r['uar']:.4f}  (n {r['n']})")
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from mellm_core.files.atomic import write_bytes_atomic
     from mellm_core.text.scoring import predict, score_rows
 
+    if args.vqa or args.gold:
+        return _score_vqa(args)
+    if not args.file:
+        raise InputError("give the file to score (or --vqa PRED --gold GOLD for ME-VQA answers)")
     if args.spotting:
         return _score_spotting(args)
 
@@ -103,13 +133,16 @@ def cmd_score(args: argparse.Namespace) -> int:
 def register_score(sub: argparse._SubParsersAction) -> None:
     p = command(sub, "score", "score generated texts (any model's) with ACC, UAR, UF1 and AU F1 on a label protocol",
                 "mellm score predictions.jsonl --protocol dfme-7 --per-sample parsed.jsonl --json")
-    p.add_argument("file", help='JSONL, one {"id", "label", "text"} per line ("emotion" instead of "text" when'
-                                ' already parsed; optional gold "aus" and "dataset")')
+    p.add_argument("file", nargs="?", help='JSONL, one {"id", "label", "text"} per line ("emotion" instead of "text"'
+                                           ' when already parsed; optional gold "aus" and "dataset")')
     p.add_argument("--protocol", default="all",
                    help="label protocol: dfme-7, casme2-5, casme3-6, megc-3 or all (default: all)")
     p.add_argument("--per-sample", dest="per_sample",
                    help='also write {"id", "label", "emotion", "aus"} per record (parsed predictions) to this JSONL')
     p.add_argument("--spotting", metavar="GOLD", help="score spotted intervals instead: FILE is `mellm spot --json`'s "
                    "output, GOLD a JSON object with the annotated intervals (a SynthME long video's .json)")
+    p.add_argument("--vqa", metavar="PRED", help="score MEGC ME-VQA answers instead: PRED's lines (as `mellm vqa` "
+                   "writes them) against --gold's, by id or video_id and question")
+    p.add_argument("--gold", metavar="GOLD", help="the ME-VQA gold JSONL (with answers) for --vqa")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
     p.set_defaults(func=cmd_score)

@@ -6,6 +6,7 @@ side (the image's left), "outward" is the image's left; ``expected_directions`` 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # Motion words -> image directions, for a region on the subject's right side (image left); mirrored for the left.
@@ -103,3 +104,42 @@ def expected_directions(au: int, region: str) -> set[str]:
 def supported_aus(region: str, direction: str, aus: list[int]) -> list[int]:
     """The annotated AUs whose action moves ``region`` in ``direction``."""
     return [au for au in aus if direction in expected_directions(au, region)]
+
+
+# Every FACS code's name, as MEGC's ME-VQA answers write them (lowercase), the head and eye codes included.
+FACS_NAMES: dict[int, str] = {
+    1: "inner brow raiser", 2: "outer brow raiser", 4: "brow lowerer", 5: "upper lid raiser", 6: "cheek raiser",
+    7: "lid tightener", 8: "lips toward each other", 9: "nose wrinkler", 10: "upper lip raiser",
+    11: "nasolabial deepener", 12: "lip corner puller", 13: "sharp lip puller", 14: "dimpler",
+    15: "lip corner depressor", 16: "lower lip depressor", 17: "chin raiser", 18: "lip pucker", 19: "tongue show",
+    20: "lip stretcher", 21: "neck tightener", 22: "lip funneler", 23: "lip tightener", 24: "lip pressor",
+    25: "lips part", 26: "jaw drop", 27: "mouth stretch", 28: "lip suck", 29: "jaw thrust", 30: "jaw sideways",
+    31: "jaw clencher", 32: "lip bite", 33: "cheek blow", 34: "cheek puff", 35: "cheek suck", 36: "tongue bulge",
+    37: "lip wipe", 38: "nostril dilator", 39: "nostril compressor", 41: "lid droop", 42: "slit", 43: "eyes closed",
+    44: "squint", 45: "blink", 46: "wink", 51: "head turn left", 52: "head turn right", 53: "head up",
+    54: "head down", 55: "head tilt left", 56: "head tilt right", 57: "head forward", 58: "head back",
+    61: "eyes turn left", 62: "eyes turn right", 63: "eyes up", 64: "eyes down",
+}
+# Shorter names in use for the head and eye codes ("tilt right", "eyes left"), read as the FACS codes.
+_NAME_ALIASES = {"turn left": 51, "turn right": 52, "tilt left": 55, "tilt right": 56, "eyes left": 61,
+                 "eyes right": 62, "cheek puffer": 13, "lips apart": 25}
+_NAMED = sorted([*((name, au) for au, name in FACS_NAMES.items()), *_NAME_ALIASES.items()],
+                key=lambda pair: -len(pair[0]))  # longest first: "head tilt right" before "tilt right"
+
+
+def au_names(aus: list[int]) -> str:
+    """AU numbers as their FACS names joined by ", " ("brow lowerer, lid tightener"); unknown codes as AU<n>."""
+    return ", ".join(FACS_NAMES.get(au, f"AU{au}") for au in aus)
+
+
+def named_aus(text: str) -> list[int]:
+    """The AUs that ``text`` names by their FACS names (or AU<n> codes), in the order written, each once. Longer
+    names are read first, and what they cover is not read again ("head tilt right" is 56, not also "tilt right")."""
+    text = f" {text.lower()} "
+    found: list[tuple[int, int]] = []
+    for name, au in _NAMED:
+        for match in re.finditer(rf"(?<![a-z]){re.escape(name)}(?![a-z])", text):
+            found.append((match.start(), au))
+        text = re.sub(rf"(?<![a-z]){re.escape(name)}(?![a-z])", lambda m: " " * len(m.group()), text)
+    found += [(m.start(), int(m.group(1))) for m in re.finditer(r"\bau\s*0*([1-9]\d?)\b", text)]
+    return list(dict.fromkeys(au for _, au in sorted(found)))

@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from mellm_core.motion.facs import named_aus
 from mellm_core.text.labels import BASIC_EMOTIONS, EMOTION_SYNONYMS
 
 # Normalized emotion -> the spellings that name it (English ones as whole words, any case): labels' vocabulary.
@@ -302,5 +303,5 @@ def parse_output(text: str, labels: Sequence[str] | None = None) -> Parsed:
     emotion = None if start is None else doc.stated(start) or doc.last(start)
     aus = [] if start is None else find_aus(text[start:])
     if not aus and (start is None or not _NO_AUS.search(doc.text, start)):
-        aus = find_aus(text)
+        aus = find_aus(text) or sorted(named_aus(text))  # codes, else FACS names (ME-VQA's answers)
     return Parsed(emotion or doc.last(0), aus)
