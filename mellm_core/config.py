@@ -286,11 +286,14 @@ class SpotConfig:
     dataset: str = "synthme"  # long-video dataset plugin `mellm eval` spots in (synthme, casme3-lv, samm-lv)
     root: str | None = None  # its root folder (null = no spotting in `mellm eval`)
     dataset_params: dict[str, Any] = field(default_factory=dict)  # the long-video dataset plugin's parameters
-    actors: int = 0  # videos spotted at once (0 = one per CPU in the cluster)
+    actors: int = 0  # videos (or one video's windows) spotted at once (0 = one per CPU in the cluster)
+    window_frames: int = 3000  # `mellm spot` cuts a longer video into windows of this many frames (0 = never)
 
     def problems(self) -> list[str]:
         out = [] if self.fps is None or self.fps > 0 else [f"spot.fps must be positive, got {self.fps}"]
-        return out + ([] if self.actors >= 0 else [f"spot.actors must not be negative, got {self.actors}"])
+        out += [] if self.actors >= 0 else [f"spot.actors must not be negative, got {self.actors}"]
+        return out + ([] if self.window_frames >= 0 else [f"spot.window_frames must not be negative, got "
+                                                          f"{self.window_frames}"])
 
 
 @dataclass

@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from mellm_core.cli.common import command, load_recipe_args, print_json
 
 
 def cmd_spot(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from mellm_core.files.video import open_video
-    from mellm_core.plugins import create
+    from mellm_core.stages.longvideo import spot_video_windows
 
     recipe = load_recipe_args(args)
     video = open_video(args.video, args.fps, recipe.spot.fps)
-    spotter = create("spotter", recipe.spot.spotter, **recipe.spot.params)
-    frames = tqdm(video.frames(), desc="spot", unit="frame", file=sys.stderr, disable=args.json or None)
-    found = spotter(frames, video.fps)
+    found, signal = spot_video_windows(video, recipe.spot, progress=not args.json, address=recipe.ray.address)
     intervals: list[dict[str, Any]] = [
         {"onset": video.number(i.onset), "apex": video.number(i.apex), "offset": video.number(i.offset),
          "score": i.score, "kind": i.kind} for i in found]
     if args.json:
-        print_json({"fps": video.fps, "frames": len(spotter.signal), "intervals": intervals})
+        print_json({"fps": video.fps, "frames": len(signal), "intervals": intervals})
         return 0
-    print(f"{args.video}: {len(spotter.signal)} frames at {video.fps:g} fps, {len(intervals)} expressions "
+    print(f"{args.video}: {len(signal)} frames at {video.fps:g} fps, {len(intervals)} expressions "
           f"(spotter {recipe.spot.spotter})")
     for i in intervals:
         seconds = (i["offset"] - i["onset"] + 1) / video.fps

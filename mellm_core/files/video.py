@@ -31,19 +31,33 @@ class Video:
         """The frame number of the ``index``-th frame read (from 1)."""
         return self.clip.numbers[index - 1] if self.clip is not None else index
 
-    def frames(self) -> Iterator[np.ndarray]:
-        """The frames in order, grayscale uint8."""
+    def count(self) -> int:
+        """How many frames the video holds (a file's header may be off by a few; ``frames`` reads what is there)."""
         if self.clip is not None:
-            for number in self.clip.numbers:
+            return len(self.clip.numbers)
+        capture = cv2.VideoCapture(str(self.source))
+        try:
+            return int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        finally:
+            capture.release()
+
+    def frames(self, start: int = 1, stop: int | None = None) -> Iterator[np.ndarray]:
+        """The frames from the ``start``-th to the ``stop``-th read (from 1; None: to the end), grayscale uint8."""
+        if self.clip is not None:
+            for number in self.clip.numbers[start - 1:stop]:
                 yield read_gray(self.clip.path(number))
             return
         capture = cv2.VideoCapture(str(self.source))
         try:
-            while True:
+            if start > 1:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, start - 1)
+            index = start
+            while stop is None or index <= stop:
                 ok, frame = capture.read()
                 if not ok:
                     return
                 yield to_gray(frame)
+                index += 1
         finally:
             capture.release()
 

@@ -81,14 +81,15 @@ def face_mask(gray: np.ndarray, landmarker: str) -> np.ndarray:
 Distance = Callable[[np.ndarray, np.ndarray, np.ndarray], float]  # (frame, frame, mask) -> how far apart
 
 
-def measure(frames: Iterable[np.ndarray], fps: float, k: int, distance: Distance, landmarker: str) -> np.ndarray:
+def measure(frames: Iterable[np.ndarray], fps: float, k: int, distance: Distance, landmarker: str,
+            mask: np.ndarray | None = None) -> np.ndarray:
     """The motion measure of every frame: ``min(distance(f[t-k], f[t]), distance(f[t+k], f[t]))`` inside the face
-    mask, streamed through a window of 2k + 1 frames; 0 where the window does not fit."""
+    mask (``mask``, else found on the first frame), streamed through a window of 2k + 1 frames; 0 where the window
+    does not fit."""
     if fps <= 0:
         raise InputError(f"the frame rate must be positive, got {fps}")
     window: deque[np.ndarray] = deque(maxlen=2 * k + 1)
     values: list[float] = []
-    mask: np.ndarray | None = None
     count = 0
     for frame in frames:
         if mask is None:

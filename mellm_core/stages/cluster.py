@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import ray
 
@@ -39,3 +40,10 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, dashboard:
 def cluster_cpus() -> int:
     """CPUs in the cluster Ray is attached to."""
     return int(ray.cluster_resources().get("CPU", 1))
+
+
+def task_pool(size: int) -> dict[str, Any]:
+    """Ray Data ``map`` arguments for at most ``size`` tasks at once: ``compute=TaskPoolStrategy`` where Ray
+    exports it (2.51 on; ``concurrency`` is deprecated there), else ``concurrency``."""
+    strategy = getattr(ray.data, "TaskPoolStrategy", None)
+    return {"compute": strategy(size=size)} if strategy is not None else {"concurrency": size}

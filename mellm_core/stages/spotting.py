@@ -29,7 +29,7 @@ from mellm_core.model.predictor import recipe_labels
 from mellm_core.records import Interval, LongVideo
 from mellm_core.results.evaluation import eval_adapter
 from mellm_core.results.spotting import analysis_scores, matches, spotting_scores
-from mellm_core.stages.cluster import cluster_cpus, init_ray
+from mellm_core.stages.cluster import cluster_cpus, init_ray, task_pool
 
 SPOTTING, SPOTTED = "spotting.json", "spotted.jsonl"
 
@@ -116,7 +116,7 @@ def run_spotting(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
     actors = recipe.spot.actors or max(1, int(cluster_cpus()))
     ds = ray.data.from_items([{"video": v.to_json()} for v in videos], override_num_blocks=len(videos))
     ds = ds.map(_spot_row, fn_kwargs={"spot": asdict(recipe.spot), "maps": asdict(recipe.maps),
-                                      "out_dir": str(maps_dir)}, num_cpus=1, concurrency=min(actors, len(videos)))
+                                      "out_dir": str(maps_dir)}, num_cpus=1, **task_pool(min(actors, len(videos))))
     results: dict[str, dict[str, Any]] = {}
     bar = tqdm(total=len(videos), desc="spot", unit="video", disable=not progress, file=sys.stderr)
     try:

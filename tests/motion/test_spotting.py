@@ -82,6 +82,32 @@ def test_spot_reads_a_video_file_and_a_frames_folder_alike(long_video, tmp_path,
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_a_long_video_in_windows_on_ray_data_is_spotted_as_one_stream(long_video, tmp_path, capsys):
+    """`mellm spot` cuts a video longer than spot.window_frames into windows, each read from its own first frame
+    (a seek in a file) with k frames more on either side by a Ray Data task: the measure and the intervals are
+    those of one stream, for an mp4, an MJPG avi and a frames folder."""
+    from mellm_core.config import SpotConfig
+    from mellm_core.stages.longvideo import spot_video_windows
+
+    path, truth = long_video
+    avi, folder = tmp_path / "long.avi", tmp_path / "frames"
+    folder.mkdir()
+    height, width = next(open_video(path).frames()).shape
+    writer = cv2.VideoWriter(str(avi), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (width, height))
+    for n, frame in enumerate(open_video(path).frames(), 1):
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+        cv2.imwrite(str(folder / f"img{n}.png"), frame)
+    writer.release()
+    for source in (path, avi, folder):
+        video = open_video(source, 30.0)
+        whole, signal = spot_video_windows(video, SpotConfig(window_frames=0), progress=False)
+        windowed, pieces = spot_video_windows(video, SpotConfig(window_frames=47, actors=2), progress=False)
+        assert len(pieces) == len(signal) == truth["frames"]
+        assert pieces == pytest.approx(signal, abs=1e-9) and windowed == whole and whole
+    assert main(["spot", str(path), "spot.window_frames=100", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["frames"] == truth["frames"]
+
+
 def test_analyze_a_video_spots_its_strongest_micro_expression(long_video, flow_spotted, tmp_path, capsys):
     path, _ = long_video
     micro = next(i for i in flow_spotted[0] if i.kind == "me")  # the recipe's spotter: flow, by default
