@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from mellm_core.data.frameindex import ClipFrames, fill_apex
+from mellm_core.data.frameindex import APEX_FILLS, ClipFrames, fill_apex
 from mellm_core.errors import InputError
 from mellm_core.records import Sample
 from mellm_core.text.labels import normalize_emotion, parse_aus
@@ -194,7 +194,8 @@ def clip_rows(table: Table, columns: Mapping[str, str | None]) -> list[ClipRow]:
     return out
 
 
-def _checked_frames(row: ClipRow, frames: ClipFrames, apex_fill: str, warnings: list[str]) -> ClipRow:
+def _checked_frames(row: ClipRow, frames: ClipFrames, apex_fill: str, warnings: list[str], fps: float | None = None
+                    ) -> ClipRow:
     """``row`` with a usable apex and offset; each repair is described in ``warnings``."""
     name = f"{row.subject}/{row.clip}"
     if row.apex is not None and row.apex < 0:  # SAMM writes -1 for "not coded"
@@ -205,9 +206,9 @@ def _checked_frames(row: ClipRow, frames: ClipFrames, apex_fill: str, warnings: 
         )
         row = dataclasses.replace(row, offset=None)
     if row.apex is None:
-        apex = fill_apex(frames, row.onset, row.offset, apex_fill)
+        apex = fill_apex(frames, row.onset, row.offset, apex_fill, fps)
         span = f"{row.onset}-{row.offset if row.offset is not None else frames.numbers[-1]}"
-        how = "peak motion from onset" if apex_fill == "flow" else "middle frame"
+        how = APEX_FILLS[apex_fill]
         warnings.append(f"{row.where}: {name} has no apex frame; filled with frame {apex} ({how} in {span})")
         return dataclasses.replace(row, apex=apex)
     if row.apex < row.onset or (row.offset is not None and row.apex > row.offset):
@@ -224,9 +225,11 @@ def build_sample(
     apex_fill: str,
     warnings: list[str],
     sample_id: str | None = None,
+    fps: float | None = None,
 ) -> Sample:
-    """A ``Sample`` for ``row`` with frame paths looked up in ``frames`` (apex filled when absent)."""
-    row = _checked_frames(row, frames, apex_fill, warnings)
+    """A ``Sample`` for ``row`` with frame paths looked up in ``frames`` (apex filled when absent; ``fps``: the
+    clips' frame rate, for ``apex_fill: spot``)."""
+    row = _checked_frames(row, frames, apex_fill, warnings, fps)
     aus, sides = parse_aus(row.aus_raw)
     return Sample(
         sample_id=sample_id or f"{dataset}/{row.subject}/{row.clip}",

@@ -112,17 +112,45 @@ def middle_frame(frames: ClipFrames, onset: int, offset: int | None = None) -> i
     return inside[len(inside) // 2]
 
 
-APEX_FILLS = {"flow": peak_motion_frame, "middle": middle_frame}
+def spotted_apex(frames: ClipFrames, onset: int, offset: int | None, fps: float | None) -> int:
+    """The apex of the strongest expression the ``flow`` spotter finds in onset..offset at ``fps`` (on the whole
+    frame when it finds no face: a crop); the peak motion from the onset when it finds none (a clip shorter than
+    its window)."""
+    from mellm_core.plugins import create
+
+    if not fps or fps <= 0:
+        raise InputError("apex_fill=spot needs the clips' frame rate: set the dataset plugin's fps")
+    last = offset if offset is not None else frames.numbers[-1]
+    inside = [n for n in frames.numbers if onset <= n <= last]
+    try:
+        found = create("spotter", "flow")((_gray(frames.paths[n]) for n in inside), fps)
+    except InputError:  # no face on the first frame
+        found = create("spotter", "flow", landmarker="none")((_gray(frames.paths[n]) for n in inside), fps)
+    return inside[found[0].apex - 1] if found else peak_motion_frame(frames, onset, offset)
 
 
-def check_apex_fill(method: str) -> None:
-    """A dataset plugin's ``apex_fill`` parameter must name one of ``APEX_FILLS``."""
+def _gray(path: Path) -> np.ndarray:
+    from mellm_core.files.frames import read_gray
+
+    return read_gray(path)
+
+
+APEX_FILLS = {"flow": "peak motion from onset", "middle": "middle frame", "spot": "strongest spotted expression"}
+
+
+def check_apex_fill(method: str, fps: float | None = None) -> None:
+    """A dataset plugin's ``apex_fill`` parameter must name one of ``APEX_FILLS``; ``spot`` needs its ``fps``."""
     if method not in APEX_FILLS:
         raise ValueError(f"apex_fill must be one of: {', '.join(APEX_FILLS)}, got '{method}'")
+    if method == "spot" and not (fps or 0) > 0:
+        raise ValueError(f"apex_fill=spot needs the clips' frame rate: fps must be positive, got {fps}")
 
 
-def fill_apex(frames: ClipFrames, onset: int, offset: int | None, method: str) -> int:
-    """An apex for a clip whose annotation has none: ``flow`` (peak motion) or ``middle``."""
+def fill_apex(frames: ClipFrames, onset: int, offset: int | None, method: str, fps: float | None = None) -> int:
+    """An apex for a clip whose annotation has none: ``flow`` (peak motion from the onset), ``middle`` or
+    ``spot`` (the flow spotter's strongest expression, at the clips' ``fps``)."""
     if method not in APEX_FILLS:
         raise InputError(f"unknown apex fill '{method}' (choose one of: {', '.join(APEX_FILLS)})")
-    return APEX_FILLS[method](frames, onset, offset)
+    if method == "spot":
+        return spotted_apex(frames, onset, offset, fps)
+    return (peak_motion_frame if method == "flow" else middle_frame)(frames, onset, offset)

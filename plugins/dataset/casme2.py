@@ -48,10 +48,11 @@ class Casme2Params:
     frames_dir: str = (
         "CASME2_RAW_selected"  # folder of sub{NN}/{Filename}/ clips: CASME2_RAW_selected, Cropped, ...
     )
-    apex_fill: str = "flow"  # for ApexFrame "/": flow (peak motion from onset) or middle
+    apex_fill: str = "flow"  # for ApexFrame "/": flow (peak motion from onset), middle or spot
+    fps: float = 200.0  # the clips' frame rate (for apex_fill: spot)
 
     def __post_init__(self) -> None:
-        check_apex_fill(self.apex_fill)
+        check_apex_fill(self.apex_fill, self.fps)
 
 
 def subject_folder(subject: str) -> str:
@@ -71,7 +72,8 @@ class Casme2:
     def _sample(self, root: Path, row: ClipRow) -> Sample:
         row.subject = subject_folder(row.subject)
         frames = ClipFrames(resolve_dir(root, self.params.frames_dir, row.subject, row.clip))
-        return build_sample(self.dataset, row, frames, self.params.apex_fill, self.warnings)
+        return build_sample(self.dataset, row, frames, self.params.apex_fill, self.warnings,
+                            fps=self.params.fps)
 
     def samples(self, root: str | Path) -> list[Sample]:
         root = Path(root)

@@ -41,10 +41,11 @@ class Casme3aParams:
     sheet: str = ""  # sheet name ("" = the first sheet; the release calls it "label")
     frames_dir: str = ""  # folder holding {Subject}/{Filename}/, relative to the root ("" = the root)
     modality: str = "color"  # sub-folder of each recording holding the frames (color or depth)
-    apex_fill: str = "flow"  # for a missing apex: flow (peak motion from onset) or middle
+    apex_fill: str = "flow"  # for a missing apex: flow (peak motion from onset), middle or spot
+    fps: float = 30.0  # the recordings' frame rate (for apex_fill: spot)
 
     def __post_init__(self) -> None:
-        check_apex_fill(self.apex_fill)
+        check_apex_fill(self.apex_fill, self.fps)
 
 
 class Casme3a:
@@ -67,7 +68,8 @@ class Casme3a:
         folder = resolve_dir(root, self.params.frames_dir, row.subject, row.clip, self.params.modality)
         sample_id = f"{self.dataset}/{row.subject}/{row.clip}_{row.onset}"
         return build_sample(
-            self.dataset, row, self._frames(folder), self.params.apex_fill, self.warnings, sample_id
+            self.dataset, row, self._frames(folder), self.params.apex_fill, self.warnings, sample_id,
+            self.params.fps
         )
 
     def samples(self, root: str | Path) -> list[Sample]:

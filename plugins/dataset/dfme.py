@@ -50,10 +50,11 @@ class DfmeParams:
     offset_column: str = "Offset"  # "" = none: offset unknown
     au_column: str = "AU"  # "" = none
     emotion_column: str = "Emotion"  # "" = none (unlabelled test lists)
-    apex_fill: str = "flow"  # for a missing apex: flow (peak motion from onset) or middle
+    apex_fill: str = "flow"  # for a missing apex: flow (peak motion from onset), middle or spot
+    fps: float = 200.0  # the clips' frame rate (for apex_fill: spot; DFME's parts: 500, 300 and 200 fps)
 
     def __post_init__(self) -> None:
-        check_apex_fill(self.apex_fill)
+        check_apex_fill(self.apex_fill, self.fps)
 
     def columns(self) -> dict[str, str]:
         """Standard row keys -> the column names configured above."""
@@ -86,7 +87,8 @@ class Dfme:
             ) from None
         sample_id = f"{self.dataset}/{name}/{row.clip}"
         return build_sample(
-            self.dataset, row, ClipFrames(root / relative), self.params.apex_fill, self.warnings, sample_id
+            self.dataset, row, ClipFrames(root / relative), self.params.apex_fill, self.warnings, sample_id,
+            self.params.fps
         )
 
     def _read_list(self, root: Path, name: str, pattern: str) -> list[Sample]:

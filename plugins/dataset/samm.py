@@ -42,10 +42,11 @@ class SammParams:
         ""  # folder holding the {Subject}/{Filename}/ clips, relative to the root ("" = the root)
     )
     subject_digits: int = 3  # zero-padding of subject folder names (6 -> "006")
-    apex_fill: str = "flow"  # for a missing apex: flow (peak motion from onset) or middle
+    apex_fill: str = "flow"  # for a missing apex: flow (peak motion from onset), middle or spot
+    fps: float = 200.0  # the clips' frame rate (for apex_fill: spot)
 
     def __post_init__(self) -> None:
-        check_apex_fill(self.apex_fill)
+        check_apex_fill(self.apex_fill, self.fps)
 
 
 class Samm:
@@ -61,7 +62,8 @@ class Samm:
         if row.subject.isdigit():
             row.subject = row.subject.zfill(self.params.subject_digits)
         frames = ClipFrames(resolve_dir(root, self.params.frames_dir, row.subject, row.clip))
-        return build_sample(self.dataset, row, frames, self.params.apex_fill, self.warnings)
+        return build_sample(self.dataset, row, frames, self.params.apex_fill, self.warnings,
+                            fps=self.params.fps)
 
     def samples(self, root: str | Path) -> list[Sample]:
         root = Path(root)

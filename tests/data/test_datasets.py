@@ -69,6 +69,30 @@ def test_casme2_middle_apex_fill_and_other_frames_folder(tmp_path):
     assert samples[1].onset_path.endswith("Cropped/sub01/EP03_02/img10.jpg")
     with pytest.raises(InputError, match=r"clip folder .*CASME2_RAW_selected/sub01/EP02_01f does not exist"):
         create("dataset", "casme2").samples(root)
+    loader = create("dataset", "casme2", frames_dir="Cropped", apex_fill="spot", fps=20)
+    assert loader.samples(root)[1].apex_frame in range(10, 21)
+    assert "(strongest spotted expression in 10-20)" in loader.warnings[0]
+    with pytest.raises(PluginError, match="apex_fill=spot needs the clips' frame rate: fps must be positive, got 0"):
+        create("dataset", "casme2", apex_fill="spot", fps=0)
+
+
+def test_apex_fill_spot_finds_a_brief_movement_in_a_drifting_clip(tmp_path):
+    """apex_fill=spot: the flow spotter's strongest expression, its head drift removed; here a movement that rises
+    and falls within 5 frames around frame 27 of a 60-frame clip whose whole image drifts."""
+    import cv2
+    import numpy as np
+    from standins import _bump, _texture
+
+    from mellm_core.data.frameindex import ClipFrames, fill_apex
+    from mellm_core.motion.warp import similarity_flow, warp_forward
+
+    base = _texture(96)
+    for n in range(1, 61):
+        drift = similarity_flow((96, 96), 4.0 * n / 60, 0.0)
+        image = warp_forward(base, drift + 3.0 * np.exp(-(((n - 27) / 1.5) ** 2)) * _bump(96, 12.0))
+        cv2.imwrite(str(tmp_path / f"img{n}.png"), np.clip(image, 0, 255).astype(np.uint8))
+    frames = ClipFrames(tmp_path)
+    assert fill_apex(frames, 1, 60, "spot", fps=30) == 27
 
 
 def test_casme2_missing_column_names_file_column_and_columns_found(tmp_path):
@@ -118,7 +142,7 @@ def test_casme2_duplicate_clip_is_an_error(tmp_path):
 
 
 def test_dataset_params_are_checked():
-    with pytest.raises(PluginError, match="apex_fill must be one of: flow, middle, got 'peak'"):
+    with pytest.raises(PluginError, match="apex_fill must be one of: flow, middle, spot, got 'peak'"):
         create("dataset", "casme2", apex_fill="peak")
     with pytest.raises(PluginError, match="unknown parameter 'frame_dir'.*did you mean 'frames_dir'"):
         create("dataset", "samm", frame_dir="x")
