@@ -39,14 +39,18 @@ CHAT_TEMPLATE = (
 )
 
 
-def corpus() -> list[str]:
-    """Texts the tokenizer learns from: every installed prompt plugin's prompts and targets, for every protocol."""
+CORPUS_PROMPTS = ("fgmu-en", "fgmu-zh")  # the paper's prompts: other plugins must not change the tiny model
+
+
+def corpus(prompts: tuple[str, ...] = CORPUS_PROMPTS) -> list[str]:
+    """Texts the tokenizer learns from: these prompt plugins' prompts and targets, for every protocol. A fixed
+    set, so that installing a prompt plugin neither rebuilds the tiny model nor changes what it learns."""
     registry = get_registry()
     label_sets = [list(p.classes) for p in PROTOCOLS.values() if p.classes]
     emotions = sorted({label for labels in label_sets for label in labels} | set(PROTOTYPES))
     analyses = example_analyses()
     texts = []
-    for name in sorted(registry.names("prompt")):
+    for name in prompts:
         prompt = registry.create("prompt", name)
         texts += [prompt.user_prompt(task, labels) for task in ("meu", "mer") for labels in label_sets]
         texts += [prompt.mer_target(e) for e in emotions] + [prompt.meu_target(a) for a in analyses]
