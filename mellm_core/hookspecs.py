@@ -98,7 +98,9 @@ class Hooks:
         Instance: ``user_prompt(task, labels) -> str`` (task "meu" or "mer"; starts with ``<image>``; the
         emotion list follows ``labels``), ``meu_target(analysis) -> str`` for an ``mellm_core.text.fgmu.Analysis``
         (visual inspection, expression reasoning, final conclusion), ``mer_target(emotion) -> str`` and
-        ``word(label) -> str`` (the language's word for a protocol label).
+        ``word(label) -> str`` (the language's word for a protocol label). A prompt that gives the model the
+        flow as text instead of the map has ``input = "text"`` and ``describe(regions) -> str`` (the regions'
+        ``RegionMotion`` as text); its user prompts hold ``<flow>`` where the description goes, and no image.
 
         Example: ``create("prompt", "fgmu-zh").user_prompt("meu", ["happiness", "sadness"])``
         """
@@ -128,7 +130,8 @@ class Hooks:
           whole, by parameter name, to write instead of the module's own; a backbone without the parameter
           trains with DDP as before.
         - ``generate(module, prompts, images, max_new_tokens=None) -> texts``: batched greedy answers; prompts
-          begin with ``<image>``; images are RGB uint8 arrays.
+          begin with ``<image>`` and images are RGB uint8 arrays, or (a prompt plugin whose ``input`` is
+          ``"text"``, the flow as text) the prompt is all text and its image None.
         - ``merge(module, out_dir)``: a full model with the adapter merged in (``mellm export --merge``).
 
         Example: ``bb = create("backbone", "qwen2_5_vl"); m = bb.load("tiny-random"); bb.generate(m, [p], [img])``

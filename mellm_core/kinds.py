@@ -66,7 +66,7 @@ class InferenceBackbone(Protocol):
     def load(self, model: str, device: str = "cpu", adapter: str | None = None, train: Any = None,
              labels: Sequence[str] = ()) -> Any: ...
 
-    def generate(self, module: Any, prompts: list[str], images: list[np.ndarray],
+    def generate(self, module: Any, prompts: list[str], images: list[np.ndarray | None],
                  max_new_tokens: int | None = None) -> list[str]: ...
 
 

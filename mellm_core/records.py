@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-IMAGE_TAG = "<image>"  # where the image stands in a user prompt; every prompt begins with it
+IMAGE_TAG = "<image>"  # where the image stands in a user prompt; every image prompt begins with it
+FLOW_TAG = "<flow>"  # where a text prompt's flow description stands (prompt plugins whose input is "text")
 
 
 class JsonRecord:

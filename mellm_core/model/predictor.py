@@ -14,15 +14,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mellm_core.config import Recipe
+from mellm_core.errors import InputError
 from mellm_core.files.layout import RunLayout
 from mellm_core.files.storage import model_folder
 from mellm_core.model.adapters import local_adapter, trained_adapter
 from mellm_core.motion.facs import PROTOTYPES
+from mellm_core.motion.regions import RegionMotion
 from mellm_core.plugins import get_registry
 from mellm_core.records import Interval
 from mellm_core.summaries import InstructionsSummary
 from mellm_core.text.labels import get_protocol
 from mellm_core.text.parse import parse_output
+from mellm_core.text.turns import takes_text, user_turn
 
 
 @dataclass
@@ -69,19 +72,34 @@ class Predictor:
         registry = get_registry()
         local = local_adapter(adapter) if adapter else None
         self.labels = labels or recipe_labels(recipe)
-        prompt = registry.create("prompt", recipe.instructions.prompt, **recipe.instructions.prompt_params)
-        self.prompt = prompt.user_prompt(task, self.labels)
+        self.prompt_plugin = registry.create("prompt", recipe.instructions.prompt, **recipe.instructions.prompt_params)
+        self.task = task
         self.backbone = registry.create("backbone", recipe.backbone.name, **recipe.backbone.params)
         self.module = self.backbone.load(model_folder(recipe.backbone.model), device=device,
                                          adapter=str(local) if local else None, labels=self.labels)
         self.adapter = adapter
 
-    def texts(self, prompts: list[str], images: list[np.ndarray], max_new_tokens: int | None = None) -> list[str]:
-        """Raw answers to explicit prompts (each beginning with ``<image>``)."""
+    @property
+    def takes_text(self) -> bool:
+        """Whether the recipe's prompt gives the model the flow as text instead of the map."""
+        return takes_text(self.prompt_plugin)
+
+    def texts(self, prompts: list[str], images: list[np.ndarray | None], max_new_tokens: int | None = None
+              ) -> list[str]:
+        """Raw answers to explicit prompts (each beginning with ``<image>``, or image-less (None) text)."""
         return self.backbone.generate(self.module, prompts, images, max_new_tokens)
 
-    def __call__(self, images: list[np.ndarray], max_new_tokens: int | None = None) -> list[Answer]:
-        texts = self.texts([self.prompt] * len(images), images, max_new_tokens)
+    def __call__(self, images: list[np.ndarray], max_new_tokens: int | None = None,
+                 regions: list[dict[str, RegionMotion]] | None = None) -> list[Answer]:
+        """Answers on MMC-maps, or (a prompt that takes the flow as text) on their ``regions``' motion."""
+        if self.takes_text:
+            if regions is None or len(regions) != len(images):
+                raise InputError("the recipe's prompt takes the flow as text: each map needs its regions' motion")
+            prompts = [user_turn(self.prompt_plugin, self.task, self.labels, r) for r in regions]
+            texts = self.texts(prompts, [None] * len(prompts), max_new_tokens)
+        else:
+            texts = self.texts([user_turn(self.prompt_plugin, self.task, self.labels)] * len(images), list(images),
+                               max_new_tokens)
         answers = []
         for text in texts:
             parsed = parse_output(text, self.labels)
@@ -115,7 +133,7 @@ def analyze_pair(recipe: Recipe, onset: str, apex: str, map_path: str, train_com
     adapter = adapter or (None if model else default_adapter(recipe))
     result = Mapper(recipe.maps)(read_gray(onset), read_gray(apex))
     write_png_atomic(map_path, result.rgb)
-    answer = Predictor(recipe, adapter)([result.rgb], max_new_tokens)[0]
+    answer = Predictor(recipe, adapter)([result.rgb], max_new_tokens, [result.regions])[0]
     return PairAnalysis(answer, map_path, adapter, None if model else model_note(recipe, adapter, train_command))
 
 

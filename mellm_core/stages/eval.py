@@ -57,11 +57,11 @@ class EvalActor:
     def answer(self, rows: list[dict]) -> list[dict]:
         out: list[Prediction] = []
         ready: list[tuple[Prediction, str]] = []
-        images: list[np.ndarray] = []
+        images: list[np.ndarray | None] = []  # None: the prompt carries the flow as text
         for row in rows:
             pred = Prediction.unanswered(row)
             try:
-                images.append(read_rgb(pred.map_path))
+                images.append(read_rgb(pred.map_path) if row.get("images") else None)
                 ready.append((pred, row["messages"][0]["content"]))
             except InputError as exc:  # recorded, scored as unparsed; the run goes on
                 pred.error = str(exc)
@@ -77,7 +77,7 @@ class EvalActor:
                     pred.text, pred.emotion, pred.aus = text, parsed.emotion, list(parsed.aus)
         return [pred.to_dict() for pred in out]
 
-    def _one(self, pred: Prediction, prompt: str, image: np.ndarray) -> str | None:
+    def _one(self, pred: Prediction, prompt: str, image: np.ndarray | None) -> str | None:
         """One sample's answer, or None with the reason in ``pred.error`` (scored as unparsed, asked again by the
         next run)."""
         try:

@@ -28,6 +28,7 @@ from mellm_core.text.hfdataset import FOLDER as HF_FOLDER
 from mellm_core.text.hfdataset import write_hf_dataset
 from mellm_core.text.labels import apply_protocol, get_protocol
 from mellm_core.text.llamafactory import DATASET_INFO, FILES, llamafactory_files
+from mellm_core.text.turns import takes_text, user_turn
 
 
 def _as_sample(record: MapRecord) -> Sample:
@@ -93,18 +94,19 @@ def build_instructions(
                              f"{len({subject_key(s) for s in kept})} subjects); adjust instructions.split")
     rng = random.Random(seed)
 
+    text = takes_text(prompt)  # the flow as text: no image
+
     def make(sample: Sample, task: str) -> Instruction:
         record, emotion = ok[sample.sample_id], str(sample.emotion)  # kept samples all have one
+        regions = regions_from_dict(record.regions or {})
         if task == "meu":
-            analysis = analyze(regions_from_dict(record.regions or {}), sample.aus, sample.au_sides, emotion,
-                               min_motion)
-            target = prompt.meu_target(analysis)
+            target = prompt.meu_target(analyze(regions, sample.aus, sample.au_sides, emotion, min_motion))
         else:
             target = prompt.mer_target(emotion)
-        messages = [{"role": "user", "content": prompt.user_prompt(task, labels)},
+        messages = [{"role": "user", "content": user_turn(prompt, task, labels, regions)},
                     {"role": "assistant", "content": target}]
-        return Instruction(messages, [str(record.map_path)], task, emotion, list(sample.aus), sample.sample_id,
-                           sample.dataset, sample.subject)
+        return Instruction(messages, [] if text else [str(record.map_path)], task, emotion, list(sample.aus),
+                           sample.sample_id, sample.dataset, sample.subject)
 
     train_rows = [make(s, "meu") for s in train] if "meu" in cfg.train_tasks else []
     if "mer" in cfg.train_tasks:

@@ -44,6 +44,7 @@ from mellm_core.files.frames import decode_gray
 from mellm_core.model.adapters import require_adapter
 from mellm_core.model.predictor import Predictor, default_adapter, recipe_labels
 from mellm_core.motion.mapper import Mapper
+from mellm_core.motion.regions import RegionMotion
 from mellm_core.serving.chat import check_json_type, completion, model_list, parse_chat
 from mellm_core.serving.upload import (
     API_KEY_ENV,
@@ -219,7 +220,8 @@ class MapWorker:
         t2 = time.perf_counter()
         timings = {"decode_s": t1 - t0, **{k: v for k, v in result.timings.items() if k != "total_s"},
                    "map_s": t2 - t0}
-        return {"rgb": result.rgb, "png": png.tobytes(), "head_motion": result.head_motion, "timings": timings}
+        return {"rgb": result.rgb, "png": png.tobytes(), "head_motion": result.head_motion, "timings": timings,
+                "regions": result.regions}
 
     async def __call__(self, onset: bytes, apex: bytes) -> dict[str, Any]:
         """The map (RGB and PNG), head motion and timings, or ``{"status", "error"}`` for a bad pair."""
@@ -277,16 +279,17 @@ class ModelWorker:
         if "CUDA error" in str(exc) or "device-side assert" in str(exc):
             self.broken = str(exc)[:200]
 
-    def _analyze(self, maps: list[np.ndarray]) -> list[dict[str, Any]]:
+    def _analyze(self, maps: list[tuple[np.ndarray, dict[str, RegionMotion]]]) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
-        answers = self.predictor(maps, self.max_new_tokens)
+        answers = self.predictor([rgb for rgb, _ in maps], self.max_new_tokens, [regions for _, regions in maps])
         seconds = time.perf_counter() - t0
         return [{"analysis": a.text, "emotion": a.emotion, "aus": a.aus, "model_s": seconds, "batch_size": len(maps)}
                 for a in answers]
 
     @serve.batch
-    async def analyze(self, maps: list[np.ndarray]) -> list[dict[str, Any]]:
-        """One answer per map: text, parsed emotion and AUs, the batch's generation time and size."""
+    async def analyze(self, maps: list[tuple[np.ndarray, dict[str, RegionMotion]]]) -> list[dict[str, Any]]:
+        """One answer per (map, its regions' motion): text, parsed emotion and AUs, the batch's generation time
+        and size. A prompt that takes the flow as text reads the regions; any other, the map."""
         return await self._isolated(self._analyze, maps)
 
     def _chat(self, asks: list[tuple[str, np.ndarray, int | None]]) -> list[dict[str, Any]]:
@@ -445,7 +448,7 @@ class Gateway:
             mapped = await self.mapper.remote(*frames)
             if "error" in mapped:
                 return error(mapped["status"], mapped["error"])
-            answer = await self.model.analyze.remote(mapped["rgb"])
+            answer = await self.model.analyze.remote((mapped["rgb"], mapped["regions"]))
         except REPLICA_GONE:
             return replica_gone()
         finally:

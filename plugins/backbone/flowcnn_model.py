@@ -144,15 +144,19 @@ class FlowCNN:
     # ------------------------------------------------------------------ inference
 
     @torch.no_grad()
-    def generate(self, module: torch.nn.Module, prompts: list[str], images: list[np.ndarray],
+    def generate(self, module: torch.nn.Module, prompts: list[str], images: list[np.ndarray | None],
                  max_new_tokens: int | None = None) -> list[str]:
         """The predicted class of each image as a conclusion the project's parser reads (prompts are not read)."""
         if len(prompts) != len(images):
             raise InputError(f"generate: {len(prompts)} prompts but {len(images)} images")
         if not images:
             return []
+        maps = [image for image in images if image is not None]
+        if len(maps) < len(images):
+            raise InputError(f"backbone {NAME} reads MMC-maps, and the prompt gives the flow as text (no image): "
+                             "use an image prompt (fgmu-en, fgmu-zh) or a text backbone")
         device = next(module.parameters()).device
-        predicted = module(self._pixels(images).to(device)).argmax(1).tolist()
+        predicted = module(self._pixels(maps).to(device)).argmax(1).tolist()
         return [f"Final conclusion: the micro-expression is {self.labels[k]}." for k in predicted]
 
     def merge(self, module: torch.nn.Module, out_dir: str | Path) -> None:

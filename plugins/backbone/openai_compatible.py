@@ -116,18 +116,21 @@ class OpenAICompatible:
         return Endpoint(self.params.base_url.rstrip("/") + "/chat/completions", self.params.model or model, headers,
                         session)
 
-    def _body(self, endpoint: Endpoint, prompt: str, image: np.ndarray, max_new_tokens: int | None) -> bytes:
-        """One request: the prompt's text (without ``<image>``) and the image as a PNG data URL."""
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise InputError(f"image must be an RGB uint8 HxWx3 array, got {image.dtype} {image.shape}")
-        png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()
-        url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-        body: dict[str, Any] = {
-            "model": endpoint.model, "temperature": self.params.temperature,
-            "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
-                                                      {"type": "text", "text": prompt.replace(IMAGE_TAG, "")}]}],
-        }
+    def _body(self, endpoint: Endpoint, prompt: str, image: np.ndarray | None, max_new_tokens: int | None
+              ) -> bytes:
+        """One request: the prompt's text (without ``<image>``) and the image as a PNG data URL; the text alone
+        for a prompt that carries the flow as text (no image)."""
+        content: Any = prompt
+        if image is not None:
+            image = np.asarray(image)
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise InputError(f"image must be an RGB uint8 HxWx3 array, got {image.dtype} {image.shape}")
+            png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()
+            url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+            content = [{"type": "image_url", "image_url": {"url": url}},
+                       {"type": "text", "text": prompt.replace(IMAGE_TAG, "")}]
+        body: dict[str, Any] = {"model": endpoint.model, "temperature": self.params.temperature,
+                                "messages": [{"role": "user", "content": content}]}
         cap = max_new_tokens or self.params.max_tokens
         if cap:
             body["max_tokens"] = cap
@@ -185,9 +188,9 @@ class OpenAICompatible:
             parts.append(chunk)
         return b"".join(parts)
 
-    def generate(self, module: Endpoint, prompts: list[str], images: list[np.ndarray],
+    def generate(self, module: Endpoint, prompts: list[str], images: list[np.ndarray | None],
                  max_new_tokens: int | None = None) -> list[str]:
-        """The endpoint's answer to each (prompt, image), ``concurrency`` requests at a time."""
+        """The endpoint's answer to each (prompt, image or None), ``concurrency`` requests at a time."""
         if len(prompts) != len(images):
             raise InputError(f"generate: {len(prompts)} prompts but {len(images)} images")
         bodies = [self._body(module, p, img, max_new_tokens) for p, img in zip(prompts, images, strict=True)]

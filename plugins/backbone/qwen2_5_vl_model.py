@@ -65,6 +65,9 @@ def _targets(names: list[str], blocks: str) -> str | None:
 class Qwen25VL:
     """Load, collate, loss, save and generate for Qwen2.5-VL (see the backbone hook's contract)."""
 
+    auto_class = "AutoModelForImageTextToText"  # transformers' class that loads and builds the model
+    lm_blocks = LM_BLOCKS  # where the LM decoder's projections are, for LoRA
+
     def __init__(self, params: QwenParams):
         self.params = params
         self.tokenizer: Any = None
@@ -82,10 +85,18 @@ class Qwen25VL:
         local = Path(model).expanduser()
         return str(local.resolve()) if local.exists() else model
 
+    def _auto(self) -> Any:
+        return getattr(transformers, self.auto_class)
+
     def _dtype(self, device: str) -> torch.dtype:
         if self.params.dtype == "auto":
             return torch.bfloat16 if device.startswith("cuda") else torch.float32
         return getattr(torch, self.params.dtype)
+
+    def _save_processors(self, out: Path) -> None:
+        self.tokenizer.save_pretrained(out)
+        if self.image_processor is not None:
+            self.image_processor.save_pretrained(out)
 
     def _load_processors(self, path: str) -> None:
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=False)
@@ -117,10 +128,10 @@ class Qwen25VL:
             if place == "meta":
                 config = transformers.AutoConfig.from_pretrained(base_path, trust_remote_code=False)
                 with torch.device("meta"):
-                    base = transformers.Qwen2_5_VLForConditionalGeneration._from_config(config, **settings)
+                    base = self._auto().from_config(config, **settings)
             else:
-                base = transformers.Qwen2_5_VLForConditionalGeneration.from_pretrained(
-                    base_path, use_safetensors=True, trust_remote_code=False, **settings)
+                base = self._auto().from_pretrained(base_path, use_safetensors=True, trust_remote_code=False,
+                                                    **settings)
         except (OSError, ValueError) as exc:
             raise InputError(f"backbone.model '{model}' could not be loaded from {base_path}: {exc}") from None
         base.config._name_or_path = self.model_path  # adapters name the model the user asked for
@@ -148,14 +159,15 @@ class Qwen25VL:
         """``base`` wrapped with a new LoRA adapter in the recipe's vision and LM projections."""
         from peft import LoraConfig, get_peft_model
 
-        targets = [t for t in (_targets(self.params.lm_targets, LM_BLOCKS),
-                               _targets(self.params.vision_targets, VISION_BLOCKS)) if t]
+        targets = [t for t in (_targets(self.params.lm_targets, self.lm_blocks),
+                               _targets(getattr(self.params, "vision_targets", []), VISION_BLOCKS)) if t]
         if not targets:
             raise InputError("backbone.params.lm_targets and vision_targets are both empty: nothing to train")
         return get_peft_model(base, LoraConfig(
             r=train.lora_rank, lora_alpha=train.lora_alpha, lora_dropout=train.lora_dropout,
             target_modules="|".join(f"(?:{t})" for t in targets),
-            modules_to_save=["merger"] if self.params.train_merger and not self.params.train_base else None,
+            modules_to_save=["merger"] if getattr(self.params, "train_merger", False) and not self.params.train_base
+            else None,
         ), low_cpu_mem_usage=meta)
 
     def _greedy(self, shipped: Any) -> Any:
@@ -297,16 +309,29 @@ class Qwen25VL:
 
     # ------------------------------------------------------------------ training
 
-    def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        """Right-padded token ids, labels on the assistant's tokens only, and the images' patches."""
-        images = []
+    def _row_images(self, rows: list[dict]) -> list[np.ndarray | None]:
+        """Each training row's one image."""
+        images: list[np.ndarray | None] = []
         for row in rows:
             if len(row.get("images") or []) != 1:
                 raise InputError(f"sample {row.get('sample_id')}: expected one image, got {row.get('images')}")
             images.append(read_rgb(row["images"][0]))
-        vision = self._images(images)
+        return images
+
+    def _vision(self, images: list[np.ndarray | None]) -> tuple[list[Any], dict[str, torch.Tensor]]:
+        """(each image's patch grid, the batch's pixel inputs); every prompt of this backbone has an image."""
+        maps = [image for image in images if image is not None]
+        if len(maps) < len(images):
+            raise InputError("backbone qwen2_5_vl answers on the MMC-map, and the prompt gives the flow as text (no "
+                             "image): use an image prompt (fgmu-en, fgmu-zh) or the text backbone qwen2_5")
+        vision = self._images(maps)
+        return list(vision["image_grid_thw"]), vision
+
+    def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        """Right-padded token ids, labels on the assistant's tokens only, and the images' patches."""
+        grids, vision = self._vision(self._row_images(rows))
         sequences, labels = [], []
-        for row, grid in zip(rows, vision["image_grid_thw"], strict=True):
+        for row, grid in zip(rows, grids, strict=True):
             sample = row.get("sample_id")
             roles = [m["role"] for m in row["messages"]]
             if roles != ["user", "assistant"]:
@@ -366,23 +391,21 @@ class Qwen25VL:
             prefix = "base_model.model."
             source = base.state_dict() if weights is None else {k.removeprefix(prefix): v for k, v in weights.items()}
             state = {k.replace(".base_layer.", "."): v for k, v in source.items() if "lora_" not in k}
-            fresh = transformers.Qwen2_5_VLForConditionalGeneration(base.config)
+            fresh = self._auto().from_config(base.config)
             fresh.load_state_dict(state, strict=True)
             fresh.generation_config = base.generation_config
             fresh.save_pretrained(out / BASE, safe_serialization=True)
-            self.tokenizer.save_pretrained(out / BASE)
-            self.image_processor.save_pretrained(out / BASE)
+            self._save_processors(out / BASE)
             anchor_adapter(out)
 
     # ------------------------------------------------------------------ inference
 
-    def prompt_inputs(self, prompts: list[str], images: list[np.ndarray]) -> dict[str, torch.Tensor]:
+    def prompt_inputs(self, prompts: list[str], images: list[np.ndarray | None]) -> dict[str, torch.Tensor]:
         """Left-padded model inputs for a batch of (prompt, image) pairs, as Qwen's processor builds them."""
         if len(prompts) != len(images):
             raise InputError(f"generate: {len(prompts)} prompts but {len(images)} images")
-        vision = self._images(images)
-        encoded = [self._encode_prompt(p, g, f"#{i}") for i, (p, g) in
-                   enumerate(zip(prompts, vision["image_grid_thw"], strict=True))]
+        grids, vision = self._vision(images)
+        encoded = [self._encode_prompt(p, g, f"#{i}") for i, (p, g) in enumerate(zip(prompts, grids, strict=True))]
         width = max(len(e) for e in encoded)
         ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
@@ -392,7 +415,7 @@ class Qwen25VL:
         return self._model_inputs(ids, mask, vision)
 
     @torch.no_grad()
-    def generate(self, module: torch.nn.Module, prompts: list[str], images: list[np.ndarray],
+    def generate(self, module: torch.nn.Module, prompts: list[str], images: list[np.ndarray | None],
                  max_new_tokens: int | None = None) -> list[str]:
         """Greedy answers for a batch of (prompt, image) pairs (left-padded)."""
         if not prompts:
@@ -418,5 +441,4 @@ class Qwen25VL:
         if dtype is not None:
             model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
         model.save_pretrained(out_dir, safe_serialization=True)
-        self.tokenizer.save_pretrained(out_dir)
-        self.image_processor.save_pretrained(out_dir)
+        self._save_processors(Path(out_dir))

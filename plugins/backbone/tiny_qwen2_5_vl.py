@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from mellm_core.config import settings_hash
 from mellm_core.errors import MellmError
@@ -77,7 +78,7 @@ def _complete(path: Path) -> bool:
     return (path / "config.json").is_file() and (path / "model.safetensors").is_file()
 
 
-def _tokenizer(vocab: int):
+def _tokenizer(vocab: int, texts: list[str] | None = None):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -86,7 +87,7 @@ def _tokenizer(vocab: int):
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=SPECIAL_TOKENS, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    bpe.train_from_iterator(corpus(), trainer)
+    bpe.train_from_iterator(texts or corpus(), trainer)
     return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                    additional_special_tokens=SPECIAL_TOKENS[1:], chat_template=CHAT_TEMPLATE,
                                    model_max_length=32768)
@@ -135,10 +136,64 @@ model.save_pretrained(sys.argv[1], safe_serialization=True)
 """
 
 
-def _write_weights(out: Path) -> None:
+def _write_weights(out: Path, script: str = WRITE_WEIGHTS) -> None:
     """Random weights for the configuration in ``out``, written by a fresh Python process: in a process of a
     torch.distributed group (a Ray Train worker), ``save_pretrained`` writes only on rank 0, and another rank
     that builds the model first would leave a folder without weights."""
-    done = subprocess.run([sys.executable, "-c", WRITE_WEIGHTS, str(out)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True)
     if done.returncode:
         raise MellmError(f"writing the tiny model's weights into {out} failed: {done.stderr.strip()[-2000:]}")
+
+
+TEXT_CORPUS_PROMPTS = (*CORPUS_PROMPTS, "flow-text")
+WRITE_TEXT_WEIGHTS = WRITE_WEIGHTS.replace("Qwen2_5_VLForConditionalGeneration", "AutoModelForCausalLM.from_config")
+
+
+def text_corpus() -> list[str]:
+    """The text model's corpus: the FGMU texts, and the flow-text prompt's with example flow descriptions."""
+    from mellm_core.motion.regions import REGIONS, RegionMotion
+
+    registry = get_registry()
+    texts = corpus(TEXT_CORPUS_PROMPTS)
+    for language in ("en", "zh"):
+        prompt: Any = registry.create("prompt", "flow-text", language=language)
+        for k in range(8):
+            regions = {name: RegionMotion([0.0, 0.0], 0.1 * (i + k), 0.37 * (i + 2 * k), direction, "", intensity,
+                                          False)
+                       for i, name in enumerate(REGIONS)
+                       for direction, intensity in [(("up", "down", "left", "right")[(i + k) % 4],
+                                                     ("weak", "medium", "strong")[(i * k) % 3])]}
+            texts.append(prompt.describe(regions))
+    return texts
+
+
+def build_tiny_text(hidden: int = 128, layers: int = 2, vocab: int = 2048, rope_theta: float = 10000.0) -> Path:
+    """The folder of the tiny text-only Qwen2 with these sizes (the flow-text path's model), built on first use."""
+    key = settings_hash(TINY_VERSION, "text", hidden, layers, vocab, rope_theta, text_corpus())
+    path = cache_dir() / f"tiny-random-qwen2_5-{key}"
+
+    def build(staging: Path) -> None:
+        from transformers import GenerationConfig, Qwen2Config
+
+        tokenizer = _tokenizer(vocab, text_corpus())
+        tokenizer.chat_template = TEXT_CHAT_TEMPLATE
+        ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+        Qwen2Config(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=4,
+                    num_key_value_heads=2, vocab_size=len(tokenizer), max_position_embeddings=4096,
+                    rope_theta=rope_theta, bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
+                    pad_token_id=ids["<|endoftext|>"], tie_word_embeddings=True,
+                    architectures=["Qwen2ForCausalLM"]).save_pretrained(staging)
+        GenerationConfig(eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]], pad_token_id=ids["<|endoftext|>"],
+                         do_sample=False).save_pretrained(staging)
+        _write_weights(staging, WRITE_TEXT_WEIGHTS)
+        tokenizer.save_pretrained(staging)
+
+    return built_once(path, _complete, build)
+
+
+# Qwen2.5 instruct's chat template, text turns only.
+TEXT_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a "
+    "helpful assistant.<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)

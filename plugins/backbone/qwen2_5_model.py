@@ -1,0 +1,58 @@
+"""The text-only Qwen backbone's model code: the Qwen2.5-VL backbone's, without the image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import transformers
+
+from mellm_core.errors import InputError
+from mellm_core.records import IMAGE_TAG
+from mellm_plugins.backbone.qwen2_5_vl import TINY
+from mellm_plugins.backbone.qwen2_5_vl_model import Qwen25VL
+from mellm_plugins.backbone.tiny_qwen2_5_vl import build_tiny_text
+
+
+class Qwen25Text(Qwen25VL):
+    """Load, collate, loss, save and generate for a text-only causal LM (see the backbone hook's contract)."""
+
+    auto_class = "AutoModelForCausalLM"
+    lm_blocks = r"model\.layers\.\d+\.(?:self_attn|mlp)"
+
+    def resolve(self, model: str) -> str:
+        p = self.params
+        if model == TINY:
+            return str(build_tiny_text(p.tiny_hidden_size, p.tiny_layers, p.tiny_vocab_size, p.tiny_rope_theta))
+        local = Path(model).expanduser()
+        return str(local.resolve()) if local.exists() else model
+
+    def _load_processors(self, path: str) -> None:
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+        self.image_processor = None
+        self.ids = {t: self.tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")}
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.ids[
+            "<|endoftext|>"]
+
+    def _row_images(self, rows: list[dict]) -> list[np.ndarray | None]:
+        return [None] * len(rows)  # the flow is in the prompt's text
+
+    def _vision(self, images: list[np.ndarray | None]) -> tuple[list[Any], dict[str, torch.Tensor]]:
+        return [None] * len(images), {}
+
+    def _encode_prompt(self, user: str, grid: Any, sample: str | None) -> list[int]:
+        """Token ids of the chat turns around ``user``, its special-token spellings split into plain characters."""
+        if IMAGE_TAG in user:
+            raise InputError(f"sample {sample}: the prompt asks for an image ({IMAGE_TAG}), and backbone qwen2_5 "
+                             "reads text: use a prompt that gives the flow as text (instructions.prompt=flow-text)")
+        head, tail = self._prompt("\0").split("\0")
+        return self._tokens(head) + self._tokens(user, plain=True) + self._tokens(tail)
+
+    def _model_inputs(self, ids: torch.Tensor, mask: torch.Tensor, vision: dict[str, torch.Tensor]
+                      ) -> dict[str, torch.Tensor]:
+        return {"input_ids": ids, "attention_mask": mask}
+
+    def shape(self, *args: Any, **kwargs: Any) -> Any:
+        raise InputError("mellm plan counts the qwen2_5_vl backbone; the text backbone qwen2_5 is not planned yet")
