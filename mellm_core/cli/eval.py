@@ -66,7 +66,7 @@ def _print_spotting(s: dict[str, Any], out: RunLayout) -> None:
     a = s["analysis"]
     if a:
         scores = "  ".join(f"{k.upper()} {a[k]:.4f}" for k in ("acc", "uf1", "uar", "au_f1") if a[k] is not None)
-        print(f"  analysis of the {a['n']} matches: {scores} (unparsed {a['unparsed']})")
+        print(f"  analysis of the {a['n']} matches: {scores} (unparsed {a['unparsed']}); analysis F1 {a['f1']:.4f}")
     for video, error in s["failed"].items():
         print(f"  failed: {video}: {error}")
     print(f"scores: {out.eval / SPOTTING}")

@@ -36,6 +36,8 @@ def register_spot(sub: argparse._SubParsersAction) -> None:
     p.add_argument("video", help="a video file (mp4, avi, mov: what OpenCV reads) or a folder of numbered frames")
     p.add_argument("--recipe", default="quickstart", help="recipe whose spot section is used (default quickstart)")
     p.add_argument("--fps", type=float, help="frame rate (required for a frames folder; overrides a file's own)")
+    p.add_argument("--address", help="Ray cluster for a long video's windows (default: the recipe's ray.address, "
+                                      "else RAY_ADDRESS, else a local instance)")
     p.add_argument("--json", action="store_true", help='print {"fps", "frames", "intervals": [...]} as JSON')
     p.add_argument("overrides", nargs="*", help="recipe key=value overrides (e.g. spot.spotter=diff)")
     p.set_defaults(func=cmd_spot)

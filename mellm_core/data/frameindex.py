@@ -112,14 +112,12 @@ def middle_frame(frames: ClipFrames, onset: int, offset: int | None = None) -> i
     return inside[len(inside) // 2]
 
 
-def spotted_apex(frames: ClipFrames, onset: int, offset: int | None, fps: float | None) -> int:
+def spotted_apex(frames: ClipFrames, onset: int, offset: int | None, fps: float) -> int:
     """The apex of the strongest expression the ``flow`` spotter finds in onset..offset at ``fps`` (on the whole
     frame when it finds no face: a crop); the peak motion from the onset when it finds none (a clip shorter than
     its window)."""
     from mellm_core.plugins import create
 
-    if not fps or fps <= 0:
-        raise InputError("apex_fill=spot needs the clips' frame rate: set the dataset plugin's fps")
     last = offset if offset is not None else frames.numbers[-1]
     inside = [n for n in frames.numbers if onset <= n <= last]
     try:
@@ -152,5 +150,6 @@ def fill_apex(frames: ClipFrames, onset: int, offset: int | None, method: str, f
     if method not in APEX_FILLS:
         raise InputError(f"unknown apex fill '{method}' (choose one of: {', '.join(APEX_FILLS)})")
     if method == "spot":
-        return spotted_apex(frames, onset, offset, fps)
+        check_apex_fill(method, fps)
+        return spotted_apex(frames, onset, offset, fps or 0.0)
     return (peak_motion_frame if method == "flow" else middle_frame)(frames, onset, offset)

@@ -49,8 +49,12 @@ class Video:
             return
         capture = cv2.VideoCapture(str(self.source))
         try:
-            if start > 1:
-                capture.set(cv2.CAP_PROP_POS_FRAMES, start - 1)
+            if start > 1 and not _seek(capture, start - 1):  # a codec that cannot seek exactly: decode forward
+                capture.release()
+                capture = cv2.VideoCapture(str(self.source))
+                for _ in range(start - 1):
+                    if not capture.grab():
+                        return
             index = start
             while stop is None or index <= stop:
                 ok, frame = capture.read()
@@ -74,6 +78,13 @@ class Video:
             return frame
         finally:
             capture.release()
+
+
+def _seek(capture: cv2.VideoCapture, frames_before: int) -> bool:
+    """Put ``capture`` before its frame ``frames_before`` (counted from 0); False when the backend cannot say that
+    it got there exactly."""
+    return bool(capture.set(cv2.CAP_PROP_POS_FRAMES, frames_before)) and \
+        int(capture.get(cv2.CAP_PROP_POS_FRAMES)) == frames_before
 
 
 def open_video(path: str | Path, fps: float | None = None, folder_fps: float | None = None) -> Video:

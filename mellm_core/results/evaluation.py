@@ -54,7 +54,7 @@ def eval_digest(recipe: Recipe, test_bytes: bytes, adapter: str | None) -> str:
                          recipe.instructions.prompt_params, generation)
 
 
-def _records(rows: list[dict], pred_aus: list[int] | None = None) -> list[dict[str, Any]]:
+def scoring_records(rows: list[dict], pred_aus: list[int] | None = None) -> list[dict[str, Any]]:
     """Scoring records of prediction lines; ``pred_aus`` replaces every predicted AU set (a constant baseline)."""
     return [{"id": r["sample_id"], "label": r["label"], "emotion": r.get("emotion"),
              "pred_aus": r.get("aus") or [] if pred_aus is None else pred_aus,
@@ -88,7 +88,7 @@ def chance(result: dict[str, Any], protocol: str, rows: list[dict] | None = None
     out = {"uniform": {"acc": 1 / len(labels), "uar": 1 / len(labels)},
            "majority": {"class": majority, **{k: scored[k] for k in ("acc", "uf1", "uar") if k in scored}}}
     if rows and baseline_aus is not None and "au_f1" in result:
-        constant = score_rows(predict(_records(rows, baseline_aus), protocol), protocol)
+        constant = score_rows(predict(scoring_records(rows, baseline_aus), protocol), protocol)
         out["majority_aus"] = {"aus": baseline_aus, "au_f1": constant["au_f1"]}
     return out
 
@@ -129,12 +129,12 @@ def metrics_of(rows: list[dict], protocol: str, baseline_aus: list[int] | None =
     out: dict[str, TaskMetrics] = {}
     for task in sorted({r["task"] for r in rows}):
         part = [r for r in rows if r["task"] == task]
-        overall = score_rows(predict(_records(part), protocol), protocol)
+        overall = score_rows(predict(scoring_records(part), protocol), protocol)
         per_dataset = {}
         for dataset in sorted({r.get("dataset", "") for r in part}):
             subset = [r for r in part if r.get("dataset", "") == dataset]
             try:
-                per_dataset[dataset or "-"] = score_rows(predict(_records(subset), protocol), protocol)
+                per_dataset[dataset or "-"] = score_rows(predict(scoring_records(subset), protocol), protocol)
             except InputError:  # a dataset with no label inside the protocol has nothing to score
                 continue
         aus = None  # the AU baseline: for MEU, the task whose answers name AUs

@@ -62,17 +62,17 @@ def analysis_scores(preds: Sequence[dict[str, Any]], protocol: str) -> dict[str,
     """The model's analysis of the matched intervals (``eval/predictions.jsonl``-style lines): ACC, UF1 and UAR
     over those annotated with an emotion of ``protocol``, AU F1 over those annotated with AUs, and ``f1``, what
     STRS multiplies by. As MEGC's STRS scorer has it, ``f1`` is the harmonic mean of the mean precision and the
-    mean recall over the annotated emotions (each one against the rest); with no emotion annotated (SAMM Long
-    Videos), the AU F1. None: no match to analyse."""
+    mean recall over the annotated emotions (each one against the rest); with no emotion annotated (macro-
+    expressions, or SAMM Long Videos without its micro-movement sheet), the AU F1. None: no match to analyse."""
     from mellm_core.plugins import create
+    from mellm_core.results.evaluation import scoring_records
     from mellm_core.text.labels import get_protocol
     from mellm_core.text.scoring import graded, score
 
     if not preds:
         return None
     chosen = get_protocol(protocol)
-    records = [{"id": p["sample_id"], "label": p["label"], "emotion": p.get("emotion"), "pred_aus": p.get("aus") or [],
-                "aus": p.get("aus_gold") or [], "dataset": p.get("dataset", "")} for p in preds]
+    records = scoring_records(list(preds))
     pairs: list[tuple[str, str | None]] = [
         (gold, predicted) for r in records if r["label"]
         for gold, predicted in [graded(chosen, r["label"], r["emotion"], r["dataset"])] if gold is not None]

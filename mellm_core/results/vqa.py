@@ -13,20 +13,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from mellm_core.errors import InputError
+from mellm_core.text.vqa import question_type
 
-COARSE_Q = "what is the coarse expression class?"
-FINE_Q = "what is the fine-grained expression class?"
 EPSILON = 0.1  # NLTK's smoothing method 1: the count an n-gram order without a match gets
 
 
 def normalised(text: Any) -> str:
     """An answer or a question as the scorers compare them: lowercased, outer spaces stripped."""
     return str(text or "").strip().lower()
-
-
-def question_kind(question: str) -> str | None:
-    """``coarse`` or ``fine`` for the two expression-class questions (matched whole, as the scorers match)."""
-    return {COARSE_Q: "coarse", FINE_Q: "fine"}.get(normalised(question))
 
 
 def _ngrams(tokens: Sequence[str], n: int) -> Counter:
@@ -102,7 +96,7 @@ def score_vqa(preds: Sequence[dict[str, Any]], gold: Sequence[dict[str, Any]]) -
         raise InputError("the gold file holds no lines")
     out: dict[str, Any] = {}
     for kind in ("coarse", "fine"):
-        chosen = [(g, p or "") for q, g, p in pairs if question_kind(q) == kind]
+        chosen = [(g, p or "") for q, g, p in pairs if question_type(q)[0] == kind]
         out[kind] = macro([g for g, _ in chosen], [p for _, p in chosen])
     out["bleu"] = round(sum(sentence_bleu(g.split(), (p or "").split()) for _, g, p in pairs) / len(pairs), 4)
     out["rouge_1"] = round(sum(rouge1(g, p or "") for _, g, p in pairs) / len(pairs), 4)

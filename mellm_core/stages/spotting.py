@@ -68,7 +68,8 @@ def spot_video(video: LongVideo, spot: SpotConfig, maps: MapsConfig, out_dir: Pa
                for i in spotter(opened.frames(), opened.fps)]
     pairs = matches(spotted, video.intervals)
     wanted = {n for s, _ in pairs for n in (s.onset, s.apex)}
-    frames = {opened.number(i): f for i, f in enumerate(opened.frames(), 1) if opened.number(i) in wanted}
+    last = max((i for i in range(1, len(spotter.signal) + 1) if opened.number(i) in wanted), default=0)
+    frames = {opened.number(i): f for i, f in enumerate(opened.frames(1, last), 1) if opened.number(i) in wanted}
     mapper = Mapper(maps)
     found = []
     for s, g in pairs:
@@ -86,16 +87,18 @@ def spot_video(video: LongVideo, spot: SpotConfig, maps: MapsConfig, out_dir: Pa
 
 
 def _spot_row(row: dict[str, Any], spot: dict, maps: dict, out_dir: str) -> dict[str, Any]:
-    """A Ray Data task: one video's ``spot_video``, or its error (the run goes on with the others)."""
+    """A Ray Data task: one video's ``spot_video``, or its error (the run goes on with the others; the video's
+    annotated intervals still count, as misses)."""
     import cv2
 
     cv2.setNumThreads(1)
     video = LongVideo.from_json(row["video"])
     try:
         result = spot_video(video, SpotConfig(**spot), MapsConfig(**maps), Path(out_dir))
-    except MellmError as exc:
-        result = {"video_id": video.video_id, "dataset": video.dataset, "subject": video.subject,
-                  "error": str(exc)}
+    except Exception as exc:  # any failure of one video (unreadable frames, a codec, OpenCV) is that video's
+        error = str(exc) if isinstance(exc, MellmError) else f"{type(exc).__name__}: {exc}"
+        result = {"video_id": video.video_id, "dataset": video.dataset, "subject": video.subject, "frames": 0,
+                  "spotted": [], "gold": [i.to_dict() for i in video.intervals], "matches": [], "error": error}
     return {"result": json.dumps(result)}
 
 
@@ -126,6 +129,8 @@ def run_spotting(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
             bar.update(1)
             if result["error"]:
                 bar.set_postfix(failed=sum(1 for r in results.values() if r["error"]))
+    except ray.exceptions.RayError as exc:
+        raise MellmError(f"spotting failed: {exc}") from exc
     finally:
         bar.close()
     ordered = [results[v.video_id] for v in videos]
@@ -162,12 +167,11 @@ def _match_rows(recipe: Recipe, results: list[dict[str, Any]]) -> list[dict[str,
 
 def spotting_summary(recipe: Recipe, results: list[dict[str, Any]], preds: list[dict[str, Any]],
                      adapter: str | None) -> dict[str, Any]:
-    """``eval/spotting.json``: spotting over every video (each matched within itself), the analysis of the
-    matches, STRS, and the videos that failed."""
+    """``eval/spotting.json``: spotting over every video (each matched within itself; a video that failed
+    spotted nothing, so its annotated intervals are misses), the analysis of the matches, STRS, and the videos
+    that failed."""
     spotted, gold, pairs = [], [], []
     for r in results:
-        if r["error"]:
-            continue
         spotted += [Interval.from_dict(i) for i in r["spotted"]]
         gold += [Interval.from_dict(i) for i in r["gold"]]
         pairs += [(Interval.from_dict(m["spotted"]), Interval.from_dict(m["gold"])) for m in r["matches"]]

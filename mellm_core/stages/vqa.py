@@ -4,7 +4,7 @@ Test lines name clip folders (``video``, beside the file) with no onset or apex.
 first frame is the onset, the recipe's spotter finds the apex (the strongest expression's; the frame moving most
 from the onset when nothing is spotted), the MMC-map is made, and the model analyses it once with the recipe's
 analysis question. Every question about the clip is answered from that one analysis as the challenge's files
-answer it (``text.vqa``); the side of a one-sided AU is the side whose regions move more in the map. A question
+answer it (``text.vqa``); the side of an AU is the side whose regions move more in the map. A question
 of no known type is put to the model as written. A clip that cannot be read leaves its lines' answers empty,
 with the reason in ``error``, and the others are answered.
 """
@@ -96,7 +96,7 @@ def _clip_map(recipe: Recipe, folder: Path, fps: float | None) -> tuple[np.ndarr
 def answer_file(recipe: Recipe, questions: Path, fps: float | None, adapter: str | None,
                 progress: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The test file's lines with ``answer`` filled (and ``error`` where a clip failed), and a summary."""
-    from mellm_core.model.predictor import Predictor
+    from mellm_core.model.predictor import Answer, Predictor
 
     lines = read_questions(questions)
     folders = {str(line["video"]): (questions.parent / str(line["video"])).resolve() for line in lines}
@@ -113,8 +113,21 @@ def answer_file(recipe: Recipe, questions: Path, fps: float | None, adapter: str
     batch = max(1, recipe.eval.batch_size)
     for start in tqdm(range(0, len(ready), batch), desc="vqa", unit="batch", disable=not progress, file=sys.stderr):
         part = ready[start:start + batch]
-        for (clip, _), said in zip(part, predictor([rgb for _, rgb in part]), strict=True):
-            clip.reading = Reading(said.emotion, said.aus, sides_in_map(said.aus, clip.regions))
+        answers: list[Answer | None]
+        try:
+            answers = list(predictor([rgb for _, rgb in part], regions=[c.regions for c, _ in part]))
+        except InputError:  # one clip must not cost the batch: ask one at a time
+            answers = []
+            for clip, rgb in part:
+                try:
+                    answers += predictor([rgb], regions=[clip.regions])
+                except InputError as exc:
+                    clip.error, clip.rgb = str(exc), None
+                    answers.append(None)
+        for (clip, _), said in zip(part, answers, strict=True):
+            if said is None:
+                continue
+            clip.reading = Reading(said.emotion, said.aus, sides_in_map(list(ACTION_UNITS), clip.regions))
     out = []
     asked = 0
     for line in lines:

@@ -286,6 +286,15 @@ def _normalize(text: object) -> str:
     return unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
 
 
+_NAMED_LIST = re.compile(r"action units?\b[^:\n]*:([^.\n]*)", re.IGNORECASE)
+
+
+def _listed_by_name(text: str) -> list[int]:
+    """AUs listed by their FACS names after "action unit(s) ...:", as ME-VQA's answers list them ("The action
+    units present are: brow lowerer, lid tightener."); names in other prose are not read as AUs."""
+    return sorted({au for match in _NAMED_LIST.finditer(text) for au in named_aus(match.group(1))})
+
+
 def parse_output(text: str, labels: Sequence[str] | None = None) -> Parsed:
     """The emotion and AUs a generated text concludes with (see the module docstring for the rules).
 
@@ -303,5 +312,5 @@ def parse_output(text: str, labels: Sequence[str] | None = None) -> Parsed:
     emotion = None if start is None else doc.stated(start) or doc.last(start)
     aus = [] if start is None else find_aus(text[start:])
     if not aus and (start is None or not _NO_AUS.search(doc.text, start)):
-        aus = find_aus(text) or sorted(named_aus(text))  # codes, else FACS names (ME-VQA's answers)
+        aus = find_aus(text) or _listed_by_name(text)
     return Parsed(emotion or doc.last(0), aus)

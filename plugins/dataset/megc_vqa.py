@@ -28,6 +28,8 @@ from mellm_core.text.labels import normalize_emotion
 from mellm_core.text.vqa import question_type
 
 SOURCES = ("casme2", "samm", "smic")
+COMBINED_ANSWER = re.compile(r"present (?:is|are):\s*(?P<aus>[^.]*)\..*?fine-grained expression class is "
+                             r"(?P<fine>[a-z ]+?)(?:,|\.|$)", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass
@@ -111,14 +113,24 @@ class MegcVqa:
 
     @staticmethod
     def _labelled(sample: Sample, asked: list[dict]) -> Sample:
-        """``sample`` with the file's answers as its labels."""
-        answers = {question_type(str(q["question"])): str(q["answer"]).strip().lower() for q in asked}
-        emotion = normalize_emotion(answers.get(("fine", None)) or answers.get(("coarse", None)) or "")
-        aus = named_aus(answers.get(("aus", None), "")) or sample.aus
-        sides = {str(au): kind_answer[0].upper() for (kind, au), kind_answer in answers.items()
-                 if kind == "side" and au is not None and kind_answer in ("left", "right")}
+        """``sample`` with the file's answers as its labels: the class and AU questions' answers, else those the
+        combined question's answer states; the side questions' answers as sides. What the file does not say
+        about the clip stays as its source dataset says it."""
+        answers = {question_type(str(q["question"])): str(q["answer"]).strip() for q in asked}
+        combined = answers.get(("combined", None), "")
+        stated = COMBINED_ANSWER.search(combined)
+        fine = answers.get(("fine", None)) or (stated["fine"] if stated else "")
+        emotion = normalize_emotion(fine or answers.get(("coarse", None)) or "")
+        if ("aus", None) in answers:
+            aus = named_aus(answers[("aus", None)])  # "none" says: no AU
+        elif stated:
+            aus = named_aus(stated["aus"])
+        else:
+            aus = sample.aus
+        sides = {str(au): answer[0].upper() for (kind, au), answer in answers.items()
+                 if kind == "side" and au is not None and answer.lower() in ("left", "right")}
         return replace(sample, emotion=emotion or sample.emotion, aus=sorted(aus), au_sides=sides or sample.au_sides,
-                       emotion_raw=answers.get(("fine", None), sample.emotion_raw))
+                       emotion_raw=fine or sample.emotion_raw)
 
 
 @hookimpl

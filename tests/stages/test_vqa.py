@@ -75,13 +75,17 @@ def release(tmp_path_factory):
     assert main(["synth", "--out", str(root / "CASME2"), "--n", "8", "--seed", "2", "--json"]) == 0
     samples = create("dataset", "synthme").samples(root / "CASME2")
     lines, gold = [], []
-    for sample in samples:
+    for k, sample in enumerate(samples):
         reading = Reading(sample.emotion, sample.aus, sample.au_sides, "casme2")
+        if k < 2:  # the file's labels, not the source sheet's, are the sample's
+            reading = Reading("sadness" if sample.emotion == "happiness" else "happiness", [12], {"12": "L"})
         subject = sample.subject
-        one_sided = [au for au in sample.aus if str(au) in sample.au_sides]
+        one_sided = [au for au in reading.aus if str(au) in reading.sides]
         asked = [COARSE, FINE, "What are the action units?", COMBINED_MANY,
-                 f"Is the action unit {au_names([sample.aus[0]])} shown on the face?",
+                 f"Is the action unit {au_names([reading.aus[0]])} shown on the face?",
                  *(f"Is the action unit {au_names([au])} located on the left or right face?" for au in one_sided)]
+        if k == 1:  # only the combined question: its answer states the labels
+            asked = [COMBINED_ONE if len(reading.aus) == 1 else COMBINED_MANY]
         for k, question in enumerate(asked):
             lines.append({"id": f"casme2_{subject}_{sample.clip}_{k}", "dataset": "casme2", "image_id": sample.clip,
                           "subject": subject, "filename": sample.clip, "question": question,
@@ -109,10 +113,16 @@ def test_the_megc_vqa_dataset_reads_its_training_file_over_the_source_clips(rele
     samples = loader.samples(release["root"])
     by_clip = {(s.subject, s.clip): s for s in release["samples"]}
     assert len(samples) == len(by_clip)
+    first, second = [(s.subject, s.clip) for s in release["samples"][:2]]
     for sample in samples:
         source = by_clip[(sample.subject, sample.clip)]
-        assert sample.dataset == "casme2" and sample.emotion == source.emotion and sample.aus == source.aus
-        assert sample.au_sides == source.au_sides and sample.apex_path == source.apex_path
+        assert sample.dataset == "casme2" and sample.apex_path == source.apex_path
+        if (sample.subject, sample.clip) in (first, second):  # the file's answers, not the source sheet's
+            assert sample.emotion != source.emotion and sample.aus == [12]  # the second's from its combined answer
+            assert sample.au_sides == ({"12": "L"} if (sample.subject, sample.clip) == first else source.au_sides)
+        else:
+            assert sample.emotion == source.emotion and sample.aus == source.aus
+            assert sample.au_sides == source.au_sides
     assert "1 of" in loader.warnings[-1] and "no source folder for samm" in loader.warnings[-1]
     # training data in the challenge's question style, from the file's own labels
     run = release["root"].parent / "vqa-run"

@@ -162,3 +162,13 @@ def test_an_appended_template_conclusion_always_wins(noise, emotion, aus, zh):
     assert parsed.emotion == emotion
     if aus:
         assert parsed.aus == sorted(aus)
+
+
+def test_aus_listed_by_their_facs_names_are_read_and_names_in_prose_are_not():
+    """ME-VQA's answers list AUs by name ("The action units present are: brow lowerer, lid tightener."); a name
+    in other prose ("in a blink", "the lips part") is not read as an AU."""
+    listed = "The action units present are: brow lowerer, lid tightener. Therefore, the fine-grained class is anger."
+    assert parse_output(listed).aus == [4, 7]
+    assert parse_output("The action unit present is: dimpler. Therefore it is contempt.").aus == [14]
+    assert parse_output("The eyes closed briefly in a blink, then the lips part and the head down.").aus == []
+    assert parse_output("The action units are AU6 and AU12: cheek raiser.").aus == [6, 12]  # codes win
