@@ -71,7 +71,8 @@ def halfway_accuracy(folder: Path, name: str, overrides: list[str]) -> float | N
     rows = [r for r in rows if r["task"] == "mer"]
     labels = InstructionsSummary.labels_of(layout.instructions_summary)
     predictor = Predictor(recipe, str(adapter), task="mer", labels=labels)
-    texts = predictor.texts([r["messages"][0]["content"] for r in rows], [read_rgb(r["images"][0]) for r in rows])
+    images = [read_rgb(r["images"][0]) if r["images"] else None for r in rows]  # None: the flow as text
+    texts = predictor.texts([r["messages"][0]["content"] for r in rows], images)
     return statistics.mean(parse_output(t, labels).emotion == r["label"] for t, r in zip(texts, rows, strict=True))
 
 

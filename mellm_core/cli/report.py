@@ -27,7 +27,8 @@ def register_report(sub: argparse._SubParsersAction) -> None:
     p = command(sub, "report", "compare evaluations side by side: one row per run, ACC/UF1/UAR per task, chance",
                 "mellm report --compare runs/mellm runs/hosted --out compare.md")
     p.add_argument("--compare", nargs="+", required=True, metavar="EVAL_DIR",
-                   help="run folders (or their eval/ folders) holding eval/metrics.json")
+                   help="run folders (or their eval/ folders) holding eval/metrics.json; a folder of several runs "
+                        "(seeds) is one row of mean ± sd")
     p.add_argument("--out", help="also write the Markdown table to this file")
     p.add_argument("--json", action="store_true", help="print the comparison as one JSON line")
     p.set_defaults(func=cmd_report)

@@ -7,6 +7,7 @@ covers more than one dataset, per dataset; chance rows follow. Reads only ``eval
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -52,42 +53,90 @@ PAPER_TABLE_II: dict[str, dict[str, tuple[float, float, float]]] = {
 }
 
 
+def metrics_files(path: str | Path) -> tuple[list[Location], bool]:
+    """(the ``metrics.json`` files, grouped): an evaluation's (see ``metrics_file``), or those of the run folders
+    inside ``path`` (one per seed, as ``benchmarks/demo_seeds.py`` writes them), in name order."""
+    try:
+        return [metrics_file(path)], False
+    except InputError:
+        where = Location(path)
+        if where.remote or not where.path.is_dir():
+            raise
+        runs = []
+        for child in sorted(where.path.iterdir()):
+            try:
+                runs.append(metrics_file(child))
+            except InputError:
+                continue
+        if not runs:
+            raise
+        return runs, True
+
+
+def _spread(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """One row for several runs of one recipe (seeds): each score the mean over the runs, and its sd."""
+    def stat(blocks: list[dict[str, Any]], how: Any) -> dict[str, float | None]:
+        values = {m: [v for b in blocks if (v := b.get(m)) is not None] for m in COLUMNS}
+        return {m: how(v) if v else None for m, v in values.items()}
+
+    def sd(values: list[float]) -> float:
+        return statistics.stdev(values) if len(values) > 1 else 0.0
+
+    means: dict[str, Any] = {}
+    sds: dict[str, Any] = {}
+    for task, first in rows[0]["tasks"].items():
+        blocks = [row["tasks"].get(task, {}) for row in rows]
+        for out, how in ((means, statistics.mean), (sds, sd)):
+            out[task] = {"overall": stat([b.get("overall", {}) for b in blocks], how)}
+            for kind in ("datasets", "sets"):
+                out[task][kind] = {key: stat([b.get(kind, {}).get(key, {}) for b in blocks], how)
+                                   for key in first[kind]}
+    return {**rows[0], "name": f"{name} ({len(rows)} runs)", "tasks": means, "sd": sds, "runs": len(rows)}
+
+
 def compare(paths: list[str | Path]) -> dict[str, Any]:
     """Rows (name, model, backbone, adapter, scores per task: overall, per dataset, per test set of
-    ``eval.sets``), chance levels, and a warning when the runs were tested on different instructions."""
+    ``eval.sets``), chance levels, and a warning when the runs were tested on different instructions. A folder
+    of several runs (seeds) is one row: the mean of each score over the runs, and its sd (``sd``)."""
     if not paths:
         raise InputError("give at least one evaluation folder to compare")
     rows: list[dict[str, Any]] = []
     chance: dict[str, Any] = {}
     tests: set[str] = set()
     for path in paths:
-        source = metrics_file(path)
-        try:
-            metrics = EvalResult.read(source)
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-            raise InputError(f"{source} is not an evaluation's metrics file ({exc!r})") from None
-        tests.add(metrics.test_sha256)
-        scores: dict[str, Any] = {}
-        for task, block in metrics.tasks.items():
-            datasets = block.per_dataset
-            scores[task] = {"overall": _scores(block.overall),
-                            "datasets": {d: _scores(b) for d, b in datasets.items()} if len(datasets) > 1 else {},
-                            "sets": {}}
-            chance.setdefault(task, {"overall": block.chance, "sets": {}})
-        for name, test_set in metrics.sets.items():
-            for task, block in test_set.tasks.items():
-                scores.setdefault(task, {"overall": {}, "datasets": {}, "sets": {}})["sets"][name] = \
-                    _scores(block.overall)
-                chance.setdefault(task, {"overall": {}, "sets": {}})["sets"].setdefault(name, block.chance)
-        adapter = metrics.adapter
-        rows.append({"name": _run_name(source), "model": metrics.model, "backbone": metrics.backbone,
-                     "adapter": Location(adapter).name if adapter else None, "source": str(source), "tasks": scores})
+        sources, grouped = metrics_files(path)
+        group = [_row(source, chance, tests) for source in sources]
+        rows.append(_spread(group, Location(path).name) if grouped else group[0])
     warning = "the runs were tested on different instructions: compare with care" if len(tests) > 1 else None
     table = {"runs": rows, "chance": chance, "warning": warning}
     table["paper"] = {model: {name: dict(zip(("uf1", "uar", "acc"), figures, strict=True))
                               for name, figures in sets.items()}
                       for model, sets in PAPER_TABLE_II.items()} if _paper_sets(table) else {}
     return table
+
+
+def _row(source: Location, chance: dict[str, Any], tests: set[str]) -> dict[str, Any]:
+    """One evaluation's row (its chance levels and its test file's hash collected on the way)."""
+    try:
+        metrics = EvalResult.read(source)
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"{source} is not an evaluation's metrics file ({exc!r})") from None
+    tests.add(metrics.test_sha256)
+    scores: dict[str, Any] = {}
+    for task, block in metrics.tasks.items():
+        datasets = block.per_dataset
+        scores[task] = {"overall": _scores(block.overall),
+                        "datasets": {d: _scores(b) for d, b in datasets.items()} if len(datasets) > 1 else {},
+                        "sets": {}}
+        chance.setdefault(task, {"overall": block.chance, "sets": {}})
+    for name, test_set in metrics.sets.items():
+        for task, block in test_set.tasks.items():
+            scores.setdefault(task, {"overall": {}, "datasets": {}, "sets": {}})["sets"][name] = \
+                _scores(block.overall)
+            chance.setdefault(task, {"overall": {}, "sets": {}})["sets"].setdefault(name, block.chance)
+    adapter = metrics.adapter
+    return {"name": _run_name(source), "model": metrics.model, "backbone": metrics.backbone,
+            "adapter": Location(adapter).name if adapter else None, "source": str(source), "tasks": scores}
 
 
 def _paper_sets(table: dict[str, Any]) -> list[str]:
@@ -114,8 +163,8 @@ def _columns(table: dict[str, Any]) -> list[Column]:
     return out
 
 
-def _cell(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+def _cell(value: float | None, sd: float | None = None) -> str:
+    return "-" if value is None else f"{value:.3f}" + ("" if sd is None else f" ± {sd:.3f}")
 
 
 def _block(scores: dict[str, Any], kind: str, name: str | None) -> dict[str, Any]:
@@ -123,8 +172,9 @@ def _block(scores: dict[str, Any], kind: str, name: str | None) -> dict[str, Any
 
 
 def markdown(table: dict[str, Any]) -> str:
-    """The comparison as a Markdown table: one row per run, then chance (uniform guess, always the majority), then
-    the paper's Table II figures where the runs have its test sets."""
+    """The comparison as a Markdown table: one row per run (mean ± sd for a folder of runs), then chance (uniform
+    guess, always the majority; the first run's), then the paper's Table II figures where the runs have its test
+    sets."""
     columns = _columns(table)
     head = ["run", "model", "adapter"] + [f"{task.upper()}{'' if name is None else ' ' + name} {m.upper()}"
                                          for task, _, name in columns for m in COLUMNS]
@@ -133,7 +183,8 @@ def markdown(table: dict[str, Any]) -> str:
         cells = []
         for task, kind, name in columns:
             block = _block(row["tasks"].get(task, {}), kind, name)
-            cells += [_cell(block.get(m)) for m in COLUMNS]
+            spread = _block(row["sd"].get(task, {}), kind, name) if "sd" in row else {}
+            cells += [_cell(block.get(m), spread.get(m)) for m in COLUMNS]
         model = f"{row['model']} ({row['backbone']})" if row["backbone"] else str(row["model"])
         lines.append("| " + " | ".join([row["name"], model, row["adapter"] or "base", *cells]) + " |")
     for level in ("uniform", "majority"):

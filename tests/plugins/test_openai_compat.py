@@ -369,6 +369,32 @@ def test_report_compare_lays_runs_out_like_table_ii(tmp_path, capsys):
     assert "holds no metrics.json" in capsys.readouterr().err
 
 
+def test_report_compare_gives_a_folder_of_seeds_one_row_of_mean_and_sd(tmp_path, capsys):
+    """A folder holding several runs (one per seed, as benchmarks/demo_seeds.py writes them) is one row: each
+    score's mean over the runs and its sample sd, beside a single run's plain scores."""
+    import statistics
+
+    from mellm_core.cli import main
+
+    seeds = tmp_path / "image-seeds"
+    for k, uf1 in enumerate((0.2, 0.5, 0.8)):
+        _metrics(seeds, f"seed-{k}", uf1, ())
+    single = _metrics(tmp_path, "text", 0.4, ())
+    (seeds / "notes").mkdir()  # a folder without an evaluation is passed over
+    assert main(["report", "--compare", str(seeds), str(single), "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    group, one = table["runs"]
+    assert group["name"] == "image-seeds (3 runs)" and group["runs"] == 3 and "sd" not in one
+    assert group["tasks"]["mer"]["overall"]["uf1"] == pytest.approx(0.5)
+    assert group["sd"]["mer"]["overall"]["uf1"] == pytest.approx(statistics.stdev([0.2, 0.5, 0.8]))
+    assert group["sd"]["mer"]["overall"]["acc"] == 0.0
+    assert main(["report", "--compare", str(seeds), str(single)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == ("| image-seeds (3 runs) | Qwen/Qwen2.5-VL-7B-Instruct (qwen2_5_vl) | adapter | 0.500 ± 0.000 "
+                        f"| 0.500 ± {statistics.stdev([0.2, 0.5, 0.8]):.3f} | 0.250 ± 0.000 |")
+    assert lines[3].startswith("| text | ") and lines[3].endswith("| 0.500 | 0.400 | 0.250 |")
+
+
 def test_mellm_eval_through_the_endpoint_then_compare(server, tmp_path, capsys):
     from mellm_core.cli import main
 
