@@ -56,8 +56,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _print_spotting(s: dict[str, Any], out: RunLayout) -> None:
     from mellm_core.stages.spotting import SPOTTING
 
-    print(f"spot-then-recognise on {s['videos']} long videos of {s['dataset']} (spotter {s['spotter']}, adapter "
-          f"{s['adapter']}): STRS {s['strs']:.4f}")
+    state = "unchanged" if s.get("skipped") else "written"
+    print(f"spot-then-recognise {state}: {s['videos']} long videos of {s['dataset']} (spotter {s['spotter']}, "
+          f"adapter {s['adapter']}): STRS {s['strs']:.4f}")
     for kind, name in (("me", "micro"), ("mae", "macro"), ("overall", "overall")):
         r = s["spotting"][kind]
         print(f"  spotting {name:>7}: F1 {r['f1']:.4f}  precision {r['precision']:.4f}  recall {r['recall']:.4f}  "

@@ -39,7 +39,7 @@ def eval_adapter(recipe: Recipe) -> str | None:
     return trained_adapter(recipe.output_dir)
 
 
-def _folder_digest(folder: str | None) -> str | None:
+def folder_digest(folder: str | None) -> str | None:
     """Names, sizes and modification times of an adapter's files: changes whenever it is retrained."""
     if not folder:
         return None
@@ -50,7 +50,7 @@ def eval_digest(recipe: Recipe, test_bytes: bytes, adapter: str | None) -> str:
     """What the predictions depend on: test instructions, model, adapter, prompt labels and generation settings."""
     generation = {k: v for k, v in asdict(recipe.eval).items() if k in ("protocol", "max_new_tokens")}
     return settings_hash(hashlib.sha256(test_bytes).hexdigest(), asdict(recipe.backbone), adapter,
-                         _folder_digest(adapter), recipe.instructions.prompt,
+                         folder_digest(adapter), recipe.instructions.prompt,
                          recipe.instructions.prompt_params, generation)
 
 

@@ -20,14 +20,14 @@ from typing import Any
 import ray
 from tqdm import tqdm
 
-from mellm_core.config import MapsConfig, Recipe, SpotConfig
+from mellm_core.config import MapsConfig, Recipe, SpotConfig, settings_hash
 from mellm_core.errors import InputError, MellmError
-from mellm_core.files.layout import RunLayout
+from mellm_core.files.layout import RunLayout, up_to_date
 from mellm_core.files.storage import Journal
 from mellm_core.model.adapters import require_adapter
 from mellm_core.model.predictor import recipe_labels
 from mellm_core.records import Interval, LongVideo
-from mellm_core.results.evaluation import eval_adapter
+from mellm_core.results.evaluation import eval_adapter, folder_digest
 from mellm_core.results.spotting import analysis_scores, matches, spotting_scores
 from mellm_core.stages.cluster import cluster_cpus, init_ray, task_pool
 
@@ -102,8 +102,22 @@ def _spot_row(row: dict[str, Any], spot: dict, maps: dict, out_dir: str) -> dict
     return {"result": json.dumps(result)}
 
 
+def spotting_digest(recipe: Recipe, videos: list[LongVideo], adapter: str | None) -> str:
+    """What the scores depend on: the videos (their intervals, and each file's or folder's size and time), the
+    spotter, maps, model, adapter, prompt and protocol."""
+    def stamp(path: str) -> list[Any]:
+        where = Path(path)
+        files = sorted(where.iterdir()) if where.is_dir() else [where]
+        return [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
+
+    return settings_hash([(v.to_dict(), stamp(v.path)) for v in videos], asdict(recipe.spot), asdict(recipe.maps),
+                         asdict(recipe.backbone), adapter, folder_digest(adapter), recipe.instructions.prompt,
+                         recipe.instructions.prompt_params, recipe.eval.protocol, recipe.eval.max_new_tokens)
+
+
 def run_spotting(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
-    """Spot, match and analyse every long video of the recipe; write and return ``eval/spotting.json``."""
+    """Spot, match and analyse every long video of the recipe; write and return ``eval/spotting.json`` (with
+    ``skipped`` when an earlier run with the same videos and settings already wrote it)."""
     from mellm_core.stages.eval import _answer
 
     videos = recipe_videos(recipe)
@@ -113,6 +127,9 @@ def run_spotting(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
     out = RunLayout(recipe.output_dir).eval
     if out.remote:
         raise InputError(f"spotting evaluation writes maps locally; output_dir {recipe.output_dir} is a URI")
+    digest = spotting_digest(recipe, videos, adapter)
+    if (earlier := up_to_date(out / SPOTTING, digest, out / SPOTTED)) is not None:
+        return {**earlier, "skipped": True}
     maps_dir = out.path / "spotting_maps"
     maps_dir.mkdir(parents=True, exist_ok=True)
     init_ray(recipe.ray.address, dashboard=recipe.ray.dashboard)
@@ -142,7 +159,7 @@ def run_spotting(recipe: Recipe, progress: bool = True) -> dict[str, Any]:
         _answer(recipe, adapter, rows, journal, done, progress)
         journal.remove()
     preds = [done[(r["sample_id"], r["task"])] for r in rows]
-    summary = spotting_summary(recipe, ordered, preds, adapter)
+    summary = {**spotting_summary(recipe, ordered, preds, adapter), "settings_hash": digest, "skipped": False}
     (out / SPOTTED).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ordered))
     (out / SPOTTING).write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
     return summary

@@ -140,7 +140,10 @@ def test_eval_spots_then_recognises_and_scores_as_megc(releases, tmp_path, capsy
     assert [line["video_id"] for line in lines] == ["casme3-lv/spNO.1/a", "casme3-lv/spNO.2/a", "casme3-lv/spNO.3/a"]
     maps = [m["map_path"] for line in lines for m in line.get("matches") or []]
     assert len(maps) == len(pairs) and all(Path(m).is_file() for m in maps)
-    assert json.loads((out / "eval" / "spotting.json").read_text()) == result
+    assert json.loads((out / "eval" / "spotting.json").read_text()) == result and not result["skipped"]
+    assert main(args) == 0  # the same videos and settings: the scores are read back, nothing is spotted again
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["spotting"]
+    assert again["skipped"] and {**again, "skipped": False} == result
     assert main(["eval", "quickstart", f"output_dir={out}", "spot.dataset=casme2", f"spot.root={root}"]) == 1
     assert "reads clips, not long videos" in capsys.readouterr().err
 
