@@ -103,9 +103,10 @@ def main() -> None:
     rows = []
     for seed, s in runs.items():
         cells = [value(s, task, key) for task, key in METRICS]
-        p = value(s, "mer", "p_value")
-        rows.append([str(seed), *(f"{c:.3f}" if c is not None else "-" for c in cells), f"{p:.2g}",
-                     f"{value(s, 'mer', 'majority_acc'):.3f}", f"{value(s, 'meu', 'au_f1_chance') or 0:.3f}",
+        p, majority = value(s, "mer", "p_value"), value(s, "mer", "majority_acc")  # None: no label task (flowcnn)
+        rows.append([str(seed), *(f"{c:.3f}" if c is not None else "-" for c in cells),
+                     "-" if p is None else f"{p:.2g}", "-" if majority is None else f"{majority:.3f}",
+                     f"{value(s, 'meu', 'au_f1_chance') or 0:.3f}",
                      f"{s['seconds']['maps']:.0f}", f"{s['seconds']['train']:.0f}", f"{s['seconds']['eval']:.0f}",
                      f"{s['wall_s']:.0f}"])
     means, worst = [], []
@@ -117,7 +118,8 @@ def main() -> None:
     stages = [[s["seconds"][k] for s in runs.values()] for k in ("maps", "train", "eval")]
     walls = [s["wall_s"] for s in runs.values()]
     rows.append(["mean ± sd", *means, "", "", "", *(f"{statistics.mean(v):.0f}" for v in [*stages, walls])])
-    rows.append(["worst", *worst, f"{max(value(s, 'mer', 'p_value') for s in runs.values()):.2g}", "", "",
+    ps = [p for s in runs.values() if (p := value(s, "mer", "p_value")) is not None]
+    rows.append(["worst", *worst, f"{max(ps):.2g}" if ps else "-", "", "",
                  *(f"{max(v):.0f}" for v in [*stages, walls])])
     print_table(f"mellm demo over {len(runs)} seeds on {cpu_model()}",
                 ["seed", *columns, "MER p vs majority", "MER majority ACC", "MEU AU F1 chance", "maps s", "train s",

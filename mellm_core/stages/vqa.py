@@ -11,7 +11,6 @@ with the reason in ``error``, and the others are answered.
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from tqdm import tqdm
 
 from mellm_core.config import Recipe
 from mellm_core.errors import InputError, MellmError
+from mellm_core.files.jsonlines import read_jsonl
 from mellm_core.files.video import open_video
 from mellm_core.motion.facs import ACTION_UNITS
 from mellm_core.motion.regions import RegionMotion
@@ -44,17 +44,13 @@ def read_questions(path: Path) -> list[dict[str, Any]]:
     """The lines of a test file: each needs ``video`` and ``question``."""
     if not path.is_file():
         raise InputError(f"questions file {path} does not exist")
-    lines = []
-    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not text.strip():
-            continue
-        try:
-            line = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(line, dict) or "video" not in line or "question" not in line:
-            raise InputError(f'{path}:{number}: an ME-VQA test line needs "video" (its clip folder) and "question"')
-        lines.append(line)
+
+    def problem(line: Any) -> str | None:
+        if isinstance(line, dict) and "video" in line and "question" in line:
+            return None
+        return 'an ME-VQA test line needs "video" (its clip folder) and "question"'
+
+    lines = read_jsonl(path, problem)
     if not lines:
         raise InputError(f"{path} holds no questions")
     return lines

@@ -14,7 +14,6 @@ answer a test file with ``mellm vqa``. Lines naming a clip no source dataset hol
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from mellm_core import PluginSpec, create, hookimpl
 from mellm_core.errors import InputError
+from mellm_core.files.jsonlines import read_jsonl
 from mellm_core.motion.facs import named_aus
 from mellm_core.records import Sample
 from mellm_core.text.labels import normalize_emotion
@@ -52,19 +52,14 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
     """The JSON lines of an ME-VQA file; a bad line is an error naming it."""
     if not path.is_file():
         raise InputError(f"ME-VQA file {path} does not exist (set train_file to its name)")
-    lines = []
-    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not text.strip():
-            continue
-        try:
-            line = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+
+    def problem(line: Any) -> str | None:
+        if not isinstance(line, dict):
+            return None  # read_jsonl says what it is
         missing = [k for k in ("dataset", "filename", "question", "answer") if k not in line]
-        if missing:
-            raise InputError(f"{path}:{number}: no {', '.join(missing)} (keys found: {', '.join(line)})")
-        lines.append(line)
-    return lines
+        return f"no {', '.join(missing)} (keys found: {', '.join(line)})" if missing else None
+
+    return read_jsonl(path, problem)
 
 
 class MegcVqa:
