@@ -131,7 +131,8 @@ class Hooks:
           trains with DDP as before.
         - ``generate(module, prompts, images, max_new_tokens=None) -> texts``: batched greedy answers; prompts
           begin with ``<image>`` and images are RGB uint8 arrays, or (a prompt plugin whose ``input`` is
-          ``"text"``, the flow as text) the prompt is all text and its image None.
+          ``"text"``, the flow as text) the prompt is all text and its image None. A backbone that reads text
+          only (no image) has ``input = "text"``; the service then takes chat requests without an image.
         - ``merge(module, out_dir)``: a full model with the adapter merged in (``mellm export --merge``).
 
         Example: ``bb = create("backbone", "qwen2_5_vl"); m = bb.load("tiny-random"); bb.generate(m, [p], [img])``

@@ -45,12 +45,13 @@ def _first_line(proc: subprocess.Popen, timeout: float) -> str | None:
         return None
 
 
-def start_serve(root: Path, overrides: list[str], key: str) -> Server:
-    """`mellm serve` on the quickstart recipe (tiny backbone, no adapter) under ``root``, with API key ``key``."""
+def start_serve(root: Path, overrides: list[str], key: str, recipe: str = "quickstart") -> Server:
+    """`mellm serve` on ``recipe`` (by default quickstart: tiny backbone, no adapter) under ``root`` (unless the
+    overrides name another ``output_dir``), with API key ``key``."""
     log = root / "serve.log"
     env = {**os.environ, "MELLM_API_KEY": key}
     env.pop("RAY_ADDRESS", None)
-    args = [sys.executable, "-m", "mellm_core", "serve", "quickstart", f"output_dir={root / 'run'}", *overrides,
+    args = [sys.executable, "-m", "mellm_core", "serve", recipe, f"output_dir={root / 'run'}", *overrides,
             f"serve.port={free_port()}", "--json"]
     with log.open("w") as stderr:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)

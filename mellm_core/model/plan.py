@@ -23,9 +23,9 @@ from mellm_core.files.layout import RunLayout
 from mellm_core.kinds import PlannableBackbone
 from mellm_core.motion.facs import PROTOTYPES
 from mellm_core.plugins import get_registry
-from mellm_core.records import IMAGE_TAG
-from mellm_core.text.fgmu import example_analyses
+from mellm_core.text.fgmu import example_analyses, example_regions
 from mellm_core.text.labels import get_protocol
+from mellm_core.text.turns import takes_text, user_turn
 
 GB = 1e9
 OVERHEAD_GB = 1.0  # CUDA context, allocator slack and kernels' workspaces: a stated allowance, not a measurement
@@ -121,8 +121,9 @@ def longest_instruction(recipe: Recipe) -> tuple[str, str, tuple[int, int] | Non
     else:
         prompt = get_registry().create("prompt", recipe.instructions.prompt, **recipe.instructions.prompt_params)
         labels = list(get_protocol(recipe.instructions.protocol).classes or sorted(PROTOTYPES))
-        triples = [(prompt.user_prompt("meu", labels), prompt.meu_target(a), None) for a in example_analyses()]
-        triples += [(prompt.user_prompt("mer", labels), prompt.mer_target(e), None) for e in labels]
+        regions = example_regions() if takes_text(prompt) else None
+        triples = [(user_turn(prompt, "meu", labels, regions), prompt.meu_target(a), None) for a in example_analyses()]
+        triples += [(user_turn(prompt, "mer", labels, regions), prompt.mer_target(e), None) for e in labels]
     if not triples:
         raise InputError(f"{layout.train_rows} holds no instructions to measure")
     user, target, image = max(triples, key=lambda t: len((t[0] + t[1]).encode()))
@@ -132,7 +133,7 @@ def longest_instruction(recipe: Recipe) -> tuple[str, str, tuple[int, int] | Non
             size = (opened.height, opened.width)
     elif recipe.maps.max_side:
         size = (recipe.maps.max_side, recipe.maps.max_side)
-    return (user if IMAGE_TAG in user else IMAGE_TAG + user), target, size
+    return user, target, size
 
 
 def activation_bytes(tower: Tower, micro_batch: int, checkpointed: bool) -> float:

@@ -2,6 +2,7 @@
 
 Pure functions (no Ray, no web framework), like ``mellm_core.serving.upload``: every problem is a ``RequestError`` with
 its 4xx status. The image travels inside the request as a ``data:image/png;base64,...`` URL; nothing is fetched.
+A model that reads text only (the flow-as-text path) takes the question alone, with the flow described in it.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ DATA_URL_TYPES = ("image/png", "image/jpeg")
 
 @dataclass
 class ChatRequest:
-    """What the model is asked: the prompt (beginning with ``<image>``), the image's bytes and the answer cap."""
+    """What the model is asked: the prompt (beginning with ``<image>``) and the image's bytes, or for a model that
+    reads text only the prompt alone (image None); and the answer cap."""
 
     model: str
     prompt: str
-    image: bytes
+    image: bytes | None
     max_tokens: int | None
 
 
@@ -106,9 +108,10 @@ def _max_tokens(body: dict[str, Any], cap: int | None) -> int | None:
     return value if cap is None else min(value, cap)
 
 
-def parse_chat(body: bytes, served: str, cap: int | None, max_pixels: int, max_chars: int) -> ChatRequest:
-    """A chat-completions request checked: JSON, the served model, one image as a data URL, the numbers (answers
-    are greedy: temperature is checked, not used)."""
+def parse_chat(body: bytes, served: str, cap: int | None, max_pixels: int, max_chars: int,
+               text_only: bool = False) -> ChatRequest:
+    """A chat-completions request checked: JSON, the served model, one image as a data URL (none for a model that
+    reads ``text_only``), the numbers (answers are greedy: temperature is checked, not used)."""
     data = read_json(body)
     if not isinstance(data, dict):
         raise RequestError(400, "the body must be a JSON object with model and messages")
@@ -128,12 +131,20 @@ def parse_chat(body: bytes, served: str, cap: int | None, max_pixels: int, max_c
     if len(text) > max_chars:
         raise RequestError(413, f"the question is {len(text)} characters, over the limit of {max_chars} "
                                 "(serve.max_prompt_chars)")
+    question = text.replace(IMAGE_TAG, "")
+    if text_only:
+        if urls:
+            raise RequestError(400, f"model '{served}' reads text only: send no image_url part, and describe the "
+                                    "flow in the question (as the flow-text prompt does)")
+        if not question.strip():
+            raise RequestError(400, "the user message holds no text: send the question")
+        return ChatRequest(model, question, None, _max_tokens(data, cap))
     if len(urls) != 1:
         raise RequestError(400, f"the user message holds {len(urls)} images: send exactly one image_url part "
                                 "(the MMC-map)")
     image = _image_bytes(urls[0])
     image_size(image, "image_url", max_pixels)
-    return ChatRequest(model, IMAGE_TAG + text.replace(IMAGE_TAG, ""), image, _max_tokens(data, cap))
+    return ChatRequest(model, IMAGE_TAG + question, image, _max_tokens(data, cap))
 
 
 def completion(model: str, text: str) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from mellm_core.model.adapters import require_adapter
 from mellm_core.model.predictor import Predictor, default_adapter, recipe_labels
 from mellm_core.motion.mapper import Mapper
 from mellm_core.motion.regions import RegionMotion
+from mellm_core.plugins import get_registry
 from mellm_core.serving.chat import check_json_type, completion, model_list, parse_chat
 from mellm_core.serving.upload import (
     API_KEY_ENV,
@@ -61,6 +62,7 @@ from mellm_core.serving.upload import (
     video_header,
 )
 from mellm_core.stages.cluster import init_ray
+from mellm_core.text.turns import takes_text
 
 APP_NAME = "mellm"
 RECIPE_ENV = "MELLM_RECIPE"
@@ -292,7 +294,7 @@ class ModelWorker:
         and size. A prompt that takes the flow as text reads the regions; any other, the map."""
         return await self._isolated(self._analyze, maps)
 
-    def _chat(self, asks: list[tuple[str, np.ndarray, int | None]]) -> list[dict[str, Any]]:
+    def _chat(self, asks: list[tuple[str, np.ndarray | None, int | None]]) -> list[dict[str, Any]]:
         groups: dict[int | None, list[int]] = {}
         for i, (_, _, cap) in enumerate(asks):
             groups.setdefault(cap, []).append(i)
@@ -304,8 +306,9 @@ class ModelWorker:
         return [{"text": t} for t in texts]
 
     @serve.batch
-    async def chat(self, asks: list[tuple[str, np.ndarray, int | None]]) -> list[dict[str, Any]]:
-        """One answer per (prompt, RGB image, answer cap); asks with the same cap are generated together."""
+    async def chat(self, asks: list[tuple[str, np.ndarray | None, int | None]]) -> list[dict[str, Any]]:
+        """One answer per (prompt, RGB image or None for a text-only model, answer cap); asks with the same cap
+        are generated together."""
         return await self._isolated(self._chat, asks)
 
 
@@ -341,12 +344,13 @@ class Gateway:
     and ``/v1/models``, with limits and auth checked first."""
 
     def __init__(self, mapper: DeploymentHandle, model: DeploymentHandle, cfg: ServeConfig, key: bytes | None,
-                 model_name: str):
+                 model_name: str, text_only: bool):
         self.mapper = mapper
         self.model = model
         self.cfg = cfg
         self.key = key
         self.model_name = model_name
+        self.text_only = text_only  # the backbone reads text only: chat requests carry no image
         self.waiting = 0  # requests this gateway has handed to the map or model replicas and not yet answered
         self.page_html = (files("mellm_core.serving") / "web" / "index.html").read_text(encoding="utf-8")
         api.state.guard = Guard(key, {host_name(h) for h in cfg.allowed_hosts}, security_headers(self.page_html))
@@ -385,18 +389,19 @@ class Gateway:
 
     @api.post("/v1/chat/completions")
     async def chat(self, request: Request) -> JSONResponse:
-        """An OpenAI chat-completions request (one MMC-map as a data URL and the question) -> the model's answer."""
+        """An OpenAI chat-completions request (one MMC-map as a data URL and the question; the question alone for
+        a model that reads text only) -> the model's answer."""
         try:
             check_json_type(request.headers.get("content-type"))
             body = await self._body(request)
             ask = await asyncio.to_thread(parse_chat, body, self.model_name, self.cfg.max_new_tokens,
-                                          self.cfg.max_pixels, self.cfg.max_prompt_chars)
+                                          self.cfg.max_pixels, self.cfg.max_prompt_chars, self.text_only)
         except RequestError as exc:
             return error(exc.status, str(exc))
         except ClientDisconnect:
             return error(400, "the client closed the connection before sending the whole body")
-        rgb = await asyncio.to_thread(decode_rgb, ask.image)
-        if rgb is None:
+        rgb = None if ask.image is None else await asyncio.to_thread(decode_rgb, ask.image)
+        if ask.image is not None and rgb is None:
             return error(400, "image_url is not a readable image: send a PNG or JPEG file")
         if busy := self._busy():
             return busy
@@ -485,6 +490,7 @@ def build_app(recipe: Recipe, api_key: str | None = None) -> Application:
     if adapter:
         require_adapter(adapter, "serve.adapter")
     labels = recipe_labels(recipe)
+    text_only = takes_text(get_registry().create("backbone", recipe.backbone.name, **recipe.backbone.params))
     slots = max(1, math.ceil(cfg.map_cpus))
     # Requests each replica holds: the work it is doing and as much again waiting, so that it never idles
     # between requests; the rest wait in the gateway (and beyond it in Serve's proxy).
@@ -502,7 +508,7 @@ def build_app(recipe: Recipe, api_key: str | None = None) -> Application:
     # takes every connection: slow uploads end at serve.body_timeout_s and work beyond serve.max_queued_requests
     # gets 503 at once, instead of queueing unseen in Serve's proxy where /healthz would wait behind them.
     return cast(Any, Gateway).options(max_ongoing_requests=GATEWAY_CONNECTIONS).bind(
-        mapper, model, cfg, key_digest(api_key) if api_key is not None else None, recipe.backbone.model)
+        mapper, model, cfg, key_digest(api_key) if api_key is not None else None, recipe.backbone.model, text_only)
 
 
 def app_from_env(args: dict[str, Any]) -> Application:

@@ -236,3 +236,12 @@ def example_analyses() -> list[Analysis]:
         analyses.append(Analysis(observations, list(proto), {}, emotion, proto))
         analyses.append(Analysis([], list(proto[:1]), {str(proto[0]): "R"}, emotion, proto))
     return analyses
+
+
+def example_regions() -> dict[str, RegionMotion]:
+    """Every region moving, with two-digit figures and the longest direction words: the longest description a
+    flow-text prompt writes, for sizing its instructions before any data exists."""
+    from mellm_core.motion.mmc import DIRECTIONS
+
+    name, _, colour = max(DIRECTIONS, key=lambda d: len(d[0]) + len(d[2]))
+    return {region: RegionMotion([-10.0, 10.0], 14.14, 18.38, name, colour, "medium", True) for region in REGIONS}

@@ -11,9 +11,10 @@ from mellm_core.motion.regions import RegionMotion
 from mellm_core.records import FLOW_TAG
 
 
-def takes_text(prompt: Any) -> bool:
-    """Whether the prompt plugin gives the model the flow as text (no image)."""
-    return getattr(prompt, "input", "image") == "text"
+def takes_text(plugin: Any) -> bool:
+    """Whether a prompt plugin gives the model the flow as text, or a backbone reads text only (no image): both
+    say so with ``input = "text"``."""
+    return getattr(plugin, "input", "image") == "text"
 
 
 def user_turn(prompt: Any, task: str, labels: list[str], regions: dict[str, RegionMotion] | None = None) -> str:

@@ -20,7 +20,9 @@ class Qwen25Text(Qwen25VL):
     """Load, collate, loss, save and generate for a text-only causal LM (see the backbone hook's contract)."""
 
     auto_class = "AutoModelForCausalLM"
-    lm_blocks = r"model\.layers\.\d+\.(?:self_attn|mlp)"
+    input = "text"  # prompts carry the flow as text; no image
+    model_types = ("qwen2", "qwen3")
+    lm_layers = "model.layers"
 
     def resolve(self, model: str) -> str:
         p = self.params
@@ -54,5 +56,8 @@ class Qwen25Text(Qwen25VL):
                       ) -> dict[str, torch.Tensor]:
         return {"input_ids": ids, "attention_mask": mask}
 
-    def shape(self, *args: Any, **kwargs: Any) -> Any:
-        raise InputError("mellm plan counts the qwen2_5_vl backbone; the text backbone qwen2_5 is not planned yet")
+    def _plan_image(self, processor: Any, image_size: tuple[int, int] | None) -> tuple[int, int]:
+        return 0, 0  # no image
+
+    def _plan_processor(self, source: str | dict[str, Any] | None, local_only: bool = False) -> Any:
+        return None

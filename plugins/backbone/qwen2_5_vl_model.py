@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from mellm_core.model.plan import ModelShape
 
 IGNORE = -100
-LM_BLOCKS = r"model\.language_model\.layers\.\d+\.(?:self_attn|mlp)"
 VISION_BLOCKS = r"model\.visual\.blocks\.\d+\.(?:attn|mlp)"
 SHIPPED_CONFIGS = Path(__file__).parent / "configs"  # public releases' config.json, for planning without weights
 
@@ -66,7 +65,8 @@ class Qwen25VL:
     """Load, collate, loss, save and generate for Qwen2.5-VL (see the backbone hook's contract)."""
 
     auto_class = "AutoModelForImageTextToText"  # transformers' class that loads and builds the model
-    lm_blocks = LM_BLOCKS  # where the LM decoder's projections are, for LoRA
+    model_types = ("qwen2_5_vl",)  # the configurations' model_type it builds
+    lm_layers = "model.language_model.layers"  # the LM decoder's layers (LoRA goes in their projections)
 
     def __init__(self, params: QwenParams):
         self.params = params
@@ -159,7 +159,8 @@ class Qwen25VL:
         """``base`` wrapped with a new LoRA adapter in the recipe's vision and LM projections."""
         from peft import LoraConfig, get_peft_model
 
-        targets = [t for t in (_targets(self.params.lm_targets, self.lm_blocks),
+        lm_blocks = rf"{re.escape(self.lm_layers)}\.\d+\.(?:self_attn|mlp)"
+        targets = [t for t in (_targets(self.params.lm_targets, lm_blocks),
                                _targets(getattr(self.params, "vision_targets", []), VISION_BLOCKS)) if t]
         if not targets:
             raise InputError("backbone.params.lm_targets and vision_targets are both empty: nothing to train")
@@ -189,16 +190,13 @@ class Qwen25VL:
 
         config, processor, tokenizer = self._plan_sources(model)
         with torch.device("meta"):
-            base = transformers.Qwen2_5_VLForConditionalGeneration(config)
+            base = self._auto().from_config(config)
         module = self._lora(base, train, meta=True)
         trainable, total = module.get_nb_trainable_parameters()
-        wrapped = sorted({re.sub(r"^.*?((?:language_model|visual)\.)", r"\1", re.sub(r"\.\d+\.", ".*.", name))
+        wrapped = sorted({re.sub(r"^.*?((?:language_model|visual|layers)\.)", r"\1", re.sub(r"\.\d+\.", ".*.", name))
                           .removesuffix(".lora_A") for name, _ in module.named_modules() if name.endswith("lora_A")})
-        height, width = image_size or (math.isqrt(processor.size["longest_edge"]),) * 2  # else the largest square
-        grid = processor(images=[Image.new("RGB", (width, height))], return_tensors="pt")["image_grid_thw"][0]
-        patches = int(grid.prod())
-        image_tokens = patches // processor.merge_size ** 2
-        prompt = self._prompt(user.replace(IMAGE_TAG, "")) + "<|vision_start|><|vision_end|>"
+        patches, image_tokens = self._plan_image(processor, image_size)
+        prompt = self._prompt(user.replace(IMAGE_TAG, "")) + ("<|vision_start|><|vision_end|>" if patches else "")
         answer = target + "<|im_end|>"
         if tokenizer is not None:
             text, answer_tokens = (len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in (prompt, answer))
@@ -206,12 +204,12 @@ class Qwen25VL:
             text, answer_tokens = (-(-len(t.encode()) // 4) for t in (prompt, answer))
         prompt_len = text + image_tokens
         if prompt_len >= self.params.max_length:  # as collate refuses it
-            raise InputError(f"the longest instruction's prompt and image take {prompt_len} tokens, not less than "
-                             f"backbone.params.max_length={self.params.max_length}; raise max_length or lower "
-                             "max_pixels (or maps.max_side)")
+            raise InputError(f"the longest instruction's prompt (with its image) takes {prompt_len} tokens, not "
+                             f"less than backbone.params.max_length={self.params.max_length}; raise max_length or "
+                             "lower max_pixels (or maps.max_side)")
         seq_len = min(prompt_len + answer_tokens, self.params.max_length)  # collate cuts a long answer's end
         answer_tokens = seq_len - prompt_len
-        lm, vision = config.text_config, config.vision_config
+        lm = getattr(config, "text_config", config)
 
         def params(prefix: str) -> int:
             return sum(p.numel() for n, p in base.named_parameters() if n.startswith(prefix))
@@ -223,61 +221,87 @@ class Qwen25VL:
                       if n.startswith(prefix) and hasattr(m, "lora_A") and hasattr(m, "base_layer")]
             return sum(widths) // layers
 
-        vision_trains = any(p.requires_grad for n, p in module.named_parameters() if ".visual.blocks." in n) or \
-            self.params.train_base
-        towers = [
-            Tower("vision", vision.depth, vision.hidden_size, vision.intermediate_size, params("model.visual.blocks"),
-                  patches, vision_trains, dropout_inputs("model.visual.blocks", vision.depth)),
-            Tower("lm", lm.num_hidden_layers, lm.hidden_size, lm.intermediate_size,
-                  params("model.language_model.layers"), seq_len, True,
-                  dropout_inputs("model.language_model.layers", lm.num_hidden_layers)),
-        ]
+        towers = []
+        if patches:
+            vision = config.vision_config
+            vision_trains = any(p.requires_grad for n, p in module.named_parameters() if ".visual.blocks." in n) or \
+                self.params.train_base
+            towers.append(Tower("vision", vision.depth, vision.hidden_size, vision.intermediate_size,
+                                params("model.visual.blocks"), patches, vision_trains,
+                                dropout_inputs("model.visual.blocks", vision.depth)))
+        towers.append(Tower("lm", lm.num_hidden_layers, lm.hidden_size, lm.intermediate_size, params(self.lm_layers),
+                            seq_len, True, dropout_inputs(self.lm_layers, lm.num_hidden_layers)))
         full_precision = self.params.dtype == "float32" or (self.params.dtype == "auto" and not train.use_gpu)
         return ModelShape(total, total if self.params.train_base else trainable, wrapped, self.params.train_base,
                           4 if full_precision else 2, lm.vocab_size, image_tokens, seq_len, tokenizer is not None,
                           answer_tokens, towers)
 
-    def _plan_sources(self, model: str) -> tuple[Any, Any, Any]:
-        """(configuration, image processor, tokenizer or None) of ``model`` without its weights: from a local
-        folder, the Hugging Face cache, or the configuration mellm ships for a public release."""
+    def _plan_image(self, processor: Any, image_size: tuple[int, int] | None) -> tuple[int, int]:
+        """(vision patches, image tokens) of one map of ``image_size`` (else the largest square the processor
+        takes)."""
+        height, width = image_size or (math.isqrt(processor.size["longest_edge"]),) * 2
+        grid = processor(images=[Image.new("RGB", (width, height))], return_tensors="pt")["image_grid_thw"][0]
+        patches = int(grid.prod())
+        return patches, patches // processor.merge_size ** 2
+
+    def _plan_processor(self, source: str | dict[str, Any] | None, local_only: bool = False) -> Any:
+        """The image processor at ``source`` (a folder or hub id; the class's defaults when it holds none), or
+        one with a shipped release's pixel limits (a dict), with the recipe's limits over either."""
         sizes = {k: v for k, v in (("min_pixels", self.params.min_pixels), ("max_pixels", self.params.max_pixels))
                  if v is not None}
         processor_class: Any = image_processor_class()
+        if isinstance(source, dict):
+            return processor_class(**{**{k: source[k] for k in ("min_pixels", "max_pixels")}, **sizes})
+        if source is not None and (local_only or (Path(source) / "preprocessor_config.json").is_file()):
+            try:
+                return processor_class.from_pretrained(source, local_files_only=local_only, **sizes)
+            except (OSError, ValueError):
+                pass
+        return processor_class(**sizes)
+
+    def _plan_sources(self, model: str) -> tuple[Any, Any, Any]:
+        """(configuration, image processor or None, tokenizer or None) of ``model`` without its weights: from a
+        local folder, the Hugging Face cache, or the configuration mellm ships for a public release."""
         if model.startswith(("/", ".", "~")) and not Path(model).expanduser().is_dir():
             raise InputError(f"backbone.model '{model}': no such folder")
         if model == TINY or Path(model).expanduser().is_dir():
             path = self.resolve(model)
             if not (Path(path) / "config.json").is_file():
                 raise InputError(f"backbone.model '{model}': {path} holds no config.json")
-            config = transformers.AutoConfig.from_pretrained(path)
-            processor = (processor_class.from_pretrained(path, **sizes)
-                         if (Path(path) / "preprocessor_config.json").is_file() else processor_class(**sizes))
+            config = self._plan_config(model, transformers.AutoConfig.from_pretrained(path))
             has_tokenizer = (Path(path) / "tokenizer_config.json").is_file()
-            return config, processor, transformers.AutoTokenizer.from_pretrained(path) if has_tokenizer else None
+            return (config, self._plan_processor(path),
+                    transformers.AutoTokenizer.from_pretrained(path) if has_tokenizer else None)
         try:  # a release in the Hugging Face cache: its own configuration, processor and tokenizer when there
             config = transformers.AutoConfig.from_pretrained(model, local_files_only=True)
         except (OSError, ValueError):
             config = None
         if config is not None:
             try:
-                processor = processor_class.from_pretrained(model, local_files_only=True, **sizes)
-            except (OSError, ValueError):
-                processor = processor_class(**sizes)
-            try:
                 tokenizer = transformers.AutoTokenizer.from_pretrained(model, local_files_only=True)
             except (OSError, ValueError):
                 tokenizer = None
-            return config, processor, tokenizer
-        shipped = SHIPPED_CONFIGS / f"{model.rsplit('/', 1)[-1]}.json"
-        if not shipped.is_file():
-            known = ", ".join(f"Qwen/{p.stem}" for p in sorted(SHIPPED_CONFIGS.glob("*.json")))
+            return self._plan_config(model, config), self._plan_processor(model, local_only=True), tokenizer
+        releases = {p: json.loads(p.read_text()) for p in sorted(SHIPPED_CONFIGS.glob("*.json"))}
+        ours = {p.stem: v for p, v in releases.items() if v["model_type"] in self.model_types}
+        values = ours.get(model.rsplit("/", 1)[-1])
+        if values is None:
+            known = ", ".join(f"Qwen/{name}" for name in ours)
             raise InputError(f"backbone.model '{model}' is neither a local model folder, nor in the Hugging Face "
-                             f"cache, nor a release whose configuration ships with mellm ({known}): point it at a "
-                             "folder with the model's config.json (weights are not needed)")
-        values = {k: v for k, v in json.loads(shipped.read_text()).items() if not k.startswith("_")}
-        preprocessor = values.pop("preprocessor")
-        processor = processor_class(**{**{k: preprocessor[k] for k in ("min_pixels", "max_pixels")}, **sizes})
-        return transformers.Qwen2_5_VLConfig(**values), processor, None  # no tokenizer: token counts estimated
+                             f"cache, nor a release whose configuration ships with mellm for this backbone "
+                             f"({known}): point it at a folder with the model's config.json (weights are not "
+                             "needed)")
+        values = {k: v for k, v in values.items() if not k.startswith("_")}
+        preprocessor = values.pop("preprocessor", None)
+        config = transformers.AutoConfig.for_model(values.pop("model_type"), **values)
+        return config, preprocessor and self._plan_processor(preprocessor), None  # no tokenizer: counts estimated
+
+    def _plan_config(self, model: str, config: Any) -> Any:
+        """``config``, when it is a model this backbone builds."""
+        if config.model_type not in self.model_types:
+            raise InputError(f"backbone.model '{model}' is a {config.model_type} model; this backbone builds "
+                             f"{' and '.join(self.model_types)} models")
+        return config
 
     # ------------------------------------------------------------------ text and images
 

@@ -111,3 +111,41 @@ def test_plan_errors_name_the_problem(capsys):
     assert "mfu must be in (0, 1]" in capsys.readouterr().err
     assert main(["plan", "flowcnn_baseline"]) == 1
     assert "backbone 'flowcnn' cannot be planned" in capsys.readouterr().err
+
+
+def test_the_text_backbone_plans_its_decoder_alone(tmp_path, capsys):
+    """The flow-as-text 7B recipe: Qwen2.5-7B-Instruct's shipped configuration counted by peft on the meta model,
+    no image tokens; the tiny text model's plan counts what training loads and the tokens it collates."""
+    values = json.loads((SHIPPED_CONFIGS / "Qwen2.5-7B-Instruct.json").read_text())
+    config = transformers.Qwen2Config(**{k: v for k, v in values.items() if not k.startswith("_")})
+    with torch.device("meta"):
+        model = transformers.Qwen2ForCausalLM(config)
+    assert round(sum(p.numel() for p in model.parameters()) / 1e9, 2) == 7.62  # the published size of Qwen2.5-7B
+    wrapped = r".*model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)"
+    trainable, total = get_peft_model(model, LoraConfig(r=64, lora_alpha=64, target_modules=wrapped),
+                                      low_cpu_mem_usage=True).get_nb_trainable_parameters()
+    plan = plan_json(capsys, "flow_text_qwen2_5_7b")
+    assert (plan["params_total"], plan["params_trainable"]) == (total, trainable)
+    assert trainable == 64 * 28 * (2 * 3584 + 2 * (3584 + 512) + 2 * 3584 + 3 * (3584 + 18944))
+    assert plan["image_tokens"] == 0 and len(plan["lora_targets"]) == 7
+    assert all(t.startswith("layers.*.") for t in plan["lora_targets"])
+    # the tiny text model, on instructions that carry the flow as text
+    rows = [{"sample_id": f"s{i}", "images": [], "messages": [
+        {"role": "user", "content": "Chin: mean 1.25 px, peak 2.50 px, up, medium\n" * (i + 1) + "Which emotion?"},
+        {"role": "assistant", "content": "happiness" * (3 - i)}]} for i in range(3)]
+    (tmp_path / "instructions").mkdir()
+    (tmp_path / "instructions" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = load_recipe("flow_text", [f"output_dir={tmp_path}"])
+    tiny = make_plan(recipe)
+    backbone = get_registry().create("backbone", "qwen2_5", **recipe.backbone.params)
+    module = backbone.load(recipe.backbone.model, train=recipe.train, labels=["a"])
+    assert (tiny.shape.params_trainable, tiny.shape.params_total) == module.get_nb_trainable_parameters()
+    longest = max(rows, key=lambda r: len(r["messages"][0]["content"] + r["messages"][1]["content"]))
+    assert tiny.shape.seq_len_exact and [t.name for t in tiny.shape.towers] == ["lm"]
+    assert tiny.shape.seq_len == backbone.collate([longest])["input_ids"].shape[1]
+    # each backbone names the releases it builds
+    assert main(["plan", SEVEN_B, "backbone.model=Qwen/Qwen2.5-7B-Instruct"]) == 1
+    assert "ships with mellm for this backbone (Qwen/Qwen2.5-VL-7B-Instruct)" in capsys.readouterr().err
+    assert main(["plan", "flow_text", "backbone.model=" + get_registry().create("backbone", "qwen2_5_vl")
+                 .resolve("tiny-random")]) == 1
+    assert "is a qwen2_5_vl model; this backbone builds qwen2 and qwen3 models" in capsys.readouterr().err

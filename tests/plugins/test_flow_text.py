@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 import torch
 
 from mellm_core import create
@@ -127,3 +128,35 @@ def test_the_stages_train_evaluate_and_analyze_on_text(tmp_path, capsys):
                  "--map", str(tmp_path / "map.png"), "--json"]) == 0
     analysis = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert "analysis" in analysis and analysis["adapter"]
+    served(args, clip, out)
+
+
+def served(args: list[str], clip: list, out) -> None:
+    """The trained text model behind `mellm serve`: /v1/analyze reads a pair's flow as text, and
+    /v1/chat/completions takes the question alone (the flow described in it) and answers as evaluation did."""
+    from serving import AUTH, KEY, start_serve, stop_serve
+
+    row = json.loads((out / "instructions" / "test.jsonl").read_text().splitlines()[0])
+    predictions = {(p["sample_id"], p["task"]): p["text"] for p in map(
+        json.loads, (out / "eval" / "predictions.jsonl").read_text().splitlines())}
+    question = row["messages"][0]["content"]
+    server = start_serve(out.parent, args, KEY, recipe="flow_text")  # output_dir in args: the trained run
+    try:
+        files = {role: (f"{role}.png", path.read_bytes()) for role, path in (("onset", clip[0]), ("apex", clip[-1]))}
+        answer = requests.post(server.url + "v1/analyze", files=files, headers=AUTH, timeout=120)
+        assert answer.status_code == 200, answer.text
+        assert {"emotion", "aus", "analysis", "mmc_map_png_base64"} <= answer.json().keys()
+        body = {"model": "tiny-random", "max_tokens": 16, "messages": [{"role": "user", "content": question}]}
+        chat = requests.post(server.url + "v1/chat/completions", json=body, headers=AUTH, timeout=120)
+        assert chat.status_code == 200, chat.text
+        assert chat.json()["choices"][0]["message"]["content"] == predictions[(row["sample_id"], row["task"])]
+        png = "data:image/png;base64," + answer.json()["mmc_map_png_base64"]
+        body["messages"][0]["content"] = [{"type": "text", "text": question},
+                                          {"type": "image_url", "image_url": {"url": png}}]
+        refused = requests.post(server.url + "v1/chat/completions", json=body, headers=AUTH, timeout=60)
+        assert refused.status_code == 400 and "reads text only: send no image_url part" in refused.json()["error"]
+        body["messages"][0]["content"] = "  "
+        empty = requests.post(server.url + "v1/chat/completions", json=body, headers=AUTH, timeout=60)
+        assert empty.status_code == 400 and "holds no text" in empty.json()["error"]
+    finally:
+        stop_serve(server.proc)
