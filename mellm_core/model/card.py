@@ -4,16 +4,49 @@ scored, and whose terms apply, in the Hugging Face Hub's format (YAML metadata, 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from mellm_core.config import Recipe
 from mellm_core.files.layout import RunLayout
+from mellm_core.plugins import get_registry
 from mellm_core.summaries import EvalResult, InstructionsSummary
+from mellm_core.text.turns import takes_text
 
 METRICS = ("acc", "uf1", "uar", "au_f1")
 LANDMARK_TERMS = ("The maps were made with dlib's 68-point landmark model (`landmarker: dlib68`), trained on the "
                   "iBUG 300-W dataset, whose licence excludes commercial use; the maps this model needs as input are "
                   "made with it too unless you swap the landmarker (`maps.landmarker`).")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What differs between the card of a model that reads MMC-maps and one that reads the flow as text."""
+
+    pipeline: str
+    tags: str
+    input: str
+    same_settings: str
+    use: tuple[str, ...]
+
+
+KINDS = {
+    False: Kind("image-text-to-text", "mmc-map, qwen2.5-vl",
+                "MMC-maps (the optical flow from a micro-expression's onset to its apex frame, drawn over the "
+                "grayscale onset frame)",
+                "make the maps you ask it about with the same settings (`mellm map --recipe RECIPE`)",
+                ("from transformers import AutoModelForImageTextToText, AutoProcessor",
+                 'model = AutoModelForImageTextToText.from_pretrained("PATH", dtype="auto")',
+                 'processor = AutoProcessor.from_pretrained("PATH")  # image processor, tokenizer and chat template')),
+    True: Kind("text-generation", "flow-text, qwen2.5",
+               "the flow as text (each facial region's motion from a micro-expression's onset to its apex frame, "
+               "head motion removed, one line a region)",
+               "describe the flow you ask it about with the same settings and prompt (`mellm maps RECIPE` records "
+               "each clip's regions' motion in `maps/manifest.jsonl`, and the recipe's prompt words it)",
+               ("from transformers import AutoModelForCausalLM, AutoTokenizer",
+                'model = AutoModelForCausalLM.from_pretrained("PATH", dtype="auto")',
+                'tokenizer = AutoTokenizer.from_pretrained("PATH")  # with its chat template')),
+}
 
 
 def model_card(recipe: Recipe, adapter: str, lora: dict, dtype: str) -> str:
@@ -24,26 +57,28 @@ def model_card(recipe: Recipe, adapter: str, lora: dict, dtype: str) -> str:
     is_hub_id = not Path(base).expanduser().exists() and base.count("/") == 1
     train, maps, ins = recipe.train, recipe.maps, recipe.instructions
     params = recipe.backbone.params
+    text = takes_text(get_registry().create("prompt", recipe.instructions.prompt, **recipe.instructions.prompt_params))
+    kind = KINDS[text]
     front = ["---", f"base_model: {base}" if is_hub_id else None, "library_name: transformers",
-             "pipeline_tag: image-text-to-text", "tags: [micro-expression, mellm, mmc-map, lora, qwen2.5-vl]", "---"]
+             f"pipeline_tag: {kind.pipeline}", f"tags: [micro-expression, mellm, {kind.tags}, lora]", "---"]
+    lm = params.get("lm_targets", "q/k/v/o, gate/up/down")
     lines = [x for x in front if x] + [
         "", f"# {Path(str(recipe.output_dir)).name}: micro-expression understanding (MELLM)", "",
-        f"{base} fine-tuned with LoRA by `mellm` on MMC-maps (the optical flow from a micro-expression's onset to "
-        "its apex frame, drawn over the grayscale onset frame) and FGMU instructions; the adapter is merged into "
+        f"{base} fine-tuned with LoRA by `mellm` on {kind.input} and FGMU instructions; the adapter is merged into "
         f"the weights, saved in {dtype}.", "",
         "## How it was made", "",
         f"- **Base model**: `{base}`",
         f"- **Adapter**: `{adapter}`: LoRA rank {lora.get('r')}, alpha {lora.get('lora_alpha')}, dropout "
-        f"{lora.get('lora_dropout')}, in the LM projections {params.get('lm_targets', 'q/k/v/o, gate/up/down')} "
-        f"and the vision projections {params.get('vision_targets', 'qkv, proj, gate/up/down')}"
+        f"{lora.get('lora_dropout')}, in the LM projections {lm}"
+        + ("" if text else f" and the vision projections {params.get('vision_targets', 'qkv, proj, gate/up/down')}")
         + ("; every base weight trained too" if params.get("train_base") else ""),
         f"- **Training**: {train.max_steps} steps of {train.batch_size} samples, AdamW lr {train.lr}, weight decay "
         f"{train.weight_decay}, seed {recipe.seed}",
         f"- **Data**: dataset `{recipe.data.dataset}`, protocol `{ins.protocol}`, prompt `{ins.prompt}`"
         f"{' ' + json.dumps(ins.prompt_params) if ins.prompt_params else ''}, split `{ins.split.kind}`",
         f"- **Input maps**: flow `{maps.flow}`, landmarker `{maps.landmarker}`, head motion `{maps.head_motion}`, "
-        f"colorizer `{maps.colorizer}` {json.dumps(maps.colorizer_params) if maps.colorizer_params else ''}: make "
-        "the maps you ask it about with the same settings (`mellm map --recipe RECIPE`)",
+        f"colorizer `{maps.colorizer}` {json.dumps(maps.colorizer_params) if maps.colorizer_params else ''}: "
+        f"{kind.same_settings}",
     ]
     if layout.instructions_summary.is_file():
         s = InstructionsSummary.read(layout.instructions_summary)
@@ -64,9 +99,7 @@ def model_card(recipe: Recipe, adapter: str, lora: dict, dtype: str) -> str:
         lines.append("Not evaluated yet (`mellm eval` writes `eval/metrics.json`, which the card quotes).")
     lines += [
         "", "## Use", "", "```python",
-        "from transformers import AutoModelForImageTextToText, AutoProcessor",
-        'model = AutoModelForImageTextToText.from_pretrained("PATH", dtype="auto")',
-        'processor = AutoProcessor.from_pretrained("PATH")  # image processor, tokenizer and chat template',
+        *kind.use,
         "```", "",
         "Or through `mellm`: set `backbone.model` to this folder, or serve it with vLLM and reach it through the "
         "`openai-compatible` backbone (docs/serving.md).", "",

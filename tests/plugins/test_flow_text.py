@@ -103,7 +103,8 @@ def test_the_text_backbone_is_a_real_causal_lm_with_lora_in_its_decoder(text_bac
 
 def test_the_stages_train_evaluate_and_analyze_on_text(tmp_path, capsys):
     """recipes/flow_text.yaml through the unchanged stages: instructions carry the manifest's region motion as
-    text and no image, training and evaluation run, and `mellm analyze` asks about a pair's flow in words."""
+    text and no image, training and evaluation run, `mellm analyze` asks about a pair's flow in words, the merged
+    export loads as a causal LM with a card that says so, and the service answers."""
     from mellm_core.records import MapRecord
 
     out = tmp_path / "run"
@@ -128,6 +129,13 @@ def test_the_stages_train_evaluate_and_analyze_on_text(tmp_path, capsys):
                  "--map", str(tmp_path / "map.png"), "--json"]) == 0
     analysis = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert "analysis" in analysis and analysis["adapter"]
+    assert main(["export", "flow_text", *args, "--merge"]) == 0
+    card = (out / "train" / "merged" / "README.md").read_text()
+    assert "pipeline_tag: text-generation" in card and "on the flow as text" in card
+    assert "vision" not in card and "AutoModelForCausalLM" in card
+    from transformers import AutoModelForCausalLM
+
+    assert type(AutoModelForCausalLM.from_pretrained(out / "train" / "merged")).__name__ == "Qwen2ForCausalLM"
     served(args, clip, out)
 
 
