@@ -13,7 +13,9 @@ Variants (``--variants``): ``px112`` (16 image tokens: the tiny model's default 
 tokens: the whole 192 px map), ``px224-mixed`` (MEU and MER rows mixed from the first step) and
 ``px224-curriculum`` (MER rows only for the first ``--curriculum`` steps, then MEU and MER: the demo's recipe).
 ``--balance`` draws every emotion equally often (``train.balance``, the demo's setting), ``--weight-decay`` and
-``--lr`` set AdamW's, and ``--param KEY=VALUE`` any backbone parameter, for every variant.
+``--lr`` set AdamW's (decay on weight matrices, as training does; ``--decay-vectors`` decays norm gains and
+biases too), ``--lr-scale PATTERN=FACTOR`` a learning-rate factor for matching parameters (``train.lr_scales``),
+and ``--param KEY=VALUE`` any backbone parameter, for every variant.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from table import print_table
 from mellm_core.config import TrainConfig
 from mellm_core.files.frames import read_rgb
 from mellm_core.files.layout import RunLayout
-from mellm_core.model.trainloop import World, cosine, micro_batches, seed_everything
+from mellm_core.model.trainloop import World, cosine, micro_batches, param_groups, seed_everything
 from mellm_core.plugins import get_registry
 from mellm_core.text.parse import parse_output
 
@@ -54,7 +56,8 @@ def accuracy(backbone, module, rows: list[dict], images: list[np.ndarray], label
 
 
 def curve(folder: Path, variant: str, seed: int, steps: int, every: int, curriculum: int, extra: dict,
-          weight_decay: float = 0.0, lr: float = 1e-3, balance: bool = False) -> list[float]:
+          weight_decay: float = 0.0, lr: float = 1e-3, balance: bool = False, decay_vectors: bool = False,
+          lr_scales: dict[str, float] | None = None) -> list[float]:
     """Held-out accuracy after every ``every`` steps of one run."""
     params, tasks, staged = VARIANTS[variant]
     params = {**params, **extra}
@@ -69,12 +72,17 @@ def curve(folder: Path, variant: str, seed: int, steps: int, every: int, curricu
     labels = sorted({r["label"] for r in rows})
     cfg = TrainConfig(lora_rank=16, lora_alpha=32, lora_dropout=0.0, lr=lr, warmup_steps=50, max_steps=steps,
                       batch_size=8, num_workers=1, curriculum_tasks=["mer"] if staged else [],
-                      curriculum_steps=curriculum if staged else 0, balance=balance)
+                      curriculum_steps=curriculum if staged else 0, balance=balance, weight_decay=weight_decay,
+                      lr_scales=lr_scales or {})
     seed_everything(seed)
     backbone = get_registry().create("backbone", "qwen2_5_vl", train_base=True, **params)
     module = backbone.load("tiny-random", train=cfg, labels=labels)
-    trainable = [p for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=weight_decay)
+    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    trainable = [p for _, p in named]
+    groups = param_groups(named, cfg)
+    if decay_vectors:
+        groups = [{**g, "weight_decay": weight_decay} for g in groups]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine(cfg))
     images = [read_rgb(r["images"][0]) for r in test]
     out = []
@@ -102,6 +110,10 @@ def main() -> None:
     parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (train.weight_decay)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (train.lr)")
     parser.add_argument("--balance", action="store_true", help="every label equally often (train.balance)")
+    parser.add_argument("--decay-vectors", action="store_true",
+                        help="decay norm gains and biases too (training decays weight matrices only)")
+    parser.add_argument("--lr-scale", action="append", default=[], metavar="PATTERN=FACTOR",
+                        help="learning-rate factor of matching parameters (train.lr_scales), e.g. visual=0.3")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="a backbone param for every variant, e.g. --param tiny_rope_theta=100")
     args = parser.parse_args()
@@ -113,7 +125,8 @@ def main() -> None:
         for seed in args.seeds:
             started = time.perf_counter()
             accs = curve(args.folder, variant, seed, args.steps, args.every, args.curriculum, extra,
-                         args.weight_decay, args.lr, args.balance)
+                         args.weight_decay, args.lr, args.balance, args.decay_vectors,
+                         {k: float(v) for k, v in (x.split("=", 1) for x in args.lr_scale)})
             rows.append([variant, seed, *(f"{a:.2f}" for a in accs), f"{time.perf_counter() - started:.0f}"])
             print(f"{variant} seed {seed}: {accs}", flush=True)
     test = [json.loads(x) for x in RunLayout(args.folder).test_rows.read_text().splitlines()]

@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -135,7 +136,9 @@ class TrainConfig:
     lora_alpha: int = 64  # LoRA alpha
     lora_dropout: float = 0.05  # dropout on the LoRA input
     lr: float = 1e-4  # AdamW learning rate (peak of the cosine schedule)
-    weight_decay: float = 0.0  # AdamW weight decay
+    weight_decay: float = 0.0  # AdamW weight decay, on weight matrices only (not on norm gains and biases)
+    lr_scales: dict[str, float] = field(default_factory=dict)  # learning-rate factor of the parameters whose name
+    # matches a regular expression, e.g. {visual: 0.3} (the vision tower learns at 0.3x lr); the first match wins
     warmup_steps: int = 0  # linear warm-up steps before the cosine decay
     max_steps: int = 1200  # optimizer steps
     batch_size: int = 8  # global batch: samples per optimizer step over all workers
@@ -181,6 +184,13 @@ class TrainConfig:
             found += _choice("train.curriculum_tasks", unknown[0], TASKS, "task")
         if self.curriculum_steps < 0 or (self.curriculum_steps > 0 and not self.curriculum_tasks):
             found.append("train.curriculum_steps must not be negative, and needs train.curriculum_tasks when set")
+        for pattern, factor in self.lr_scales.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                found.append(f"train.lr_scales: '{pattern}' is not a regular expression ({exc})")
+            if not isinstance(factor, int | float) or factor <= 0:
+                found.append(f"train.lr_scales.{pattern} must be a positive number, got {factor!r}")
         if self.lr <= 0 or self.warmup_steps < 0 or self.max_failures < -1 or self.max_grad_norm < 0:
             found.append("train.lr must be positive; warmup_steps and max_grad_norm not negative; max_failures >= -1")
         return found

@@ -16,6 +16,7 @@ import inspect
 import json
 import math
 import random
+import re
 import shutil
 import tempfile
 import time
@@ -119,6 +120,19 @@ def micro_batches(rows: list[dict], cfg: TrainConfig, seed: int, step: int, worl
         yield [rows[i] for i in mine[a * micro:(a + 1) * micro]]
 
 
+def param_groups(named: list[tuple[str, torch.nn.Parameter]], cfg: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW's parameter groups: weight decay on matrices (projections, embeddings, LoRA factors), none on vectors
+    (norm gains, biases), and each parameter's learning rate scaled by the first ``train.lr_scales`` pattern its
+    name matches. Decay pulls a norm's gain towards zero, shrinking every signal through it; a from-scratch vision
+    tower at the LM's rate kept the demo's model on its answer prior in some seeds (docs/demo.md)."""
+    groups: dict[tuple[float, bool], list[torch.nn.Parameter]] = {}
+    for name, param in named:
+        scale = next((f for pattern, f in cfg.lr_scales.items() if re.search(pattern, name)), 1.0)
+        groups.setdefault((float(scale), param.ndim >= 2), []).append(param)
+    return [{"params": params, "lr": cfg.lr * scale, "weight_decay": cfg.weight_decay if decays else 0.0}
+            for (scale, decays), params in groups.items()]
+
+
 def cosine(cfg: TrainConfig) -> Callable[[int], float]:
     """Learning-rate factor: linear warm-up, then cosine decay to zero at ``max_steps``. A curriculum gives each
     phase its own warm-up and decay: the label task settles at a falling rate (which is when a small model starts
@@ -163,8 +177,9 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
                            labels=settings["labels"],
                            **({"place": "host" if world.rank == 0 else "meta"} if from_rank0 else {}))
     model = distribute(module, cfg.strategy, world, from_rank0)
-    params = [p for p in model.parameters() if p.requires_grad]  # FSDP's sharded parameters replace the originals
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # FSDP's shards replace the originals
+    params = [p for _, p in named]
+    optimizer = torch.optim.AdamW(param_groups(named, cfg), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine(cfg))
     step, history = restore_state(start, model, optimizer, scheduler, world) if start else (0, [])
     start_step = step
@@ -318,7 +333,7 @@ def restore_state(folder: Path, model: torch.nn.Module, optimizer: Any, schedule
     if _sharded(model):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-        set_optimizer_state_dict(model, optimizer, _by_name(state["optimizer"], model),
+        set_optimizer_state_dict(model, optimizer, _by_name(state["optimizer"], model, optimizer),
                                  options=StateDictOptions(full_state_dict=True))
     else:
         optimizer.load_state_dict(state["optimizer"])
@@ -368,12 +383,14 @@ def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _by_name(state: dict[str, Any], model: torch.nn.Module) -> dict[str, Any]:
+def _by_name(state: dict[str, Any], model: torch.nn.Module, optimizer: Any) -> dict[str, Any]:
     """An optimizer state keyed by parameter number (a checkpoint of a model each worker held whole) keyed by
-    parameter name, as a sharded model loads it: number i is the i-th trainable parameter in both."""
+    parameter name, as a sharded model loads it: number i is the i-th parameter of the optimizer's groups in
+    both (the same recipe groups the same parameters in the same order)."""
     if not state["state"] or isinstance(next(iter(state["state"])), str):
         return state
-    names = [name for name, p in model.named_parameters() if p.requires_grad]
+    name_of = {id(p): name for name, p in model.named_parameters()}
+    names = [name_of[id(p)] for g in optimizer.param_groups for p in g["params"]]
     groups = [{**g, "params": [names[i] for i in g["params"]]} for g in state["param_groups"]]
     return {"state": {names[i]: v for i, v in state["state"].items()}, "param_groups": groups}
 

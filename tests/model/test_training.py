@@ -100,6 +100,34 @@ def test_cosine_schedule_warms_up_and_decays_to_zero():
     assert staged(18) == 1.0 and staged(26) == pytest.approx(0.5) and staged(34) == pytest.approx(0.0)
 
 
+def test_decay_spares_norm_gains_and_biases_and_lr_scales_pick_parameters_by_name():
+    """AdamW steps with zero gradients on the tiny model: only decay moves the weights. Matrices (projections,
+    embeddings) shrink by lr x decay, the vision tower's at its scaled rate; norm gains and biases keep their
+    values."""
+    from mellm_core.model.trainloop import param_groups
+    from mellm_core.plugins import get_registry
+
+    cfg = TrainConfig(lora_rank=4, lora_alpha=8, lora_dropout=0.0, lr=0.1, weight_decay=1.0,
+                      lr_scales={r"\.visual\.": 0.5})
+    module = get_registry().create("backbone", "qwen2_5_vl", train_base=True).load("tiny-random", train=cfg)
+    named = dict((n, p) for n, p in module.named_parameters() if p.requires_grad)
+    before = {n: p.detach().clone() for n, p in named.items()}
+    optimizer = torch.optim.AdamW(param_groups(list(named.items()), cfg), lr=cfg.lr)
+    for p in named.values():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    gains = [n for n in named if named[n].ndim < 2]
+    matrices = [n for n in named if named[n].ndim == 2 and before[n].abs().sum() > 0]
+    assert any("norm" in n for n in gains) and any(n.endswith(".bias") for n in gains)
+    assert any("lora_A" in n for n in matrices) and any("embed_tokens" in n for n in matrices)
+    assert all(torch.equal(named[n], before[n]) for n in gains)
+    vision = [n for n in matrices if ".visual." in n]
+    assert vision and all(torch.allclose(named[n], 0.95 * before[n]) for n in vision)
+    assert all(torch.allclose(named[n], 0.9 * before[n]) for n in matrices if n not in vision)
+    with pytest.raises(ConfigError, match=r"'\(' is not a regular expression.*lr_scales.visual must be a positive"):
+        load_recipe("quickstart", ["train.lr_scales={'(': 1.0, visual: 0}"])
+
+
 def test_batch_size_must_split_evenly():
     with pytest.raises(ConfigError, match="batch_size=6 must be a multiple of .* = 4"):
         load_recipe("quickstart", ["train.batch_size=6", "train.num_workers=2", "train.grad_accum=2"])
