@@ -177,7 +177,9 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
                            labels=settings["labels"],
                            **({"place": "host" if world.rank == 0 else "meta"} if from_rank0 else {}))
     model = distribute(module, cfg.strategy, world, from_rank0)
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # FSDP's shards replace the originals
+    # by the module's own names (DDP's wrapper would prefix "module." on 2 workers, not on 1, and lr_scales'
+    # patterns must match alike); FSDP2 shards ``module`` in place, so these are its sharded parameters
+    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
     optimizer = torch.optim.AdamW(param_groups(named, cfg), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine(cfg))

@@ -400,9 +400,11 @@ class Gateway:
             return error(exc.status, str(exc))
         except ClientDisconnect:
             return error(400, "the client closed the connection before sending the whole body")
-        rgb = None if ask.image is None else await asyncio.to_thread(decode_rgb, ask.image)
-        if ask.image is not None and rgb is None:
-            return error(400, "image_url is not a readable image: send a PNG or JPEG file")
+        rgb = None  # a text-only model's question has no image
+        if ask.image is not None:
+            rgb = await asyncio.to_thread(decode_rgb, ask.image)
+            if rgb is None:
+                return error(400, "image_url is not a readable image: send a PNG or JPEG file")
         if busy := self._busy():
             return busy
         self.waiting += 1
