@@ -7,7 +7,13 @@ their chance levels, the binomial test's p-value against always-the-majority-cla
 of the checkpoint at half the steps, and the wall time of each stage, with the CPU model. The worst seed is the
 figure to quote beside the mean.
 
+A from-scratch model's path turns on float rounding, which differs between CPUs because their vector units
+differ. ``--kernels avx2`` runs every stage with the kernels an x86-64 CPU without AVX-512 runs (PyTorch's
+vectorised ops, MKL's matrix products, oneDNN and OpenCV's dispatched code: e.g. an AMD EPYC before Zen 4),
+which rounds differently from this machine's AVX-512 paths: another CPU's arithmetic on the same machine.
+
     python benchmarks/demo_seeds.py --seeds 5 --out runs/demo-seeds
+    python benchmarks/demo_seeds.py --seeds 5 --out runs/demo-seeds-avx2 --kernels avx2
     python benchmarks/demo_seeds.py --seeds 2 --out /tmp/quick train.max_steps=100   # overrides go to every run
 """
 
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -24,6 +31,12 @@ from pathlib import Path
 
 from table import print_table
 
+# environment settings that make the libraries run the kernels of a CPU with fewer vector instructions
+KERNELS: dict[str, dict[str, str]] = {
+    "native": {},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+             "OPENCV_CPU_DISABLE": "AVX512-SKX,AVX512-CLX,AVX_VNNI"},
+}
 METRICS = (("mer", "acc"), ("mer", "uf1"), ("mer", "uar"), ("mer", "halfway_acc"), ("meu", "acc"), ("meu", "au_f1"))
 
 
@@ -89,11 +102,15 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=0, help="first seed (default 0)")
     parser.add_argument("--out", default="runs/demo-seeds", help="folder for the runs (one sub-folder per seed)")
     parser.add_argument("--recipe", default="demo", help="recipe (default: demo)")
+    parser.add_argument("--kernels", choices=sorted(KERNELS), default="native",
+                        help="the CPU kernels every stage runs: native (this CPU's) or avx2 (a CPU without AVX-512)")
     parser.add_argument("overrides", nargs="*", help="recipe overrides for every run, e.g. train.max_steps=300")
     args = parser.parse_args()
+    os.environ.update(KERNELS[args.kernels])  # before torch loads here; the runs and Ray's workers inherit it
     out = Path(args.out)
     seeds = list(range(args.first, args.first + args.seeds))
-    print(f"CPU: {cpu_model()} ({platform.machine()}), recipe {args.recipe}, seeds {seeds}", flush=True)
+    cpu = f"{cpu_model()}, {args.kernels} kernels"
+    print(f"CPU: {cpu} ({platform.machine()}), recipe {args.recipe}, seeds {seeds}", flush=True)
     runs = {}
     for seed in seeds:
         runs[seed] = run_seed(seed, out, args.recipe, args.overrides)
@@ -121,7 +138,7 @@ def main() -> None:
     ps = [p for s in runs.values() if (p := value(s, "mer", "p_value")) is not None]
     rows.append(["worst", *worst, f"{max(ps):.2g}" if ps else "-", "", "",
                  *(f"{max(v):.0f}" for v in [*stages, walls])])
-    print_table(f"mellm demo over {len(runs)} seeds on {cpu_model()}",
+    print_table(f"mellm demo over {len(runs)} seeds on {cpu}",
                 ["seed", *columns, "MER p vs majority", "MER majority ACC", "MEU AU F1 chance", "maps s", "train s",
                  "eval s", "wall s"],
                 rows)

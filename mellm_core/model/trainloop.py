@@ -182,7 +182,8 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
     named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
     optimizer = torch.optim.AdamW(param_groups(named, cfg), lr=cfg.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine(cfg))
+    schedule = cosine(cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     step, history = restore_state(start, model, optimizer, scheduler, world) if start else (0, [])
     start_step = step
     best_dir = Path(tempfile.mkdtemp(prefix="mellm-best-"))  # rank 0: the best adapter so far (train.keep)
@@ -198,7 +199,7 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
             for later in range(step, min(step + PREFETCH + 1, cfg.max_steps)):
                 if later not in ahead:  # the next steps' batches are made while this one computes
                     ahead[later] = pool.submit(_collated, backbone, rows, cfg, settings["seed"], later, world)
-            lr = scheduler.get_last_lr()[0]
+            lr = cfg.lr * schedule(step)  # train.lr's (a group's may be scaled by train.lr_scales)
             for a, batch in enumerate(ahead.pop(step).result()):
                 batch = {k: v.to(world.device, non_blocking=True) if torch.is_tensor(v) else v
                          for k, v in batch.items()}

@@ -135,10 +135,13 @@ def test_batch_size_must_split_evenly():
 
 def test_loss_falls_and_the_run_is_written(tmp_path):
     write_instructions(tmp_path, n=12)
-    summary = run_local(recipe(tmp_path, "train.max_steps=30", "train.checkpoint_every=10"), progress=False)
+    cfg = recipe(tmp_path, "train.max_steps=30", "train.checkpoint_every=10", "train.lr_scales={visual: 0.5}")
+    summary = run_local(cfg, progress=False)
     lines = [json.loads(x) for x in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == list(range(1, 31))
     assert set(lines[0]) == {"step", "loss", "lr", "samples_per_s", "tokens_per_s"}
+    # train.lr on its schedule at each step, not the vision tower's scaled rate
+    assert [x["lr"] for x in lines] == [pytest.approx(cfg.train.lr * cosine(cfg.train)(s)) for s in range(30)]
     first, last = sum(x["loss"] for x in lines[:5]) / 5, sum(x["loss"] for x in lines[-5:]) / 5
     assert last < 0.85 * first, (first, last)
     assert summary is not None and not summary.skipped
