@@ -333,6 +333,12 @@ def restore_state(folder: Path, model: torch.nn.Module, optimizer: Any, schedule
     A sharded model's workers each take their shard of the whole optimizer state the checkpoint holds.
     """
     state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
+    saved = [len(g["params"]) for g in state["optimizer"]["param_groups"]]
+    if saved != [len(g["params"]) for g in optimizer.param_groups]:
+        raise InputError(f"{folder} was written with other optimizer groups (parameters per group: "
+                         f"{saved}, this run's: {[len(g['params']) for g in optimizer.param_groups]}): "
+                         "train.lr_scales, the trained modules or the LoRA targets changed since; resume with the "
+                         "settings that wrote it, or start over with `mellm train ... --overwrite`")
     if _sharded(model):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 

@@ -160,13 +160,18 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path):
     """A run stopped at step 4 of 8 and resumed ends with the very weights of the uninterrupted run (dropout on)."""
     import shutil
 
-    a, b = tmp_path / "a", tmp_path / "b"
-    for folder in (a, b):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for folder in (a, b, c):
         write_instructions(folder, n=12)
     run_local(recipe(a, "train.max_steps=8", "train.checkpoint_every=4"), progress=False)
-    stopped = b / "train" / "checkpoints" / "run"
-    stopped.mkdir(parents=True)
-    shutil.copytree(a / "train" / "checkpoints" / "run" / "checkpoint_0000004", stopped / "checkpoint_0000004")
+    for folder in (b, c):
+        stopped = folder / "train" / "checkpoints" / "run"
+        stopped.mkdir(parents=True)
+        shutil.copytree(a / "train" / "checkpoints" / "run" / "checkpoint_0000004", stopped / "checkpoint_0000004")
+    # resumed with parameters grouped otherwise: an error naming the setting, not torch's group mismatch
+    with pytest.raises(InputError, match=r"checkpoint_0000004 was written with other optimizer groups.*lr_scales"):
+        run_local(recipe(c, "train.max_steps=8", "train.checkpoint_every=4", "train.resume=true",
+                         "train.lr_scales={visual: 0.5}"), progress=False)
     summary = run_local(recipe(b, "train.max_steps=8", "train.checkpoint_every=4", "train.resume=true"),
                         progress=False)
     assert summary is not None and summary.start_step == 4 and summary.end_step == 8
