@@ -334,9 +334,10 @@ def restore_state(folder: Path, model: torch.nn.Module, optimizer: Any, schedule
     """
     state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
     saved = [len(g["params"]) for g in state["optimizer"]["param_groups"]]
-    if saved != [len(g["params"]) for g in optimizer.param_groups]:
+    sizes = [len(g["params"]) for g in optimizer.param_groups]
+    if saved != sizes:
         raise InputError(f"{folder} was written with other optimizer groups (parameters per group: "
-                         f"{saved}, this run's: {[len(g['params']) for g in optimizer.param_groups]}): "
+                         f"{saved}, this run's: {sizes}): "
                          "train.lr_scales, the trained modules or the LoRA targets changed since; resume with the "
                          "settings that wrote it, or start over with `mellm train ... --overwrite`")
     if _sharded(model):
