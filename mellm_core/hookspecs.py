@@ -101,6 +101,9 @@ class Hooks:
         ``word(label) -> str`` (the language's word for a protocol label). A prompt that gives the model the
         flow as text instead of the map has ``input = "text"`` and ``describe(regions) -> str`` (the regions'
         ``RegionMotion`` as text); its user prompts hold ``<flow>`` where the description goes, and no image.
+        A prompt with ``questions(sample) -> [(user turn, answer), ...]`` gives the training set one analysis row
+        per question it asks about a sample in place of the MEU row (``megc-vqa``: every ME-VQA question type);
+        the test set keeps the MEU and MER rows that ``mellm eval`` scores.
 
         Example: ``create("prompt", "fgmu-zh").user_prompt("meu", ["happiness", "sadness"])``
         """

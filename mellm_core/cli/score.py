@@ -71,12 +71,14 @@ def _score_vqa(args: argparse.Namespace) -> int:
 
     if not (args.vqa and args.gold) or args.file:
         raise InputError("ME-VQA scoring takes --vqa PRED.jsonl --gold GOLD.jsonl (and no other file)")
-    result = score_vqa(read_jsonl(args.vqa), read_jsonl(args.gold))
+    result = score_vqa(read_jsonl(args.vqa), read_jsonl(args.gold), args.missing)
     if args.json:
         print_json(result)
         return 0
-    print(f"ME-VQA: {result['n']} answers ({result['missing']} missing); BLEU {result['bleu']:.4f}  "
-          f"ROUGE-1 {result['rouge_1']:.4f}")
+    lines = result["n"] + (result["missing"] if args.missing == "skip" else 0)
+    how = "left out" if args.missing == "skip" else "scored as empty answers"
+    print(f"ME-VQA: {result['n']} of {lines} gold lines scored ({result['missing']} without a prediction: {how}); "
+          f"BLEU {result['bleu']:.4f}  ROUGE-1 {result['rouge_1']:.4f}")
     for kind in ("coarse", "fine"):
         r = result[kind]
         print(f"  {kind:<6} expression class: UF1 {r['uf1']:.4f}  UAR {r['uar']:.4f}  (n {r['n']})")
@@ -120,5 +122,9 @@ def register_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vqa", metavar="PRED", help="score MEGC ME-VQA answers instead: PRED's lines (as `mellm vqa` "
                    "writes them) against --gold's, by id or video_id and question")
     p.add_argument("--gold", metavar="GOLD", help="the ME-VQA gold JSONL (with answers) for --vqa")
+    p.add_argument("--missing", choices=("skip", "empty"), default="skip",
+                   help="--vqa: a gold line without a prediction is left out of the scores (skip, as the published "
+                        "MEGC 2025 scorer does) or scored as an empty answer (empty); either way it is counted "
+                        "(default: skip)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
     p.set_defaults(func=cmd_score)

@@ -96,6 +96,11 @@ def build_instructions(
 
     text = takes_text(prompt)  # the flow as text: no image
 
+    def row(sample: Sample, task: str, question: str, target: str) -> Instruction:
+        messages = [{"role": "user", "content": question}, {"role": "assistant", "content": target}]
+        return Instruction(messages, [] if text else [str(ok[sample.sample_id].map_path)], task, str(sample.emotion),
+                           list(sample.aus), sample.sample_id, sample.dataset, sample.subject)
+
     def make(sample: Sample, task: str) -> Instruction:
         record, emotion = ok[sample.sample_id], str(sample.emotion)  # kept samples all have one
         regions = regions_from_dict(record.regions or {})
@@ -103,12 +108,16 @@ def build_instructions(
             target = prompt.meu_target(analyze(regions, sample.aus, sample.au_sides, emotion, min_motion))
         else:
             target = prompt.mer_target(emotion)
-        messages = [{"role": "user", "content": user_turn(prompt, task, labels, regions)},
-                    {"role": "assistant", "content": target}]
-        return Instruction(messages, [] if text else [str(record.map_path)], task, emotion, list(sample.aus),
-                           sample.sample_id, sample.dataset, sample.subject)
+        return row(sample, task, user_turn(prompt, task, labels, regions), target)
 
-    train_rows = [make(s, "meu") for s in train] if "meu" in cfg.train_tasks else []
+    def analysis_rows(sample: Sample) -> list[Instruction]:
+        """A training sample's analysis rows: one per question a prompt with ``questions`` asks about it (megc-vqa:
+        every ME-VQA question type), else its MEU row."""
+        if not hasattr(prompt, "questions"):
+            return [make(sample, "meu")]
+        return [row(sample, "meu", question, target) for question, target in prompt.questions(sample)]
+
+    train_rows = [r for s in train for r in analysis_rows(s)] if "meu" in cfg.train_tasks else []
     if "mer" in cfg.train_tasks:
         train_rows += [make(s, "mer") for s in rng.sample(train, round(cfg.mer_ratio * len(train)))]
     rng.shuffle(train_rows)

@@ -131,10 +131,16 @@ def test_the_megc_vqa_dataset_reads_its_training_file_over_the_source_clips(rele
                  "data.params.casme2.frames_dir=CASME2_RAW_selected", "instructions.prompt=megc-vqa",
                  "maps.flow=dis", "--json"]) == 0
     rows = [json.loads(x) for x in (run / "instructions" / "train.jsonl").read_text().splitlines()]
-    meu = next(r for r in rows if r["task"] == "meu")
-    source = next(s for s in samples if s.sample_id == meu["sample_id"])
-    assert meu["messages"][0]["content"] == "<image>" + COMBINED_MANY
-    assert meu["messages"][1]["content"] == answer(COMBINED_MANY, Reading(source.emotion, source.aus))
+    prompt, asked = create("prompt", "megc-vqa"), set()
+    for source in {s.sample_id: s for s in samples if s.sample_id in {r["sample_id"] for r in rows}}.values():
+        written = [tuple(m["content"] for m in r["messages"]) for r in rows
+                   if r["sample_id"] == source.sample_id and r["task"] == "meu"]
+        assert sorted(written) == sorted(prompt.questions(source))  # every question about it, once
+        reading = Reading(source.emotion, source.aus, source.au_sides, source.dataset)
+        for question, reply in written:
+            assert reply == answer(question.removeprefix("<image>"), reading)
+            asked.add(question_type(question.removeprefix("<image>"))[0])
+    assert asked == {"coarse", "fine", "aus", "side", "presence", "combined"}
     mer = next(r for r in rows if r["task"] == "mer")
     assert mer["messages"][0]["content"] == "<image>" + FINE and mer["messages"][1]["content"] == mer["label"]
     with pytest.raises(InputError, match=r"ME-VQA file .*nothing.jsonl does not exist"):
