@@ -62,8 +62,8 @@ class Session(Protocol):
         """The latest checkpoint folder to continue from, or None."""
 
     def report(self, metrics: dict[str, Any], checkpoint: Path | None) -> None:
-        """Record a checkpoint folder with the metrics line of its step (rank 0 passes one, the others None);
-        every worker calls this."""
+        """Record a metrics line, every ``log_every`` steps, and with it a checkpoint folder on checkpoint steps
+        (rank 0 passes one, the others None); every worker calls this."""
 
     def progress(self, metrics: dict[str, Any]) -> None:
         """Show a metrics line (rank 0 only)."""
@@ -234,6 +234,8 @@ def train_worker(settings: dict[str, Any], rows: list[dict], world: World, sessi
                 history.append(line)
                 if world.rank == 0:
                     session.progress(line)
+                if not checkpoint_now:  # a checkpoint reports its line with it
+                    session.report(line, None)
             if checkpoint_now:
                 kept = (best_dir, best) if best else None
                 _checkpoint(backbone, model, optimizer, scheduler, step, start_step, cfg.max_steps, history, kept,
@@ -430,7 +432,7 @@ def _checkpoint(backbone: Any, model: torch.nn.Module, optimizer: Any, scheduler
         (folder / TRAIN_LOG).write_text("".join(json.dumps(h) + "\n" for h in history))
         if best:
             keep_best(folder, *best)
-        session.report(metrics, folder)  # the whole metrics line: Ray Train keeps reports that carry a checkpoint
+        session.report(metrics, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import ray
 import ray.train
-from ray.train import Checkpoint, CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import Checkpoint, CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig, UserCallback
 from ray.train.torch import TorchConfig, TorchTrainer
 from ray.util.queue import Queue
 from tqdm import tqdm
@@ -33,21 +33,33 @@ from mellm_core.summaries import TrainSummary
 
 
 class RaySession:
-    """Checkpoints through ``ray.train``; progress lines to the driver through a queue."""
-
-    def __init__(self, queue: Queue):
-        self.queue = queue
+    """Metrics lines and checkpoints through ``ray.train.report``; the driver sees the lines Ray Train received
+    (``Forward``)."""
 
     def restore(self) -> Path | None:
         checkpoint = ray.train.get_checkpoint()
         return Path(checkpoint.to_directory()) if checkpoint else None
 
     def report(self, metrics: dict[str, Any], checkpoint: Path | None) -> None:
-        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(str(checkpoint)) if checkpoint else None,
-                         checkpoint_dir_name=checkpoint_name(metrics["step"]))
+        if checkpoint is None:
+            ray.train.report(metrics)
+        else:
+            ray.train.report(metrics, checkpoint=Checkpoint.from_directory(str(checkpoint)),
+                             checkpoint_dir_name=checkpoint_name(metrics["step"]))
 
     def progress(self, metrics: dict[str, Any]) -> None:
-        self.queue.put(metrics)
+        """Nothing: the line reaches the driver as Ray Train's report of it."""
+
+
+class Forward(UserCallback):
+    """On Ray Train's controller: rank 0's line of every report goes on to the driver's queue, so the progress bar
+    and the reporters show what Ray Train received."""
+
+    def __init__(self, queue: Queue):
+        self.queue = queue
+
+    def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Checkpoint | None) -> None:
+        self.queue.put(metrics[0])
 
 
 def _worker(config: dict[str, Any]) -> None:
@@ -61,7 +73,7 @@ def _worker(config: dict[str, Any]) -> None:
     config["queue"].put({"rank": world.rank, "node": ray.get_runtime_context().get_node_id()})
     shard = ray.train.get_dataset_shard("train")
     rows = canonical([json.loads(row["text"]) for row in shard.iter_rows()])
-    train_worker(config["settings"], rows, world, RaySession(config["queue"]))
+    train_worker(config["settings"], rows, world, RaySession())
 
 
 def _start_over(storage: str) -> None:
@@ -71,7 +83,7 @@ def _start_over(storage: str) -> None:
 
 def _follow(queue: Queue, total: int, stop: threading.Event, show: bool, nodes: dict[int, str],
             sinks: MetricsSinks) -> None:
-    """Driver thread: move the progress bar and feed the reporters as rank 0 reports metrics lines (the driver
+    """Driver thread: move the progress bar and feed the reporters as Ray Train receives metrics lines (the driver
     closes them after this thread ends); note the node
     of each rank (a worker group that Ray Train restarts after a failure reports again, and its placement
     replaces the earlier one)."""
@@ -118,7 +130,7 @@ def _train(recipe: Recipe, progress: bool, overwrite: bool) -> TrainSummary:
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
                                      resources_per_worker=resources),
         torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
-        run_config=RunConfig(name=RUN, storage_path=p.storage,
+        run_config=RunConfig(name=RUN, storage_path=p.storage, callbacks=[Forward(queue)],
                              failure_config=FailureConfig(max_failures=cfg.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints)),
         # read before the workers take every CPU; rows are small (text and an image path)

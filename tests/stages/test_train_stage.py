@@ -46,8 +46,8 @@ def test_two_ray_workers_reach_the_weights_of_one_process(frames_run, capsys):
     assert main(["train", "quickstart", *args, *steps, "train.num_workers=2", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["start_step"] == 0 and summary["end_step"] == 3
-    # every metrics line (log_every=1; steps 1 and 2 report to Ray Train without a checkpoint) reached the driver,
-    # which wrote it for TensorBoard
+    # every metrics line (log_every=1; steps 1 and 2 report to Ray Train without a checkpoint) reached the driver
+    # from Ray Train's reports, and the driver wrote it for TensorBoard
     lines = [json.loads(x) for x in (ray_dir / "train" / "metrics.jsonl").read_text().splitlines()]
     scalars = tensorboard_scalars(ray_dir / "train" / "tensorboard")
     assert [step for step, _ in scalars["train/loss"]] == [1, 2, 3] == [x["step"] for x in lines]
