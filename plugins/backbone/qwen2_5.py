@@ -1,8 +1,9 @@
 """Qwen2.5 / Qwen3 instruct models, text only, with LoRA in the decoder: the flow-as-text path's backbone.
 
 Models load through transformers' ``AutoModelForCausalLM`` (safetensors only, no remote code): a local folder, a
-hub id (``Qwen/Qwen2.5-7B-Instruct``), or ``tiny-random``, a tiny Qwen2 built locally once, whose tokenizer
-learns the FGMU and flow-text prompts' texts. Prompts are Qwen's chat turns, text only; everything else
+hub id (``Qwen/Qwen2.5-7B-Instruct``, ``Qwen/Qwen3-8B``), or ``tiny-random``, a tiny Qwen2 built locally once,
+whose tokenizer learns the FGMU and flow-text prompts' texts. Prompts are written by the model's own chat template
+with thinking off (Qwen3's empty ``<think></think>`` block), the answer trained after it; everything else
 (collation, loss, adapters, batched greedy generation, export) is the Qwen2.5-VL backbone's.
 """
 
@@ -18,7 +19,8 @@ from mellm_core import PluginSpec, hookimpl
 class QwenTextParams:
     max_length: int = 4096  # tokens per training example; longer targets are cut at the end
     max_new_tokens: int = 512  # generation length cap
-    system_prompt: str = "You are a helpful assistant."  # the system turn ("" = none)
+    system_prompt: str | None = None  # the system turn (null = the model's default: Qwen2.5's chat template's
+    # "You are a helpful assistant.", none for Qwen3)
     lm_targets: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )  # LoRA in these decoder projections
@@ -48,4 +50,4 @@ def create(params: QwenTextParams) -> Any:
 @hookimpl
 def mellm_backbone():
     yield PluginSpec("qwen2_5", create, QwenTextParams,
-                     "Qwen2.5 / Qwen3 instruct, text only, LoRA in the decoder (flow-text prompts)")
+                     "Qwen2.5 / Qwen3 instruct, text only, LoRA in the decoder (flow-text prompts; no thinking)")

@@ -1,4 +1,5 @@
-"""The text-only Qwen backbone's model code: the Qwen2.5-VL backbone's, without the image."""
+"""The text-only Qwen backbone's model code: the Qwen2.5-VL backbone's, without the image, its prompts written by
+the model's own chat template (Qwen2.5's or Qwen3's, thinking off)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,24 @@ class Qwen25Text(Qwen25VL):
         self.ids = {t: self.tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")}
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.ids[
             "<|endoftext|>"]
+
+    def _prompt(self, user: str) -> str:
+        """The chat turns around ``user`` up to the assistant's answer, as the tokenizer's chat template writes them
+        with thinking off (Qwen3's template then closes an empty ``<think></think>`` block, so the answer comes
+        first, as trained); Qwen2.5's hand-written turns when the tokenizer carries no template."""
+        if not getattr(self.tokenizer, "chat_template", None):
+            return super()._prompt(user)
+        system = self.params.system_prompt
+        messages = [{"role": "system", "content": system}] if system is not None else []
+        return self.tokenizer.apply_chat_template(messages + [{"role": "user", "content": user}], tokenize=False,
+                                                  add_generation_prompt=True, enable_thinking=False)
+
+    def _plan_sources(self, model: str) -> tuple[Any, Any, Any]:
+        """The base class's, its tokenizer kept as this backbone's: the planned prompt is then the model's own
+        template's (None, when only a shipped configuration is at hand: Qwen2.5's turns, estimated)."""
+        config, processor, tokenizer = super()._plan_sources(model)
+        self.tokenizer = tokenizer
+        return config, processor, tokenizer
 
     def _row_images(self, rows: list[dict]) -> list[np.ndarray | None]:
         return [None] * len(rows)  # the flow is in the prompt's text

@@ -306,7 +306,10 @@ class Qwen25VL:
     # ------------------------------------------------------------------ text and images
 
     def _prompt(self, user: str) -> str:
+        """Qwen's chat turns around ``user``, up to the assistant's answer; with no system prompt set, the system
+        turn Qwen2.5's chat template writes when a conversation has none ("" leaves it out)."""
         system = self.params.system_prompt
+        system = "You are a helpful assistant." if system is None else system
         head = f"<|im_start|>system\n{system}<|im_end|>\n" if system else ""
         return f"{head}<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
 

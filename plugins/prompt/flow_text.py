@@ -1,11 +1,12 @@
 """The flow-as-text prompt: MELLM's later design, in which a text-only LLM reads the expression's flow as
 per-region text instead of an MMC-map.
 
-Each facial region's motion from onset to apex (the maps stage's compensated flow, head motion removed at the
-nose) is one line: its mean and peak (95th percentile) displacement in pixels, to two decimals, its main
-direction and its intensity, with regions named as the FGMU prompts name them. The questions and the targets are
-the FGMU prompt's (English or Chinese, full or compact), their colour words left out: the MEU analysis names each
-key region's direction, intensity and the AUs it supports, then the emotion; MER answers with the emotion.
+Each facial region's motion from onset to apex (the maps stage's compensated flow: the head's own motion removed,
+by whichever ``maps.head_motion`` mode the recipe sets, so the prompt names none) is one line: its mean and peak
+(95th percentile) displacement in pixels, to two decimals, its main direction and its intensity, with regions
+named as the FGMU prompts name them. The questions and the targets are the FGMU prompt's (English or Chinese,
+full or compact), their colour words left out: the MEU analysis names each key region's direction, intensity and
+the AUs it supports, then the emotion; MER answers with the emotion.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from mellm_plugins.prompt import fgmu_en, fgmu_zh
 EN = replace(
     fgmu_en.PHRASES,
     prior=("Below is the motion of each facial region in a micro-expression, from its onset frame to its apex frame, "
-           "measured by optical flow with the head's motion removed at the nose tip: the mean and the peak "
-           "displacement in pixels, the main direction and the intensity. Left and right in region names are the "
-           f"person's own.\n{FLOW_TAG}"),
+           "measured by optical flow with the head's own motion removed: the mean and the peak displacement in "
+           "pixels, the main direction and the intensity. Left and right in region names are the person's own."
+           f"\n{FLOW_TAG}"),
     meu_steps=(
         "Analyse the motion in the following steps:\n"
         "Motion inspection: read how each facial region moves. Disregard weak motion; focus only on regions that "
@@ -45,7 +46,7 @@ EN = replace(
 )
 ZH = replace(
     fgmu_zh.PHRASES,
-    prior=("以下是一个微表情从起始帧到顶点帧各面部区域的运动，由光流测得，并以鼻尖为参照去除了头部运动：平均位移和峰值位移"
+    prior=("以下是一个微表情从起始帧到顶点帧各面部区域的运动，由光流测得，并去除了头部自身的运动：平均位移和峰值位移"
            f"（像素）、主要方向和运动强度。区域名称中的左、右以被拍摄者自身为准。\n{FLOW_TAG}"),
     meu_steps=(
         "你需要按以下步骤进行分析：\n"

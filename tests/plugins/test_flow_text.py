@@ -32,6 +32,10 @@ def test_the_prompt_describes_each_regions_motion_in_its_language():
     assert takes_text(en) and not takes_text(create("prompt", "fgmu-en"))
     question = en.user_prompt("meu", ["happiness", "sadness"])
     assert FLOW_TAG in question and IMAGE_TAG not in question and "colour" not in question.lower()
+    # the preamble names no head-motion mode: it is true of whichever maps.head_motion measured the regions
+    full_zh = create("prompt", "flow-text", language="zh").user_prompt("meu", ["happiness"])
+    assert "the head's own motion removed" in question and "nose" not in question
+    assert "去除了头部自身的运动" in full_zh and "鼻" not in full_zh
     regions = motion(**{"right mouth corner": 1.234, "chin": 0.05, "right inner brow": 0.456})
     text = en.describe(regions)
     assert text.splitlines() == ["Right inner brow: mean 0.46 px, peak 0.68 px, up, weak",
