@@ -3,8 +3,9 @@
 The built-in spotters measure at each frame t how far the face has moved from the frames k before and k after it
 (``window_s``: far enough that those frames show the face at rest around a micro-expression) and keep the smaller
 of the two, so a movement that comes and goes (an expression) counts and one that comes and stays (a head turned
-to a new pose, a light switched on) does not. The face's median motion (the head's) is removed and the eyes are
-masked out, so neither a drifting head nor a blink is an expression. Peaks of the measure well above its noise
+to a new pose, a light switched on) does not. The head's motion (a similarity fitted to the face's flow) is
+removed, frames where the head turns fast are not scored, and the eyes are masked out, so neither a drifting or
+turning head nor a blink is an expression. Peaks of the measure well above its noise
 floor are expressions, as in MEGC's spotting baselines: above ``mean + p (max - mean)`` of the measure less its
 median, and with the measure itself at least ``min_score`` (the interval's score). An interval spans the frames
 around its peak where the measure stays above ``extent`` of the peak's height; it is a micro-expression when
@@ -13,6 +14,7 @@ that lasts at most ``max_me_s``, else macro.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from mellm_core.files.video import Video
 
 EYES = (range(36, 42), range(42, 48))  # iBUG 68-point eye contours
+FIT_POINTS = 2000  # the head's motion is fitted on about this many of the face's pixels (a regular subset)
+FIT_ITERATIONS = 4  # re-weightings of that fit
 
 
 @dataclass
@@ -173,18 +177,56 @@ def intervals(signal: np.ndarray, fps: float, p: SpotParams) -> list[Interval]:
     return sorted(found, key=lambda i: -i.score)
 
 
-def flow_distance(flow: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Distance:
-    """Mean motion (pixels) inside the mask between two frames, after the mask's median motion (the head's) is
-    removed."""
+def head_motion(flow: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The head's motion at the mask's pixels (N x 2): the similarity (rotation, scale, translation) the face
+    follows, fitted to its flow by least squares re-weighted with Tukey's biweight, so the few regions an
+    expression moves do not pull it (a cheap cousin of the maps' ``robust`` mode, run on every frame pair)."""
+    ys, xs = np.nonzero(mask)
+    points = np.stack([xs, ys], axis=1).astype(np.float64)
+    points -= points.mean(axis=0)
+    step = max(1, len(points) // FIT_POINTS)
+    sample, moved = points[::step], flow[ys[::step], xs[::step]].astype(np.float64)
+    design = np.zeros((2 * len(sample), 4))  # u = a x - b y + tx, v = b x + a y + ty
+    design[0::2] = np.column_stack([sample[:, 0], -sample[:, 1], np.ones(len(sample)), np.zeros(len(sample))])
+    design[1::2] = np.column_stack([sample[:, 1], sample[:, 0], np.zeros(len(sample)), np.ones(len(sample))])
+    target, weights = moved.reshape(-1), np.ones(len(sample))
+    for _ in range(FIT_ITERATIONS):
+        weighted = design * np.repeat(weights, 2)[:, None]
+        params = np.linalg.lstsq(weighted.T @ design, weighted.T @ target, rcond=None)[0]  # the normal equations
+        residual = np.linalg.norm((target - design @ params).reshape(-1, 2), axis=1)
+        spread = max(4.685 * 1.4826 * float(np.median(residual)), 1e-3)
+        weights = np.clip(1 - (residual / spread) ** 2, 0, None) ** 2
+    a, b, tx, ty = params
+    return np.column_stack([a * points[:, 0] - b * points[:, 1] + tx, b * points[:, 0] + a * points[:, 1] + ty])
+
+
+def flow_distance(flow: Callable[[np.ndarray, np.ndarray], np.ndarray], max_head: float) -> Distance:
+    """Mean motion (pixels) inside the mask between two frames, after the head's motion (``head_motion``) is
+    removed; 0 when the head itself moved more than ``max_head`` of the face's size (the square root of the mask's
+    area): a head turning out of the image plane moves the face in ways no similarity takes away, and an
+    expression cannot be told apart from it."""
     def distance(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
-        inside = flow(a, b)[mask]
-        return float(np.linalg.norm(inside - np.median(inside, axis=0), axis=1).mean())
+        field = flow(a, b)
+        head = head_motion(field, mask)
+        if float(np.sqrt((head ** 2).sum(axis=1).mean())) > max_head * math.sqrt(float(mask.sum())):
+            return 0.0
+        return float(np.linalg.norm(field[mask] - head, axis=1).mean())
     return distance
 
 
-def difference_distance(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+def difference_distance(max_head: float) -> Distance:
     """Mean absolute grey-level difference inside the mask, after the mean difference (a change of light) is
-    removed; both frames slightly blurred, so sensor noise counts less."""
-    diff = cv2.GaussianBlur(b, (5, 5), 0).astype(np.float32) - cv2.GaussianBlur(a, (5, 5), 0).astype(np.float32)
-    inside = diff[mask]
-    return float(np.abs(inside - inside.mean()).mean())
+    removed; both frames slightly blurred, so sensor noise counts less. 0 when the face shifted more than
+    ``max_head`` of its size (phase correlation over the mask's bounding box): a moving head is not scored."""
+    def distance(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+        ys, xs = np.nonzero(mask)
+        box = slice(int(ys.min()), int(ys.max()) + 1), slice(int(xs.min()), int(xs.max()) + 1)
+        first = cv2.GaussianBlur(a, (5, 5), 0).astype(np.float32)
+        second = cv2.GaussianBlur(b, (5, 5), 0).astype(np.float32)
+        window = cv2.createHanningWindow(first[box].shape[::-1], cv2.CV_32F)
+        (dx, dy), _ = cv2.phaseCorrelate(first[box], second[box], window)
+        if math.hypot(dx, dy) > max_head * math.sqrt(len(ys)):
+            return 0.0
+        inside = (second - first)[mask]
+        return float(np.abs(inside - inside.mean()).mean())
+    return distance

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import cv2
+import numpy as np
 import pytest
 
 from mellm_core import create
@@ -50,17 +51,46 @@ def flow_spotted(long_video):
     return spotter(video.frames(), video.fps), len(spotter.signal)
 
 
-def test_the_flow_spotter_finds_the_expressions_and_not_the_blinks_or_the_drifting_head(long_video, flow_spotted):
+def overlapping(found: list[Interval], events: list[dict]) -> list[Interval]:
+    return [i for i in found for e in events if i.onset <= e["offset"] and e["onset"] <= i.offset]
+
+
+def test_the_flow_spotter_finds_the_expressions_and_not_the_blinks_or_the_moving_head(long_video, flow_spotted):
     _, truth = long_video
     found, measured = flow_spotted
     assert measured == truth["frames"]
     gold = [Interval(i["onset"], i["apex"], i["offset"], kind=i["kind"]) for i in truth["intervals"]]
     assert sorted(g.kind for g in gold) == ["mae", "me", "me"]
+    assert sorted(h["kind"] for h in truth["head"]) == ["glance", "turn"]
     scores = spotting_scores(found, gold)
     assert scores["me"]["recall"] == 1.0 and scores["mae"]["recall"] == 1.0, (found, gold)
     assert scores["overall"]["precision"] == 1.0 and scores["apex_error"] <= 6
-    for blink in truth["blinks"]:  # the eyes are masked out
-        assert not any(i.onset <= blink["apex"] <= i.offset for i in found)
+    assert not overlapping(found, truth["blinks"])  # the eyes are masked out
+    assert not overlapping(found, truth["head"])  # the head's motion is removed, and a turn not scored
+
+
+def test_a_head_turning_sideways_is_not_scored_and_would_read_as_an_expression(long_video):
+    """The glance turns the head sideways, which no similarity removes: without the limit on the head's own
+    motion (max_head) it is spotted as an expression, by either spotter."""
+    path, truth = long_video
+    glance = [h for h in truth["head"] if h["kind"] == "glance"]
+    video = open_video(path)
+    unlimited = create("spotter", "flow", max_head=1e9)(video.frames(), video.fps)
+    assert overlapping(unlimited, glance)
+    assert overlapping(create("spotter", "diff", max_head=1e9)(video.frames(), video.fps), glance)
+    assert not overlapping(create("spotter", "diff")(video.frames(), video.fps), glance)
+
+
+def test_the_head_motion_fit_recovers_a_similarity_beside_an_expression():
+    from mellm_core.motion.spotting import head_motion
+    from mellm_core.motion.warp import similarity_flow
+
+    head = similarity_flow((120, 100), 1.5, -0.8, 2.0, 1.01, (48.0, 61.0))
+    flow = head.copy()
+    flow[20:50, 30:70] += (0.0, -1.2)  # a brow raised: a quarter of the face moves on its own
+    mask = np.zeros((120, 100), bool)
+    mask[10:110, 15:85] = True
+    assert np.abs(head_motion(flow, mask) - head[mask]).max() < 1e-3
 
 
 def test_spot_reads_a_video_file_and_a_frames_folder_alike(long_video, tmp_path, capsys):

@@ -109,7 +109,7 @@ class SynthME:
                       photos: Sequence[str | Path] | None = None, progress: Callable[[], None] | None = None,
                       overwrite: bool = False) -> dict:
         """Write ``n`` long videos (``long_000.mp4`` ...) with their truth (``long_000.json``: the intervals of
-        the expressions, and the blinks) under ``out_dir``, for spotting; returns a summary."""
+        the expressions, the blinks and the head movements) under ``out_dir``, for spotting; returns a summary."""
         if n < 1 or seed < 0:
             raise InputError(f"the number of videos must be at least 1 and the seed not negative, got {n} and {seed}")
         started = time.perf_counter()
@@ -120,7 +120,8 @@ class SynthME:
         with built_then_swapped(out) as staging:
             for i in range(n):
                 long_video(staging / f"long_{i:03d}.mp4", faces[i % len(faces)], seed=seed * 1000 + i,
-                           size=self.params.size, noise=self.params.noise)
+                           fps=self.params.long_fps, seconds=self.params.long_seconds, size=self.params.size,
+                           noise=self.params.noise)
                 if progress:
                     progress()
         return {"out": str(out), "videos": n, "seconds": round(time.perf_counter() - started, 1)}

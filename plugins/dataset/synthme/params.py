@@ -72,6 +72,8 @@ class SynthMEParams:
     jpeg_quality: int = 95  # JPEG quality when image_format is jpg
     landmarker: str = "dlib68"  # landmark plugin that finds the faces in the photos
     photos: list[str] = field(default_factory=list)  # your own face photos ([] = astronaut and Grace Hopper)
+    long_seconds: float = 16.0  # --long: each video's length, seconds (its 7 events need 15.9 or more)
+    long_fps: float = 30.0  # --long: frame rate of the videos
 
     def __post_init__(self) -> None:
         unknown = [e for e in self.emotions if e not in PROTOTYPES]
