@@ -266,6 +266,9 @@ class ServeConfig:
     max_pixels: int = 4_194_304  # largest image (width x height, 2048x2048), read from the header before decoding
     max_prompt_chars: int = 4000  # longest chat question; longer ones get 413
     max_video_s: float = 20.0  # longest video /v1/analyze spots (read from its header); longer ones get 413
+    max_video_fps: float = 240.0  # highest frame rate of such a video (the spotter holds 2 window_s x fps frames)
+    max_video_frames: int = 1200  # most frames in such a video (its header's count; decoding stops there)
+    max_video_pixels: int = 100_000_000  # frames x width x height: bounds the spotting cost (about 100 s on one core)
     body_timeout_s: float = 30.0  # a request body must arrive within this (slow uploads get 408)
     request_timeout_s: float = 300.0  # longest a request may take end to end (Serve's HTTP proxy)
     max_queued_requests: int = 64  # requests waiting for maps or the model per gateway; more get 503 + Retry-After
@@ -275,10 +278,11 @@ class ServeConfig:
     def problems(self) -> list[str]:
         found = _choice("serve.flow_region", self.flow_region, FLOW_REGIONS, "region")
         if min(self.max_new_tokens, self.max_body_bytes, self.max_pixels, self.max_prompt_chars,
-               self.max_queued_requests) < 1 or min(self.body_timeout_s, self.request_timeout_s,
-                                                    self.max_video_s) <= 0:
-            found.append("serve.max_new_tokens, max_body_bytes, max_pixels, max_prompt_chars and max_queued_requests "
-                         "must be at least 1, and body_timeout_s, request_timeout_s and max_video_s positive")
+               self.max_queued_requests, self.max_video_frames, self.max_video_pixels) < 1 or min(
+                   self.body_timeout_s, self.request_timeout_s, self.max_video_s, self.max_video_fps) <= 0:
+            found.append("serve.max_new_tokens, max_body_bytes, max_pixels, max_prompt_chars, max_queued_requests, "
+                         "max_video_frames and max_video_pixels must be at least 1, and body_timeout_s, "
+                         "request_timeout_s, max_video_s and max_video_fps positive")
         if min(self.max_batch_size, self.model_replicas, self.map_replicas) < 1:
             found.append("serve.max_batch_size, model_replicas and map_replicas must be at least 1")
         if self.batch_wait_s < 0 or self.model_gpus < 0 or self.map_cpus <= 0:

@@ -23,10 +23,12 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 BODY_LIMIT = 2_000_000
 PIXEL_LIMIT = 1_000_000
 BODY_TIMEOUT_S = 4
+VIDEO_PIXEL_LIMIT = 20_000_000
 # small limits the tests can reach; batches that form (0.5 s wait) and a queue the overload test can fill
 OVERRIDES = ["eval.protocol=casme2-5", "maps.flow=dis", "serve.max_new_tokens=16", "serve.batch_wait_s=0.5",
              f"serve.max_body_bytes={BODY_LIMIT}", f"serve.max_pixels={PIXEL_LIMIT}",
-             f"serve.body_timeout_s={BODY_TIMEOUT_S}", "serve.max_queued_requests=40"]
+             f"serve.body_timeout_s={BODY_TIMEOUT_S}", "serve.max_queued_requests=40",
+             f"serve.max_video_pixels={VIDEO_PIXEL_LIMIT}"]
 
 
 @dataclass

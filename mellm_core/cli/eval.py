@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from typing import Any
 
@@ -82,7 +81,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mellm_core.errors import InputError
-    from mellm_core.model.predictor import analyze_pair, spotted_pair
+    from mellm_core.model.predictor import analyze_pair, spotted_pair, train_command
 
     # the inputs (a video, or an onset and an apex frame) come first; key=value words are recipe overrides
     inputs = [a for a in args.inputs if "=" not in a or Path(a).exists()]
@@ -91,7 +90,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise InputError(f"give a video (file or frames folder) or an onset and an apex frame, got {len(inputs)} "
                          f"inputs: {' '.join(inputs) or 'none'}")
     recipe = load_recipe_args(args)
-    train = shlex.join(["mellm", "train", args.recipe, *args.overrides])
+    train = train_command(args.recipe, args.overrides)
     with spotted_pair(recipe, inputs, args.fps) as (onset, apex, interval):
         done = analyze_pair(recipe, onset, apex, args.map, train, args.adapter, args.model, args.max_new_tokens)
     answer = done.answer

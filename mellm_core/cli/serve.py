@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 
 from mellm_core.cli.common import command, load_recipe_args, print_json, recipe_args
@@ -11,11 +10,11 @@ from mellm_core.serving.upload import API_KEY_ENV
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from mellm_core.model.predictor import default_adapter, model_note
+    from mellm_core.model.predictor import default_adapter, model_note, train_command
     from mellm_core.stages.serve import run_serve
 
     recipe = load_recipe_args(args)
-    note = model_note(recipe, default_adapter(recipe), shlex.join(["mellm", "train", args.recipe, *args.overrides]))
+    note = model_note(recipe, default_adapter(recipe), train_command(args.recipe, args.overrides))
     if note:
         print(note, file=sys.stderr)
 
@@ -26,7 +25,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"serving {recipe.backbone.model} on {url} (API at {url}v1/analyze; stop with Ctrl-C)")
         sys.stdout.flush()
 
-    run_serve(recipe, ready)
+    run_serve(recipe, ready, note)
     if not args.json:
         print("stopped")
     return 0

@@ -18,6 +18,12 @@ from mellm_core.data.frameindex import ClipFrames
 from mellm_core.errors import InputError
 from mellm_core.files.frames import read_gray, read_rgb, to_gray
 
+HEADER_SLACK = 2  # frames a header may count beyond those a whole file holds (a count estimated from the duration)
+
+
+class VideoDecodeError(InputError):
+    """A video file's frames do not decode as its header states, or change size: it is truncated or corrupt."""
+
 
 @dataclass
 class Video:
@@ -26,6 +32,9 @@ class Video:
     source: Path
     fps: float
     clip: ClipFrames | None = None  # a frames folder's files
+    stated: int | None = None  # a file's frame count as its header states it, when the reader is held to it:
+    # decoding stops there, and a file that ends sooner (by over HEADER_SLACK) is a VideoDecodeError (the service
+    # checks its limits on the header, so the frames must keep to it)
 
     def number(self, index: int) -> int:
         """The frame number of the ``index``-th frame read (from 1)."""
@@ -47,6 +56,8 @@ class Video:
             for number in self.clip.numbers[start - 1:stop]:
                 yield read_gray(self.clip.path(number))
             return
+        if self.stated is not None:  # a header's count caps decoding: a file cannot hold more than it stated
+            stop = self.stated if stop is None else min(stop, self.stated)
         capture = cv2.VideoCapture(str(self.source))
         try:
             if start > 1 and not _seek(capture, start - 1):  # a codec that cannot seek exactly: decode forward
@@ -55,11 +66,18 @@ class Video:
                 for _ in range(start - 1):
                     if not capture.grab():
                         return
-            index = start
+            index, size = start, None
             while stop is None or index <= stop:
                 ok, frame = capture.read()
                 if not ok:
+                    if self.stated is not None and stop is not None and index <= stop - HEADER_SLACK:
+                        raise VideoDecodeError(f"{self.source.name} is truncated or corrupt: frame {index} does not "
+                                               f"decode, and its header states {self.stated} frames")
                     return
+                if size is not None and frame.shape != size:  # the spotter's mask and flow need one size
+                    raise VideoDecodeError(f"{self.source.name} is corrupt: frame {index} is {frame.shape[1]}x"
+                                           f"{frame.shape[0]}, the frames before it {size[1]}x{size[0]}")
+                size = frame.shape
                 yield to_gray(frame)
                 index += 1
         finally:
@@ -87,9 +105,11 @@ def _seek(capture: cv2.VideoCapture, frames_before: int) -> bool:
         int(capture.get(cv2.CAP_PROP_POS_FRAMES)) == frames_before
 
 
-def open_video(path: str | Path, fps: float | None = None, folder_fps: float | None = None) -> Video:
+def open_video(path: str | Path, fps: float | None = None, folder_fps: float | None = None,
+               stated: int | None = None) -> Video:
     """A video file or a frames folder. ``fps`` overrides a file's own rate; a folder (frames carry no rate) takes
-    ``fps``, else ``folder_fps`` (the recipe's ``spot.fps``)."""
+    ``fps``, else ``folder_fps`` (the recipe's ``spot.fps``). ``stated``: a file's frame count read from its
+    header, which its frames are held to (``Video.stated``)."""
     source = Path(path)
     if source.is_dir():
         fps = fps or folder_fps
@@ -108,4 +128,4 @@ def open_video(path: str | Path, fps: float | None = None, folder_fps: float | N
         capture.release()
     if rate <= 0:
         raise InputError(f"{source} states no frame rate: give --fps")
-    return Video(source, rate)
+    return Video(source, rate, stated=stated)

@@ -7,6 +7,7 @@ same question and read its answer the same way.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -54,6 +55,13 @@ def model_note(recipe: Recipe, adapter: str | None, command: str) -> str | None:
     untrained = " (random weights: its answers mean nothing)" if recipe.backbone.model == "tiny-random" else ""
     return (f"note: no trained adapter under {RunLayout(recipe.output_dir).train}: the base model "
             f"{recipe.backbone.model} answers{untrained}; train one with `{command}`")
+
+
+def train_command(recipe: str, overrides: list[str]) -> str:
+    """``mellm train`` on ``recipe`` with the ``overrides`` that matter for training: all but ``serve.*``, which
+    only the service reads (a port, the service's limits)."""
+    kept = [o for o in overrides if o.split("=", 1)[0].strip().split(".", 1)[0] != "serve"]
+    return shlex.join(["mellm", "train", recipe, *kept])
 
 
 def default_adapter(recipe: Recipe) -> str | None:

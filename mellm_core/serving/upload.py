@@ -1,4 +1,5 @@
-"""Checks on HTTP uploads before any pixel is decoded: body size, the multipart form, image headers, the API key.
+"""Checks on HTTP uploads before any pixel is decoded: body size, the multipart form, image and video headers, the
+API key.
 
 Pure functions (no Ray, no web framework), so the server's answer to every kind of bad request is testable alone.
 Each problem is a ``RequestError`` carrying the HTTP status (4xx) that names it.
@@ -12,10 +13,14 @@ import io
 import warnings
 from collections.abc import AsyncIterator
 from email.message import Message
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from mellm_core.errors import MellmError
+
+if TYPE_CHECKING:
+    from mellm_core.config import ServeConfig
 
 IMAGE_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG"}  # PIL's names -> what they are (MPO: a phone's
 # JPEG with a second picture in its MPF data, decoded as the JPEG it is)
@@ -191,10 +196,13 @@ def authorized(header: str | None, digest: bytes | None) -> bool:
     return hmac.compare_digest(given, digest) and scheme.lower() == "bearer"
 
 
-def video_header(data: bytes, max_pixels: int, max_seconds: float) -> tuple[float, int]:
+def video_header(data: bytes, cfg: ServeConfig) -> tuple[float, int]:
     """Frame rate and frame count of a video part, read from its container's header before any frame is decoded;
     refuses what the server would not: empty or unreadable bytes, or a rate or count the header does not state
-    (400), frames over ``max_pixels`` or a clip over ``max_seconds`` (413)."""
+    (400), frames over ``serve.max_pixels``, or a clip over ``serve.max_video_fps``, ``max_video_s``,
+    ``max_video_frames`` or ``max_video_pixels`` (413). The last two bound the spotter's work (each frame's flow
+    to two others) and the first its memory (it holds 2 ``window_s`` x fps frames)."""
+    import math
     import tempfile
 
     import cv2
@@ -212,12 +220,23 @@ def video_header(data: bytes, max_pixels: int, max_seconds: float) -> tuple[floa
             width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         finally:
             capture.release()
-    if not fps or fps <= 0 or count <= 0:
-        raise RequestError(400, "video states no frame rate or frame count in its header: send mp4, avi or mov")
-    if width * height > max_pixels:
-        raise RequestError(413, f"video frames are {width}x{height} = {width * height} pixels, over the limit of "
-                                f"{max_pixels} (serve.max_pixels)")
-    if count / fps > max_seconds:
-        raise RequestError(413, f"video lasts {count / fps:.1f} s, over the limit of {max_seconds:g} s "
+    if not math.isfinite(fps) or fps <= 0 or count <= 0 or min(width, height) <= 0:
+        raise RequestError(400, "video states no frame rate, frame count or frame size in its header: send mp4, "
+                                "avi or mov")
+    pixels = width * height
+    if pixels > cfg.max_pixels:
+        raise RequestError(413, f"video frames are {width}x{height} = {pixels} pixels, over the limit of "
+                                f"{cfg.max_pixels} (serve.max_pixels)")
+    if fps > cfg.max_video_fps:
+        raise RequestError(413, f"video has {fps:g} frames a second, over the limit of {cfg.max_video_fps:g} "
+                                "(serve.max_video_fps)")
+    if count / fps > cfg.max_video_s:
+        raise RequestError(413, f"video lasts {count / fps:.1f} s, over the limit of {cfg.max_video_s:g} s "
                                 "(serve.max_video_s)")
+    if count > cfg.max_video_frames:
+        raise RequestError(413, f"video has {count} frames, over the limit of {cfg.max_video_frames} "
+                                "(serve.max_video_frames)")
+    if count * pixels > cfg.max_video_pixels:
+        raise RequestError(413, f"video is {count} frames of {width}x{height} = {count * pixels} pixels, over the "
+                                f"limit of {cfg.max_video_pixels} (serve.max_video_pixels)")
     return float(fps), count

@@ -41,8 +41,9 @@ from starlette.requests import ClientDisconnect
 from mellm_core.config import MapsConfig, Recipe, ServeConfig, SpotConfig, device_warnings, load_recipe
 from mellm_core.errors import InputError, MellmError
 from mellm_core.files.frames import decode_gray
+from mellm_core.files.video import Video, VideoDecodeError, open_video
 from mellm_core.model.adapters import require_adapter
-from mellm_core.model.predictor import Predictor, default_adapter, recipe_labels
+from mellm_core.model.predictor import Predictor, default_adapter, model_note, recipe_labels, train_command
 from mellm_core.motion.mapper import Mapper
 from mellm_core.motion.regions import RegionMotion
 from mellm_core.plugins import get_registry
@@ -179,31 +180,41 @@ class MapWorker:
         self.spot_cfg = spot
         self.slots = asyncio.Semaphore(slots)
 
-    def _spot(self, video: bytes, fps: float) -> dict[str, Any]:
+    def _spot(self, video: bytes, fps: float, count: int) -> dict[str, Any]:
         """A video's strongest micro-expression (else its strongest expression): its onset and apex frames as
-        PNG, the interval, and the motion measure per frame."""
+        PNG, the interval, and the motion measure per frame. Decoding stops at the ``count`` frames its header
+        states (the count the gateway checked against the limits); a file that ends sooner is corrupt (400)."""
         import tempfile
+        from pathlib import Path
 
-        from mellm_core.files.video import open_video
         from mellm_core.motion.spotting import strongest
 
         t0 = time.perf_counter()
-        with tempfile.NamedTemporaryFile(suffix=".video") as file:
-            file.write(video)
-            file.flush()
+        with tempfile.TemporaryDirectory(prefix="mellm-video-") as folder:
+            path = Path(folder) / "video"  # the name errors give
+            path.write_bytes(video)
             try:
-                clip = open_video(file.name, fps)
+                clip = open_video(path, fps, stated=count)
+            except InputError:
+                return {"status": 400, "error": "video is corrupt: its first frame does not decode"}
+            try:
                 best, motion = strongest(clip, self.spot_cfg)
                 frames = [cv2.imencode(".png", clip.frame(n))[1].tobytes() for n in (best.onset, best.apex)]
-            except InputError as exc:  # no expression, no face on the first frame, frames that do not decode
-                return {"status": 422, "error": f"the video could not be spotted: {exc}"}
+            except VideoDecodeError as exc:  # frames missing or changing size
+                return {"status": 400, "error": str(exc)}
+            except InputError as exc:  # no face on the first frame, no expression
+                return _decode_failure(clip) or {"status": 422, "error": f"the video could not be spotted: {exc}"}
+            except cv2.error as exc:  # frames OpenCV cannot work on, e.g. too small for the flow's pyramid
+                return _decode_failure(clip) or {"status": 422,
+                                                 "error": f"the video's frames could not be spotted: {exc.err}"}
         return {"frames": frames, "interval": best.to_dict(), "motion": [round(v, 4) for v in motion],
                 "spot_s": time.perf_counter() - t0}
 
-    async def spot(self, video: bytes, fps: float) -> dict[str, Any]:
-        """``_spot`` in a slot, or ``{"status", "error"}`` for a video without a spottable expression."""
+    async def spot(self, video: bytes, fps: float, count: int) -> dict[str, Any]:
+        """``_spot`` in a slot, or ``{"status", "error"}`` for a corrupt video or one without a spottable
+        expression."""
         async with self.slots:
-            return await asyncio.to_thread(self._spot, video, fps)
+            return await asyncio.to_thread(self._spot, video, fps, count)
 
     def _map(self, onset: bytes, apex: bytes) -> dict[str, Any]:
         t0 = time.perf_counter()
@@ -229,6 +240,17 @@ class MapWorker:
         """The map (RGB and PNG), head motion and timings, or ``{"status", "error"}`` for a bad pair."""
         async with self.slots:
             return await asyncio.to_thread(self._map, onset, apex)
+
+
+def _decode_failure(clip: Video) -> dict[str, Any] | None:
+    """400 naming the fault when ``clip`` does not decode as its header states, else None: a corrupt file's
+    garbage frames show no face or expression, which spotting would otherwise blame."""
+    try:
+        for _ in clip.frames():
+            pass
+    except VideoDecodeError as exc:
+        return {"status": 400, "error": str(exc)}
+    return None
 
 
 @serve.deployment
@@ -344,13 +366,14 @@ class Gateway:
     and ``/v1/models``, with limits and auth checked first."""
 
     def __init__(self, mapper: DeploymentHandle, model: DeploymentHandle, cfg: ServeConfig, key: bytes | None,
-                 model_name: str, text_only: bool):
+                 model_name: str, text_only: bool, note: str | None):
         self.mapper = mapper
         self.model = model
         self.cfg = cfg
         self.key = key
         self.model_name = model_name
         self.text_only = text_only  # the backbone reads text only: chat requests carry no image
+        self.note = note  # an untrained base model answers (and what trains one): part of every analysis
         self.waiting = 0  # requests this gateway has handed to the map or model replicas and not yet answered
         self.page_html = (files("mellm_core.serving") / "web" / "index.html").read_text(encoding="utf-8")
         api.state.guard = Guard(key, {host_name(h) for h in cfg.allowed_hosts}, security_headers(self.page_html))
@@ -416,13 +439,14 @@ class Gateway:
             self.waiting -= 1
         return _answer_error(answer, "chat") or JSONResponse(completion(self.model_name, answer["text"]))
 
-    def _frames(self, body: bytes, content_type: str | None) -> tuple[list[bytes], tuple[bytes, float] | None]:
-        """Onset and apex from a multipart body, their headers checked; or a video part and its frame rate, its
-        header checked (CPU work, run in a thread)."""
+    def _frames(self, body: bytes, content_type: str | None
+                ) -> tuple[list[bytes], tuple[bytes, float, int] | None]:
+        """Onset and apex from a multipart body, their headers checked; or a video part with its frame rate and
+        frame count, its header checked (CPU work, run in a thread)."""
         fields = form_fields(body, content_type)
         if "video" in fields:
-            fps, _ = video_header(fields["video"], self.cfg.max_pixels, self.cfg.max_video_s)
-            return [], (fields["video"], fps)
+            fps, count = video_header(fields["video"], self.cfg)
+            return [], (fields["video"], fps, count)
         frames = require_files(fields, FRAMES)
         check_same_size([image_size(data, name, self.cfg.max_pixels) for data, name in zip(frames, FRAMES,
                                                                                           strict=True)], FRAMES)
@@ -473,6 +497,7 @@ class Gateway:
             "head_motion": [round(v, 4) for v in mapped["head_motion"]],
             **({"interval": spotted["interval"], "motion": spotted["motion"]} if spotted else {}),
             "timings": {k: v if isinstance(v, int) else round(v, 4) for k, v in timings.items()},
+            **({"note": self.note} if self.note else {}),
         })
 
 
@@ -483,8 +508,9 @@ def _replicas(count: int, autoscaling: bool, target: int) -> dict[str, Any]:
     return {"num_replicas": count}
 
 
-def build_app(recipe: Recipe, api_key: str | None = None) -> Application:
-    """The Serve application for a recipe; fails here, before any replica starts, on a missing adapter or labels."""
+def build_app(recipe: Recipe, api_key: str | None = None, note: str | None = None) -> Application:
+    """The Serve application for a recipe; fails here, before any replica starts, on a missing adapter or labels.
+    ``note`` (an untrained base model answers: ``model_note``) is added to every ``/v1/analyze`` answer."""
     cfg = recipe.serve
     if api_key == "":
         raise InputError(f"{API_KEY_ENV} is set but empty: give it a key, or unset it to serve without one")
@@ -510,7 +536,8 @@ def build_app(recipe: Recipe, api_key: str | None = None) -> Application:
     # takes every connection: slow uploads end at serve.body_timeout_s and work beyond serve.max_queued_requests
     # gets 503 at once, instead of queueing unseen in Serve's proxy where /healthz would wait behind them.
     return cast(Any, Gateway).options(max_ongoing_requests=GATEWAY_CONNECTIONS).bind(
-        mapper, model, cfg, key_digest(api_key) if api_key is not None else None, recipe.backbone.model, text_only)
+        mapper, model, cfg, key_digest(api_key) if api_key is not None else None, recipe.backbone.model, text_only,
+        note)
 
 
 def app_from_env(args: dict[str, Any]) -> Application:
@@ -518,8 +545,10 @@ def app_from_env(args: dict[str, Any]) -> Application:
     path = os.environ.get(RECIPE_ENV)
     if not path:
         raise InputError(f"{RECIPE_ENV} is not set: point it at the recipe to serve")
-    recipe = load_recipe(path, [f"{k}={v}" for k, v in (args or {}).items()])
-    return build_app(recipe, os.environ.get(API_KEY_ENV))
+    overrides = [f"{k}={v}" for k, v in (args or {}).items()]
+    recipe = load_recipe(path, overrides)
+    note = model_note(recipe, default_adapter(recipe), train_command(path, overrides))
+    return build_app(recipe, os.environ.get(API_KEY_ENV), note)
 
 
 def url_of(host: str, port: int) -> str:
@@ -547,8 +576,9 @@ def _start_failure() -> str:
     return "; ".join(causes) or (app.message if app else "unknown cause")
 
 
-def run_serve(recipe: Recipe, on_ready: Callable[[str], None]) -> None:
-    """Deploy the recipe's application, call ``on_ready(url)``, and serve until SIGTERM or SIGINT.
+def run_serve(recipe: Recipe, on_ready: Callable[[str], None], note: str | None = None) -> None:
+    """Deploy the recipe's application (``note``: see ``build_app``), call ``on_ready(url)``, and serve until
+    SIGTERM or SIGINT.
 
     Then the application goes down cleanly: on a Ray instance this call started, Serve and Ray are shut down;
     on a cluster it attached to, only this application is deleted.
@@ -556,7 +586,7 @@ def run_serve(recipe: Recipe, on_ready: Callable[[str], None]) -> None:
     cfg = recipe.serve
     if warning := device_warnings(recipe).get("serve"):
         print(f"warning: {warning}", file=sys.stderr)
-    app = build_app(recipe, os.environ.get(API_KEY_ENV))
+    app = build_app(recipe, os.environ.get(API_KEY_ENV), note)
     local = not ray.is_initialized() and not (recipe.ray.address or os.environ.get("RAY_ADDRESS"))
     if local:
         check_port_free(cfg.host, cfg.port)

@@ -165,3 +165,21 @@ def test_analyze_one_pair_end_to_end(motion_pair, trained, tmp_path, capsys):
     assert printed.err.startswith(f"note: no trained adapter under {tmp_path / 'fresh' / 'train'}")
     assert "(random weights: its answers mean nothing); train one with `mellm train quickstart output_dir=" \
         in printed.err
+
+
+def test_analyze_json_on_a_fresh_checkout_carries_the_note_and_a_train_command_without_serve_settings(
+        motion_pair, tmp_path, capsys):
+    """Nothing trained: `mellm analyze --json` answers with the base model and its note names the command that
+    trains one, with the recipe's overrides but the service's (serve.*), which do not matter for training."""
+    for name in ("onset", "apex"):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), cv2.resize(motion_pair[name], (192, 192)))
+    fresh = tmp_path / "fresh"
+    assert main(["analyze", str(tmp_path / "onset.png"), str(tmp_path / "apex.png"), "--map", str(tmp_path / "m.png"),
+                 "--max-new-tokens", "4", "--json", f"output_dir={fresh}", "serve.port=18765",
+                 "maps.head_motion=nose", "serve.max_pixels=100"]) == 0
+    printed = capsys.readouterr()
+    out = json.loads(printed.out.strip().splitlines()[-1])
+    assert out["adapter"] is None and out["note"] == (
+        f"note: no trained adapter under {fresh / 'train'}: the base model tiny-random answers (random weights: its "
+        f"answers mean nothing); train one with `mellm train quickstart output_dir={fresh} maps.head_motion=nose`")
+    assert "note:" not in printed.err  # --json: the note is in the answer, not beside it

@@ -20,7 +20,7 @@ import numpy as np
 import psutil
 import pytest
 import requests
-from serving import AUTH, BODY_LIMIT, KEY, OVERRIDES, PIXEL_LIMIT, Server
+from serving import AUTH, BODY_LIMIT, KEY, OVERRIDES, PIXEL_LIMIT, VIDEO_PIXEL_LIMIT, Server
 
 from mellm_core.serving.upload import (
     RequestError,
@@ -170,20 +170,25 @@ def test_a_server_fault_answers_a_request_id_and_logs_the_traceback(caplog):
 
 def test_an_empty_key_and_a_missing_adapter_fail_before_anything_starts(tmp_path):
     from mellm_core.config import load_recipe
-    from mellm_core.errors import InputError
-    from mellm_core.model.predictor import model_note, recipe_labels
+    from mellm_core.errors import ConfigError, InputError
+    from mellm_core.model.predictor import model_note, recipe_labels, train_command
     from mellm_core.motion.facs import PROTOTYPES
     from mellm_core.stages.serve import build_app
 
     recipe = load_recipe("quickstart", [f"output_dir={tmp_path}", *OVERRIDES])
     with pytest.raises(InputError, match="MELLM_API_KEY is set but empty"):
         build_app(recipe, "")
+    for limit in ("max_video_fps", "max_video_frames", "max_video_pixels"):
+        with pytest.raises(ConfigError, match=limit):
+            load_recipe("quickstart", [f"serve.{limit}=0"])
     recipe.serve.adapter = str(tmp_path / "nowhere")
     with pytest.raises(InputError, match=f"serve.adapter {tmp_path / 'nowhere'} is not a trained adapter folder"):
         build_app(recipe, KEY)
     recipe = load_recipe("quickstart", [f"output_dir={tmp_path}"])  # protocols `all` and no instructions built
     assert recipe_labels(recipe) == list(PROTOTYPES)  # a fresh checkout serves the base model on the basic emotions
     assert "mellm train quickstart" in model_note(recipe, None, "mellm train quickstart")
+    assert train_command("my recipe.yaml", ["serve.port=18765", "train.lr=1e-3", "serve={port: 1}", "x=a b"]) == \
+        "mellm train 'my recipe.yaml' train.lr=1e-3 'x=a b'"  # the service's settings do not train anything
 
 
 def test_app_from_env_builds_the_recipe_at_mellm_recipe_with_args_as_overrides(tmp_path, monkeypatch):
@@ -246,7 +251,15 @@ def test_a_good_request_returns_the_map_the_mapper_draws_and_the_models_answer(s
     answer = _post(server, {"onset": _png(frames["onset"]), "apex": _png(frames["apex"])})
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert set(body) == {"emotion", "aus", "analysis", "mmc_map_png_base64", "head_motion", "timings"}
+    assert set(body) == {"emotion", "aus", "analysis", "mmc_map_png_base64", "head_motion", "timings", "note"}
+    # nothing is trained under the server's output_dir: the answer says so, as `mellm serve` did on stderr, with
+    # the command that trains one (the recipe and its overrides, but not the service's serve.* settings)
+    run = server.log.parent / "run"
+    trained_by = [o for o in OVERRIDES if not o.startswith("serve.")]
+    train = " ".join(["mellm train quickstart", f"output_dir={run}", *trained_by])
+    assert body["note"] == (f"note: no trained adapter under {run / 'train'}: the base model tiny-random answers "
+                            f"(random weights: its answers mean nothing); train one with `{train}`")
+    assert body["note"] in server.log.read_text().splitlines()
     assert body["emotion"] is None or body["emotion"] in get_protocol("casme2-5").classes
     assert isinstance(body["analysis"], str) and all(isinstance(au, int) for au in body["aus"])
     served = cv2.imdecode(np.frombuffer(base64.b64decode(body["mmc_map_png_base64"]), np.uint8), cv2.IMREAD_COLOR)
@@ -533,11 +546,13 @@ def test_the_web_page_uploads_two_frames_and_shows_the_map_and_the_result(server
             assert page.text_content("#emotion").strip() and page.text_content("#aus").strip()
             assert page.text_content("#head").startswith("dx ")
             assert "batch_size" in page.text_content("#timings")
+            assert page.is_visible("#note") and "no trained adapter under" in page.text_content("#note")
+            assert "train one with `mellm train quickstart" in page.text_content("#note")
             page.set_input_files("#onset", str(tmp_path / "blank.png"))
             page.set_input_files("#apex", str(tmp_path / "blank.png"))
             page.click("#submit")
             page.wait_for_selector("#error:not([hidden])", timeout=60_000)
-            assert "face" in page.text_content("#error") and page.is_hidden("#output")
+            assert "face" in page.text_content("#error") and page.is_hidden("#output") and page.is_hidden("#note")
             page.goto(server.url)  # a fresh page: no frames chosen
             page.click("#submit")
             assert "choose an onset and an apex frame, or a video" in page.text_content("#error")
@@ -545,14 +560,12 @@ def test_the_web_page_uploads_two_frames_and_shows_the_map_and_the_result(server
             browser.close()
 
 
-def test_the_web_page_takes_a_video_and_plots_its_motion_with_the_spotted_interval(server, tmp_path):
+def test_the_web_page_takes_a_video_and_plots_its_motion_with_the_spotted_interval(server, face_video):
     from playwright.sync_api import sync_playwright
 
-    from mellm_plugins.dataset.synthme.faces import builtin_photos, find_faces
-    from mellm_plugins.dataset.synthme.longvideo import long_video
+    from mellm_core.files.video import open_video
 
-    path = tmp_path / "clip.mp4"
-    long_video(path, find_faces(builtin_photos(), "dlib68")[0], seed=0, size=160)
+    path, count = face_video, open_video(face_video).count()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         try:
@@ -564,26 +577,60 @@ def test_the_web_page_takes_a_video_and_plots_its_motion_with_the_spotted_interv
             page.wait_for_selector("#output:not([hidden])", timeout=60_000)
             assert page.is_visible("#spotted") and page.is_hidden("#error")
             caption = page.text_content("#interval")
-            assert caption.startswith("motion over the video's 270 frames; spotted micro-expression: frames ")
+            assert caption.startswith(f"motion over the video's {count} frames; spotted micro-expression: frames ")
             points = page.get_attribute("#motion polyline", "points").split()
-            assert len(points) == 270  # one point a frame
+            assert len(points) == count  # one point a frame
             assert float(page.get_attribute("#spotted-interval", "width")) > 2
         finally:
             browser.close()
 
 
-def test_a_video_is_spotted_then_analysed_and_bad_videos_get_their_4xx(server, tmp_path):
-    """A video part instead of onset and apex: the recipe's spotter finds the strongest micro-expression, whose
-    frames are mapped and answered as a pair would be; the interval and the motion measure come back. A video
-    the server cannot read, or one over the duration limit (read from its header), gets a 4xx before any frame
-    is decoded, and the server keeps serving."""
-    from mellm_core.files.video import open_video
-    from mellm_core.plugins import create
+@pytest.fixture(scope="module")
+def face_video(tmp_path_factory) -> Path:
+    """A SynthME long video (mp4, 160x160, 30 fps) of a real face with micro-expressions."""
     from mellm_plugins.dataset.synthme.faces import builtin_photos, find_faces
     from mellm_plugins.dataset.synthme.longvideo import long_video
 
-    path = tmp_path / "clip.mp4"
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
     long_video(path, find_faces(builtin_photos(), "dlib68")[0], seed=0, size=160)
+    return path
+
+
+def _avi(path: Path, frames: list[np.ndarray] | np.ndarray, fps: float, count: int = 1) -> bytes:
+    """An MJPG AVI of ``frames`` (or of one frame ``count`` times) at ``fps``: its bytes."""
+    first = frames[0] if isinstance(frames, list) else frames
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (first.shape[1], first.shape[0]))
+    for frame in frames if isinstance(frames, list) else [frames] * count:
+        writer.write(frame)
+    writer.release()
+    return path.read_bytes()
+
+
+def test_a_video_is_held_to_the_frame_count_its_header_states(face_video, tmp_path):
+    """The map replica decodes no more frames than the header states (the count the limits were checked on),
+    and a file that ends sooner is refused as truncated, not spotted on what is left."""
+    from mellm_core.config import SpotConfig
+    from mellm_core.files.video import open_video
+    from mellm_core.stages.serve import MapWorker
+
+    worker = object.__new__(MapWorker.func_or_class)
+    worker.spot_cfg = SpotConfig()
+    data, count = face_video.read_bytes(), open_video(face_video).count()
+    held = worker._spot(data, 30.0, 100)
+    assert len(held["motion"]) == 100 and held["interval"]["offset"] <= 100, held.get("error")
+    assert len(worker._spot(data, 30.0, count + 2)["motion"]) == count  # a header may count two frames too many
+    cut = worker._spot(data, 30.0, count + 3)
+    assert cut == {"status": 400, "error": f"video is truncated or corrupt: frame {count + 1} does not decode, and "
+                                           f"its header states {count + 3} frames"}
+
+
+def test_a_video_is_spotted_then_analysed(server, face_video):
+    """A video part instead of onset and apex: the recipe's spotter finds the strongest micro-expression, whose
+    frames are mapped and answered as a pair would be; the interval and the motion measure come back."""
+    from mellm_core.files.video import open_video
+    from mellm_core.plugins import create
+
+    path = face_video
     video = open_video(path)
     spotter = create("spotter", "flow")  # the recipe's spot section: the defaults
     local = next(i for i in spotter(video.frames(), video.fps) if i.kind == "me")
@@ -591,20 +638,49 @@ def test_a_video_is_spotted_then_analysed_and_bad_videos_get_their_4xx(server, t
                            headers=AUTH, timeout=120)
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert body["interval"] == local.to_dict() and len(body["motion"]) == len(spotter.signal)
+    # the same interval; its score to float rounding (the replica runs OpenCV and BLAS on one thread)
+    assert body["interval"] == {**local.to_dict(), "score": pytest.approx(local.score, abs=1e-4)}
+    assert len(body["motion"]) == len(spotter.signal)
     assert {"spot_s", "map_s", "model_s"} <= set(body["timings"]) and body["mmc_map_png_base64"]
-    garbage = requests.post(server.url + "v1/analyze", files={"video": ("clip.mp4", b"\x00" * 5000)},
-                            headers=AUTH, timeout=60)
-    assert garbage.status_code == 400 and "not a video the server can read" in garbage.json()["error"]
-    long = tmp_path / "long.avi"
-    writer = cv2.VideoWriter(str(long), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (32, 32))
-    for _ in range(21 * 30):  # 21 s: over serve.max_video_s (20 s by default)
-        writer.write(np.zeros((32, 32, 3), np.uint8))
-    writer.release()
-    too_long = requests.post(server.url + "v1/analyze", files={"video": ("long.avi", long.read_bytes())},
-                             headers=AUTH, timeout=60)
-    assert too_long.status_code == 413 and "over the limit of 20 s" in too_long.json()["error"]
+    assert body["note"].startswith("note: no trained adapter under")
+
+
+def test_bad_videos_get_their_4xx_and_the_server_keeps_serving(server, face_video, frames, tmp_path):
+    """Size, rate, duration, frame count and frames x pixels are read from the header and refused (413, naming the
+    setting) before any frame is decoded; a video that does not decode as its header states is 400; one without
+    a face 422. Never a 5xx, and the server answers afterwards."""
+    mp4 = face_video.read_bytes()
+    capture, faces = cv2.VideoCapture(str(face_video)), []
+    while (read := capture.read())[0]:
+        faces.append(read[1])
+    capture.release()
+    whole = _avi(tmp_path / "face.avi", faces, 30.0)  # MJPG: its header survives a cut, unlike the mp4's
+    black, gray = np.zeros((32, 32, 3), np.uint8), np.full((64, 64, 3), 127, np.uint8)
+    cases = {
+        "not a video": (b"\x00" * 5000, 400, "video is not a video the server can read"),
+        "empty": (b"", 400, "video is empty"),
+        "an mp4 cut in half (its header is at the end)": (mp4[:len(mp4) // 2], 400, "not a video the server can read"),
+        "frames over the pixel limit": (_avi(tmp_path / "1.avi", np.zeros((1000, 1024, 3), np.uint8), 30.0, 2), 413,
+                                        "1024x1000 = 1024000 pixels, over the limit of 1000000 (serve.max_pixels)"),
+        "over the frame rate limit": (_avi(tmp_path / "2.avi", black, 300.0, 10), 413,
+                                      "300 frames a second, over the limit of 240 (serve.max_video_fps)"),
+        "over the duration limit": (_avi(tmp_path / "3.avi", black, 30.0, 21 * 30), 413,
+                                    "lasts 21.0 s, over the limit of 20 s (serve.max_video_s)"),
+        "over the frame limit": (_avi(tmp_path / "4.avi", black, 100.0, 1201), 413,
+                                 "1201 frames, over the limit of 1200 (serve.max_video_frames)"),
+        "over the frames x pixels limit": (_avi(tmp_path / "5.avi", np.zeros((480, 640, 3), np.uint8), 30.0, 70), 413,
+                                           f"70 frames of 640x480 = 21504000 pixels, over the limit of "
+                                           f"{VIDEO_PIXEL_LIMIT} (serve.max_video_pixels)"),
+        "truncated": (whole[:len(whole) // 4], 400, "video is truncated or corrupt: frame "),
+        "corrupt": (mp4[:1000] + bytes(b ^ 0x5A for b in mp4[1000:300_000]) + mp4[300_000:], 400, "corrupt"),
+        "no face": (_avi(tmp_path / "6.avi", gray, 30.0, 30), 422, "no face in the video's first frame"),
+    }
+    for name, (data, status, words) in cases.items():
+        answer = requests.post(server.url + "v1/analyze", files={"video": ("clip", data)}, headers=AUTH, timeout=120)
+        assert (answer.status_code, set(answer.json())) == (status, {"error"}), (name, answer.text)
+        assert words in answer.json()["error"], (name, answer.json())
     assert requests.get(server.url + "healthz", timeout=30).status_code == 200
+    assert _post(server, {"onset": _png(frames["onset"]), "apex": _png(frames["apex"])}).status_code == 200
 
 
 def test_sigterm_stops_serve_and_its_ray_within_30_s(server):
