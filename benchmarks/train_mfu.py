@@ -76,7 +76,7 @@ def measure(args: argparse.Namespace, out: Path, checkpointing: bool) -> tuple[f
         f"output_dir={out}", f"backbone.model={args.model}", f"train.max_steps={args.steps}",
         f"train.batch_size={args.batch_size}", "train.grad_accum=1", "train.num_workers=1", "train.use_gpu=true",
         "train.log_every=5", f"train.checkpoint_every={args.steps}",
-        f"backbone.params.gradient_checkpointing={str(checkpointing).lower()}", *args.overrides])
+        f"train.gradient_checkpointing={str(checkpointing).lower()}", *args.overrides])
     shutil.rmtree(out / "train", ignore_errors=True)
     run_local(recipe, progress=True)
     lines = [json.loads(x) for x in (out / "train" / "metrics.jsonl").read_text().splitlines()]

@@ -144,6 +144,8 @@ class TrainConfig:
     batch_size: int = 8  # global batch: samples per optimizer step over all workers
     grad_accum: int = 1  # micro-batches per optimizer step on each worker (batch_size / num_workers / grad_accum each)
     max_grad_norm: float = 1.0  # gradient clipping (0 = off)
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass, vision tower and LM alike:
+    # far less activation memory for about a third more compute (the 7B recipes turn it on)
     num_workers: int = 2  # Ray Train workers (data-parallel)
     strategy: str = "ddp"  # ddp: each worker holds the model | fsdp: weights sharded over workers (larger models)
     use_gpu: bool = False  # one GPU per worker

@@ -180,7 +180,7 @@ def make_plan(recipe: Recipe, gpu: str = "a100-80gb", mfu: float = 0.35) -> Plan
     train = recipe.train
     samples = train.batch_size // train.num_workers
     micro = samples // train.grad_accum
-    checkpointing = bool(recipe.backbone.params.get("gradient_checkpointing", False))
+    checkpointing = train.gradient_checkpointing
     # LoRA weights live in fp32 beside the base's, with fp32 gradients (and AdamW moments); a base that trains
     # keeps its gradients and moments in its own dtype. DDP adds a bucket copy of the gradients; FSDP keeps a
     # 1/workers shard of weights, gradients and moments, and gathers two layers whole at a time (one prefetched).

@@ -25,7 +25,6 @@ class QwenTextParams:
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )  # LoRA in these decoder projections
     train_base: bool = False  # train every base weight too (for tiny random models)
-    gradient_checkpointing: bool = False  # trade compute for activation memory
     dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16 | float16
     attn_implementation: str = "sdpa"  # sdpa | eager | flash_attention_2
     tiny_hidden_size: int = 128  # tiny-random: width

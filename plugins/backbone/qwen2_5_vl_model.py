@@ -149,7 +149,7 @@ class Qwen25VL:
         if self.params.train_base:
             for param in module.parameters():
                 param.requires_grad_(True)
-        if self.params.gradient_checkpointing:
+        if train.gradient_checkpointing:
             module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             module.enable_input_require_grads()
         module.config.use_cache = False

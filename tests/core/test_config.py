@@ -53,7 +53,7 @@ def test_paper_recipe_fits_its_gpus_and_says_gpus_wherever_the_model_runs(capsys
 
     recipe = load_recipe("mellm_qwen2_5_vl_7b")
     train, params = recipe.train, recipe.backbone.params
-    assert train.batch_size // train.num_workers // train.grad_accum == 1 and params["gradient_checkpointing"]
+    assert train.batch_size // train.num_workers // train.grad_accum == 1 and train.gradient_checkpointing
     assert params["max_pixels"] == recipe.maps.max_side ** 2
     assert recipe.eval.gpus_per_actor >= 1 and recipe.serve.model_gpus >= 1 and device_warnings(recipe) == {}
     cpu = load_recipe("mellm_qwen2_5_vl_7b", ["eval.gpus_per_actor=0", "serve.model_gpus=0"])

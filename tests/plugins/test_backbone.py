@@ -168,6 +168,27 @@ def test_adapter_holds_only_lora_weights_and_loads_with_plain_peft(backbone, row
     assert not torch.allclose(got, base, atol=1e-3)  # the adapter changes the answers
 
 
+def test_gradient_checkpointing_recomputes_both_towers_to_the_same_loss_and_gradients(backbone, rows):
+    """train.gradient_checkpointing: the vision blocks and the decoder layers recompute their activations in the
+    backward pass, which changes memory, not the loss or the LoRA gradients."""
+    results = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        module = backbone.load("tiny-random", train=TrainConfig(lora_rank=4, lora_alpha=8, lora_dropout=0.0,
+                                                                 gradient_checkpointing=checkpointing))
+        inner = module.base_model.model.model
+        towers = [inner.visual.blocks[0], inner.language_model.layers[0]]
+        assert [t.gradient_checkpointing for t in towers] == [checkpointing] * 2
+        loss, _ = backbone.loss(module, backbone.collate(rows[:2]))
+        loss.backward()
+        results.append((loss.item(), {n: p.grad.clone() for n, p in module.named_parameters() if p.requires_grad}))
+    (plain, plain_grads), (recomputed, grads) = results
+    assert recomputed == pytest.approx(plain, rel=1e-6) and grads.keys() == plain_grads.keys()
+    assert any(g.abs().sum() > 0 for g in grads.values())
+    for name, grad in grads.items():
+        assert torch.allclose(grad, plain_grads[name], atol=1e-6), name
+
+
 def test_train_base_saves_a_loadable_base_and_export_merges(rows, tmp_path):
     from transformers import Qwen2_5_VLForConditionalGeneration
 
