@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 CONFIG = "adapter_config.json"
 BASE = "base"  # sub-folder holding trained base weights, when a backbone trains them too
+GENERATION = "generation_config.json"  # a transformers model's default decoding, which servers apply unasked
+TOKEN_IDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
 
 
 def anchor_adapter(adapter: str | Path, final: str | Path | None = None) -> None:
@@ -78,9 +80,27 @@ def local_adapter(adapter: str | Location) -> Path:
     return local_folder(require_adapter(adapter), prepare=anchor_adapter)
 
 
+def write_greedy_generation(folder: Path, max_new_tokens: int | None) -> dict | None:
+    """Rewrite ``folder``'s ``generation_config.json`` (when the model has one) as ``mellm`` decodes: greedy, no
+    sampling or penalties, at most ``max_new_tokens``, special token ids kept; transformers and vLLM apply that file
+    by default, and a base's shipped settings (Qwen's repetition_penalty, top_k, ...) would bend their answers.
+    Returns what it wrote."""
+    from transformers import GenerationConfig
+
+    path = folder / GENERATION
+    if not path.is_file():
+        return None
+    written = json.loads(path.read_text())
+    greedy = GenerationConfig(**{k: written[k] for k in TOKEN_IDS if written.get(k) is not None}, do_sample=False,
+                              num_beams=1, **({"max_new_tokens": max_new_tokens} if max_new_tokens else {}))
+    greedy.save_pretrained(folder)
+    return json.loads(path.read_text())
+
+
 def export_merged(recipe: Recipe, adapter: str | None = None, out: str | None = None) -> tuple[Path, Location]:
     """``mellm export --merge``: the recipe's base model with ``adapter`` (default: the published one) merged in,
-    written to ``out`` (default: ``train/merged``, which must be local) with a model card. Returns (out, adapter)."""
+    written to ``out`` (default: ``train/merged``, which must be local) with the decoding ``mellm eval`` uses
+    (``generation_config.json``) and a model card. Returns (out, adapter)."""
     from mellm_core.kinds import trainable
     from mellm_core.model.card import model_card
     from mellm_core.plugins import get_registry
@@ -94,8 +114,11 @@ def export_merged(recipe: Recipe, adapter: str | None = None, out: str | None = 
     name = recipe.backbone.name
     backbone = trainable(get_registry().create("backbone", name, **recipe.backbone.params), name, "merged")
     backbone.merge(backbone.load(model_folder(recipe.backbone.model), adapter=str(local)), target)
+    cap = recipe.eval.max_new_tokens or getattr(getattr(backbone, "params", None), "max_new_tokens", None)
+    generation = write_greedy_generation(target, cap)
     config = json.loads((target / "config.json").read_text()) if (target / "config.json").is_file() else {}
     dtype = str(config.get("dtype") or config.get("torch_dtype") or "the base model's dtype")
     lora = json.loads((local / CONFIG).read_text())
-    (target / "README.md").write_text(model_card(recipe, str(source), lora, dtype))
+    card = model_card(recipe, str(source), lora, dtype, target.resolve(), generation)
+    (target / "README.md").write_text(card)
     return target, source

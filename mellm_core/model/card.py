@@ -8,9 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mellm_core.config import Recipe
-from mellm_core.files.layout import RunLayout
+from mellm_core.errors import MellmError
+from mellm_core.files.layout import SUMMARY, TRAIN_LOG, RunLayout
+from mellm_core.files.storage import Location
+from mellm_core.model.adapters import trained_adapter
 from mellm_core.plugins import get_registry
-from mellm_core.summaries import EvalResult, InstructionsSummary
+from mellm_core.summaries import EvalResult, InstructionsSummary, TrainSummary
 from mellm_core.text.turns import takes_text
 
 METRICS = ("acc", "uf1", "uar", "au_f1")
@@ -27,7 +30,8 @@ class Kind:
     tags: str
     input: str
     same_settings: str
-    use: tuple[str, ...]
+    use: tuple[str, ...]  # the usage snippet's lines, ``{folder}`` standing for the merged folder as a literal
+    loading: str  # what the snippet needs beyond transformers, and the way without it ("" when nothing)
 
 
 KINDS = {
@@ -35,31 +39,98 @@ KINDS = {
                 "MMC-maps (the optical flow from a micro-expression's onset to its apex frame, drawn over the "
                 "grayscale onset frame)",
                 "make the maps you ask it about with the same settings (`mellm map --recipe RECIPE`)",
-                ("from transformers import AutoModelForImageTextToText, AutoProcessor",
-                 'model = AutoModelForImageTextToText.from_pretrained("PATH", dtype="auto")',
-                 'processor = AutoProcessor.from_pretrained("PATH")  # image processor, tokenizer and chat template')),
+                ("from transformers import AutoModelForImageTextToText, AutoProcessor", "",
+                 "model = AutoModelForImageTextToText.from_pretrained({folder}, dtype=\"auto\")",
+                 "processor = AutoProcessor.from_pretrained({folder})  # needs torchvision: see below"),
+                "`AutoProcessor` bundles the image processor, the tokenizer and its chat template, and also builds "
+                "Qwen2.5-VL's video processor, which needs torchvision: install the torchvision build that matches "
+                "your torch (https://pytorch.org/get-started/locally/) to use it. Without torchvision, load the "
+                "parts with `AutoTokenizer` (chat template included) and `AutoImageProcessor`, as `mellm` does, and "
+                "repeat the prompt's `<|image_pad|>` once per merged patch (the image's `image_grid_thw` product "
+                "over `merge_size`²), with `mm_token_type_ids` 1 on those tokens."),
     True: Kind("text-generation", "flow-text, qwen2.5",
                "the flow as text (each facial region's motion from a micro-expression's onset to its apex frame, "
                "head motion removed, one line a region)",
                "describe the flow you ask it about with the same settings and prompt (`mellm maps RECIPE` records "
                "each clip's regions' motion in `maps/manifest.jsonl`, and the recipe's prompt words it)",
-               ("from transformers import AutoModelForCausalLM, AutoTokenizer",
-                'model = AutoModelForCausalLM.from_pretrained("PATH", dtype="auto")',
-                'tokenizer = AutoTokenizer.from_pretrained("PATH")  # with its chat template')),
+               ("from transformers import AutoModelForCausalLM, AutoTokenizer", "",
+                "model = AutoModelForCausalLM.from_pretrained({folder}, dtype=\"auto\")",
+                "tokenizer = AutoTokenizer.from_pretrained({folder})  # with its chat template"), ""),
 }
 
 
-def model_card(recipe: Recipe, adapter: str, lora: dict, dtype: str) -> str:
-    """The card of ``recipe``'s model with ``adapter`` (its ``adapter_config.json``: ``lora``) merged, weights
-    saved in ``dtype``."""
+def training_facts(recipe: Recipe, adapter: str) -> list[str]:
+    """The card's lines on how ``adapter`` was trained, from the run's ``train/summary.json`` (what ran, where
+    the recipe only says what a run would do); the recipe's optimizer settings only when the run's settings
+    digest is still the recipe's, and a plain "not recorded" when no summary describes this adapter."""
+    from mellm_core.model.training import plan
+
+    layout = RunLayout(recipe.output_dir)
+    published = trained_adapter(recipe.output_dir)
+    if published is None or not (layout.train / SUMMARY).is_file():
+        return [f"- **Training**: not recorded: there is no `train/summary.json` under `{recipe.output_dir}` "
+                "(`mellm train` writes one beside the adapter it publishes), so how this adapter was trained is "
+                "unknown"]
+    if Location(adapter).resolve() != Location(published).resolve():
+        return [f"- **Training**: not recorded: the adapter merged is not the one `mellm train` published under "
+                f"`{recipe.output_dir}` (`{published}`), which that run's `train/summary.json` describes"]
+    run = TrainSummary.read(layout.train / SUMMARY, skipped=False)
+    train = recipe.train
+    try:
+        same = plan(recipe).digest == run.settings_hash
+    except MellmError:  # no instructions to digest: nothing to check the recipe against
+        same = False
+    resumed = f" (resumed at step {run.start_step})" if run.start_step else ""
+    workers = f"{run.workers} worker{'s' if run.workers != 1 else ''}" + (" on Ray Train" if run.ray else "")
+    loss = f", final loss {run.final_loss}" if run.final_loss is not None else ""
+    if same:
+        settings = (f"{train.batch_size} samples a step, AdamW lr {train.lr} on a cosine schedule"
+                    + (f" after {train.warmup_steps} warm-up steps" if train.warmup_steps else "")
+                    + (f" (scaled {json.dumps(train.lr_scales)})" if train.lr_scales else "")
+                    + f", weight decay {train.weight_decay}, seed {recipe.seed}")
+    else:
+        settings = ("the recipe given to `mellm export`, with the instructions in its output_dir, does not give "
+                    "the run's settings digest (`train/summary.json`), so the learning rate, batch and seed are not "
+                    "quoted")
+    lines = [f"- **Training**: {run.end_step} steps{resumed} on {workers}{loss}; {settings}"]
+    held = f"on {len(run.val_subjects)} held-out training subject{'s' if len(run.val_subjects) != 1 else ''}"
+    if run.kept:
+        figures = ", ".join(f"{k} {v}" for k, v in run.kept.items() if k != "step")
+        lines.append(f"- **Adapter kept**: step {run.kept['step']} of {run.end_step}, the best validation "
+                     f"({figures}) {held} (`train.keep: best_val`)")
+    elif run.val_subjects and (layout.train / TRAIN_LOG).is_file():
+        logged = [json.loads(x) for x in (layout.train / TRAIN_LOG).read_text().splitlines() if x.strip()]
+        last = [x for x in logged if x["step"] == run.end_step and "val_loss" in x]
+        if last:
+            figures = ", ".join(f"{k} {v}" for k, v in last[0].items() if k.startswith("val_"))
+            lines.append(f"- **Validation** at step {run.end_step}, the adapter's: {figures} {held}")
+    return lines
+
+
+def decoding(generation: dict) -> str:
+    """The card's sentence on ``generation_config.json``, whose settings servers apply unasked (vLLM by default)."""
+    cap = generation.get("max_new_tokens")
+    return ("`generation_config.json` holds the decoding `mellm` uses: greedy, no sampling or repetition penalty"
+            + (f", at most {cap} new tokens" if cap else "") + ". transformers' `generate` applies it as it is; vLLM "
+            "takes its lack of penalties and its length cap as defaults but reads no `do_sample`, so send "
+            "`temperature: 0` (the `openai-compatible` backbone does).")
+
+
+def model_card(recipe: Recipe, adapter: str, lora: dict, dtype: str, folder: Path,
+               generation: dict | None = None) -> str:
+    """The card of ``recipe``'s model with ``adapter`` (its ``adapter_config.json``: ``lora``) merged into
+    ``folder``, weights saved in ``dtype``, decoding as ``generation`` (its ``generation_config.json``) says.
+
+    ``license: other``: the weights carry the base model's licence and the training data's terms together (the
+    Licences section lists them), which no single licence id names."""
     layout = RunLayout(recipe.output_dir)
     base = recipe.backbone.model
     is_hub_id = not Path(base).expanduser().exists() and base.count("/") == 1
-    train, maps, ins = recipe.train, recipe.maps, recipe.instructions
+    maps, ins = recipe.maps, recipe.instructions
     params = recipe.backbone.params
     text = takes_text(get_registry().create("prompt", recipe.instructions.prompt, **recipe.instructions.prompt_params))
     kind = KINDS[text]
-    front = ["---", f"base_model: {base}" if is_hub_id else None, "library_name: transformers",
+    front = ["---", "license: other", f"base_model: {base}" if is_hub_id else None, "library_name: transformers",
              f"pipeline_tag: {kind.pipeline}", f"tags: [micro-expression, mellm, {kind.tags}, lora]", "---"]
     lm = params.get("lm_targets", "q/k/v/o, gate/up/down")
     lines = [x for x in front if x] + [
@@ -72,8 +143,7 @@ def model_card(recipe: Recipe, adapter: str, lora: dict, dtype: str) -> str:
         f"{lora.get('lora_dropout')}, in the LM projections {lm}"
         + ("" if text else f" and the vision projections {params.get('vision_targets', 'qkv, proj, gate/up/down')}")
         + ("; every base weight trained too" if params.get("train_base") else ""),
-        f"- **Training**: {train.max_steps} steps of {train.batch_size} samples, AdamW lr {train.lr}, weight decay "
-        f"{train.weight_decay}, seed {recipe.seed}",
+        *training_facts(recipe, adapter),
         f"- **Data**: dataset `{recipe.data.dataset}`, protocol `{ins.protocol}`, prompt `{ins.prompt}`"
         f"{' ' + json.dumps(ins.prompt_params) if ins.prompt_params else ''}, split `{ins.split.kind}`",
         f"- **Input maps**: flow `{maps.flow}`, landmarker `{maps.landmarker}`, head motion `{maps.head_motion}`, "
@@ -97,13 +167,17 @@ def model_card(recipe: Recipe, adapter: str, lora: dict, dtype: str) -> str:
             lines.append(f"| {task} | {metrics.overall.get('n', '–')} | " + " | ".join(cells) + " |")
     else:
         lines.append("Not evaluated yet (`mellm eval` writes `eval/metrics.json`, which the card quotes).")
+    literal = json.dumps(str(folder))
     lines += [
         "", "## Use", "", "```python",
-        *kind.use,
+        *(line.format(folder=literal) for line in kind.use),
         "```", "",
+        *([kind.loading, ""] if kind.loading else []),
+        *([decoding(generation), ""] if generation else []),
         "Or through `mellm`: set `backbone.model` to this folder, or serve it with vLLM and reach it through the "
         "`openai-compatible` backbone (docs/serving.md).", "",
         "## Licences", "",
+        "These terms apply together, hence `license: other` above:", "",
         f"- The base model's licence applies to these weights (see the model card of `{base}`).",
         "- The training data's terms apply: CASME II, CAS(ME)³, SAMM, SMIC and DFME are released under their "
         "owners' agreements; SynthME is made by `mellm` from two public-domain photos.",

@@ -1,12 +1,21 @@
-"""The package's metadata says what the code needs: every imported package declared, floors without caps."""
+"""The package's metadata says what the code and its tests need: every imported package declared, floors without
+caps, and the wheel holds what its classifiers promise."""
 
 from __future__ import annotations
 
 import ast
+import email
+import functools
 import re
+import shutil
+import subprocess
 import sys
+import zipfile
+from email.message import Message
 from importlib.metadata import distribution, distributions
 from pathlib import Path
+
+import pytest
 
 from mellm_core.cli import main
 
@@ -21,10 +30,28 @@ def normalise(name: str) -> str:
 OPTIONAL = ("mlflow", "wandb", "hf")  # extras holding what one optional feature imports
 
 
-def requirements(extras: tuple[str, ...] = ()) -> dict[str, str]:
-    """{distribution name: its specifier} of mellm's own dependencies and those of ``extras``."""
+@pytest.fixture(scope="module")
+def metadata(tmp_path_factory) -> tuple[Message, set[str]]:
+    """(METADATA, file names) of the wheel built from a copy of the sources, as pip would build it: what the
+    package says now, not what an earlier editable install recorded."""
+    src, out = tmp_path_factory.mktemp("src"), tmp_path_factory.mktemp("dist")
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    for name in ("mellm_core", "plugins", "recipes"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    build = f"from setuptools import build_meta; print(build_meta.build_wheel({str(out)!r}))"
+    done = subprocess.run([sys.executable, "-c", build], cwd=src, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with zipfile.ZipFile(out / done.stdout.strip().splitlines()[-1]) as wheel:
+        names = set(wheel.namelist())
+        meta = email.message_from_bytes(wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))))
+    return meta, names
+
+
+def requirements(lines: list[str], extras: tuple[str, ...] = ()) -> dict[str, str]:
+    """{distribution name: its specifier} of the ``Requires-Dist`` ``lines`` that hold for ``extras``."""
     out = {}
-    for line in distribution("mellm").requires or []:
+    for line in lines:
         extra = re.search(r"extra == ['\"]([^'\"]+)['\"]", line)
         if extra and extra.group(1) not in extras:
             continue
@@ -33,6 +60,7 @@ def requirements(extras: tuple[str, ...] = ()) -> dict[str, str]:
     return out
 
 
+@functools.cache  # reading every installed distribution's file list takes a while
 def owners() -> dict[str, set[str]]:
     """{top-level module: distributions that install it}, read from each distribution's files (some wheels' own
     top_level.txt leaves out the module users import, as dlib-bin's does)."""
@@ -46,28 +74,48 @@ def owners() -> dict[str, set[str]]:
     return out
 
 
-def imported_modules() -> set[str]:
-    """Top-level modules that mellm_core and the built-in plugins import (stdlib and first-party left out)."""
-    found = set()
-    for path in [*(ROOT / "mellm_core").rglob("*.py"), *(ROOT / "plugins").rglob("*.py")]:
+def imported_modules(*folders: str) -> set[str]:
+    """Top-level modules that the Python files under ``folders`` import (stdlib, first-party and those folders' own
+    modules left out)."""
+    found, own = set(), set()
+    for path in [p for folder in folders for p in (ROOT / folder).rglob("*.py")]:
+        own.add(path.stem)
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 found |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 found.add(node.module.split(".")[0])
-    return found - FIRST_PARTY - set(sys.stdlib_module_names)
+    return found - FIRST_PARTY - own - set(sys.stdlib_module_names)
 
 
-def test_every_package_the_code_imports_is_declared():
-    declared, installed_by = requirements(OPTIONAL), owners()
-    modules = imported_modules()
+def test_every_package_the_code_imports_is_declared(metadata):
+    declared, installed_by = requirements(metadata[0].get_all("Requires-Dist"), OPTIONAL), owners()
+    modules = imported_modules("mellm_core", "plugins")
     assert {"cv2", "torch", "yaml", "dlib", "PIL"} <= modules  # the scan sees imports inside functions too
     undeclared = {m: installed_by.get(m) for m in modules if not installed_by.get(m, set()) & set(declared)}
     assert not undeclared, f"imported but not in pyproject.toml's dependencies: {undeclared}"
 
 
-def test_dependencies_have_floors_and_no_caps():
-    declared = requirements(OPTIONAL)
+def test_every_package_the_tests_import_is_in_the_dev_extra(metadata):
+    """`pip install -e ".[dev]"` (.ci/run) installs what the tests import, not only what other packages happen to
+    pull in (psutil, scipy and boto3 came that way)."""
+    declared, installed_by = requirements(metadata[0].get_all("Requires-Dist"), ("dev", *OPTIONAL)), owners()
+    modules = imported_modules("tests")
+    assert {"psutil", "scipy", "boto3", "pytest"} <= modules and "helpers" not in modules
+    undeclared = {m: installed_by.get(m) for m in modules if not installed_by.get(m, set()) & set(declared)}
+    assert not undeclared, f"the tests import these, which the dev extra does not declare: {undeclared}"
+
+
+def test_the_wheel_holds_what_its_metadata_promises(metadata):
+    """The "Typing :: Typed" classifier comes with the PEP 561 marker; no project URL is a placeholder."""
+    meta, names = metadata
+    assert "Typing :: Typed" in meta.get_all("Classifier") and "mellm_core/py.typed" in names
+    assert {"mellm_recipes/quickstart.yaml", "mellm_core/serving/web/index.html"} <= names
+    assert not [url for url in meta.get_all("Project-URL") or [] if "OWNER" in url or "example" in url]
+
+
+def test_dependencies_have_floors_and_no_caps(metadata):
+    declared = requirements(metadata[0].get_all("Requires-Dist"), OPTIONAL)
     assert {"torch", "transformers", "pyyaml", "scikit-image", "matplotlib"} <= set(declared)
     for name, spec in declared.items():
         assert ">=" in spec, f"{name} has no lower bound"
