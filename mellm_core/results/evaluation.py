@@ -55,10 +55,11 @@ def eval_digest(recipe: Recipe, test_bytes: bytes, adapter: str | None) -> str:
 
 
 def scoring_records(rows: list[dict], pred_aus: list[int] | None = None) -> list[dict[str, Any]]:
-    """Scoring records of prediction lines; ``pred_aus`` replaces every predicted AU set (a constant baseline)."""
+    """Scoring records of prediction lines; ``pred_aus`` replaces every predicted AU set (a constant baseline).
+    Only the analysis task (``meu``) names AUs, so only its lines carry gold AUs to score AU metrics on."""
     return [{"id": r["sample_id"], "label": r["label"], "emotion": r.get("emotion"),
-             "pred_aus": r.get("aus") or [] if pred_aus is None else pred_aus,
-             "aus": r.get("aus_gold") or [], "dataset": r.get("dataset", "")} for r in rows]
+             "pred_aus": r.get("aus") or [] if pred_aus is None else pred_aus, "dataset": r.get("dataset", ""),
+             **({"aus": r.get("aus_gold") or []} if r.get("task", "meu") == "meu" else {})} for r in rows]
 
 
 def most_frequent_aus(au_sets: list[list[int]]) -> list[int]:
