@@ -24,7 +24,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, dashboard:
         os.environ.setdefault("RAY_worker_niceness", "0")
         kwargs.update(num_cpus=num_cpus, include_dashboard=dashboard,
                       _system_config={"enable_metrics_collection": dashboard})
-    context = ray.init(address=address, **kwargs)
+    # "local": a new instance even when another one runs on this machine (`ray start`, another user's job), which
+    # ray.init() would otherwise join, and refuse the settings above; attach to that one with ray.address: auto
+    context = ray.init(address=address or "local", **kwargs)
     if dashboard and address is None and context.dashboard_url:
         token = Path.home() / ".ray" / "auth_token"  # where Ray keeps the token its dashboard asks for
         sign_in = f" (sign in with the token in {token})" if token.is_file() else ""

@@ -3,17 +3,40 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
+import sys
 
-from helpers import write_pairs
+import requests
+from helpers import free_port, write_pairs
 
 from mellm_core.cli import build_parser, main
 
 
+def _served_answer(serve: str, onset: str, apex: str) -> dict:
+    """Run the printed serve command (plus a free port) until it is ready, POST the pair to /v1/analyze, stop it."""
+    from serving import START_TIMEOUT_S, _first_line, stop_serve
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen([sys.executable, "-m", "mellm_core", *shlex.split(serve)[1:], f"serve.port={free_port()}",
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        ready = _first_line(proc, START_TIMEOUT_S)
+        assert ready, f"`{serve}` printed no ready line (exit {proc.poll()})"
+        with open(onset, "rb") as first, open(apex, "rb") as second:
+            answer = requests.post(json.loads(ready)["url"] + "v1/analyze", timeout=120,
+                                   files={"onset": ("onset.png", first.read()), "apex": ("apex.png", second.read())})
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+    finally:
+        stop_serve(proc)
+
+
 def test_demo_runs_every_stage_prints_working_commands_then_reuses_them(ray_local, motion_pair, tmp_path, capsys):
     """Every stage's files, headline metrics with the verdict; the analyze command the demo prints runs as printed
-    on a held-out pair with the demo's adapter, and the serve command's recipe builds the Serve application with it
-    (serving itself is tested in test_serve); a second run redoes nothing."""
+    on a held-out pair with the demo's adapter, and the serve command, run as printed, serves that adapter over
+    HTTP; a second run redoes nothing."""
     from mellm_core.cli.common import load_recipe_args
     from mellm_core.stages.serve import build_app
 
@@ -38,6 +61,9 @@ def test_demo_runs_every_stage_prints_working_commands_then_reuses_them(ray_loca
     assert (tmp_path / "map.png").is_file()
     recipe = load_recipe_args(build_parser().parse_args(shlex.split(serve)[1:]))
     assert recipe.output_dir == str(out) and build_app(recipe, None) is not None
+    onset, apex = shlex.split(analyze)[2:4]
+    served = _served_answer(serve, onset, apex)  # the serve command, run as printed (its own free port)
+    assert isinstance(served["analysis"], str) and "note" not in served  # no note: the trained adapter answers
 
     assert main([*args, "--json"]) == 0  # the second run finds every stage up to date
     second = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -301,6 +301,22 @@ def test_readme_command_succeeds(command: ReadmeCommand, workdir: Path) -> None:
         _run(command, workdir)
 
 
+def test_on_a_fresh_checkout_analyze_and_serve_answer_with_the_base_model_and_say_so(workdir: Path,
+                                                                                      tmp_path: Path) -> None:
+    """Before anything is trained (the page-order run above trains first): `mellm analyze ONSET APEX` with the
+    default recipe answers with the base model, says so and names the command that trains one; `mellm serve
+    quickstart` serves it (and its answers carry the same note)."""
+    for name in ("onset.jpg", "apex.jpg"):
+        shutil.copy(workdir / name, tmp_path / name)
+    analyze = ReadmeCommand(0, "mellm analyze onset.jpg apex.jpg --json backbone.params.max_new_tokens=4", "fresh")
+    done = subprocess.run(["bash", "-c", analyze.text], cwd=tmp_path, env=_environment(), capture_output=True,
+                          text=True, timeout=COMMAND_TIMEOUT_S)
+    assert done.returncode == 0, _tail(done.stderr)
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["adapter"] is None and "train one with `mellm train" in answer["note"], answer
+    _serve(ReadmeCommand(0, "mellm serve quickstart", "fresh"), tmp_path)
+
+
 def test_every_page_of_docs_is_linked_from_the_readme_and_so_tested() -> None:
     """A page the README does not link would escape this test (and a newcomer)."""
     pages = {p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md")}
