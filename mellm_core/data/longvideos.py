@@ -2,8 +2,8 @@
 
 A sheet lists one expression per row (subject, recording, onset, apex, offset, AUs, micro or macro); the rows of
 one recording make one ``LongVideo`` over its frames folder. Release sheets carry a few unusable rows (an onset or
-offset of 0, an offset before the onset, an apex of -1): each is repaired or skipped with a warning naming its row,
-never silently.
+offset of 0, an offset before the onset or beyond the folder's last frame, an apex of -1): each is repaired or
+skipped with a warning naming its row, never silently.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def read_videos(table: Table, columns: Mapping[str, str | None], dataset: str, f
     skipped with a warning; with none found, the first missing folder is the error."""
     videos: dict[tuple[str, str], LongVideo] = {}
     missing: list[Path] = []
+    lasts: dict[Path, int] = {}  # each frames folder's last frame number
     for line, raw in table.records():
         where = f"{table.path} row {line}"
         cells = {key: raw[name] if name else None for key, name in columns.items()}
@@ -77,6 +78,11 @@ def read_videos(table: Table, columns: Mapping[str, str | None], dataset: str, f
             continue
         interval = sheet_interval({**cells, "emotion": emotion(cells)}, where, warnings)
         if interval is None:
+            continue
+        last = lasts.setdefault(folder, max(ClipFrames(folder).numbers, default=0))
+        if interval.offset > last:
+            warnings.append(f"{where}: offset {interval.offset} lies beyond the last frame ({last}) of {folder}; "
+                            "row skipped")
             continue
         key = (subject, name)
         if key not in videos:

@@ -28,7 +28,8 @@ TYPES = {"me": "Micro-expression", "mae": "Macro-expression"}
 @pytest.fixture(scope="module")
 def releases(tmp_path_factory):
     """Two SynthME long videos written as CAS(ME)^3 Part A and SAMM Long Videos releases, with the quirks the real
-    sheets have: an apex of -1, an offset of 0, a row before its onset, a recording whose frames are missing."""
+    sheets have: an apex of -1, an offset of 0, a row before its onset, one past the recording's last frame, a
+    recording whose frames are missing."""
     base = tmp_path_factory.mktemp("long")
     videos = base / "videos"
     assert main(["synth", "--long", "--out", str(videos), "--n", "2", "--seed", "3", "--json"]) == 0
@@ -55,7 +56,8 @@ def releases(tmp_path_factory):
                               None, "Micro - 1/2" if t["kind"] == "me" else "Macro", aus, None])
             codes.append([i + 6, name, t["onset"], t["apex"], t["offset"], aus, t["emotion"]])
     rows += [["spNO.1", "a", 0, 5, 9, "4", "Micro-expression", "I"],  # onset 0: skipped
-             ["spNO.9", "c", 10, 12, 14, "4", "Micro-expression", "I"]]  # no frames: skipped
+             ["spNO.9", "c", 10, 12, 14, "4", "Micro-expression", "I"],  # no frames: skipped
+             ["spNO.1", "a", 470, 475, 900, "4", "Micro-expression", "I"]]  # past the last frame: skipped
     write_sheet(casme3 / "part_A_v2.xlsx", [CASME3_HEADER, *rows], title="AU+Emotion")
     write_sheet(casme3 / "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx",
                 [["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion"], *me_rows],
@@ -84,6 +86,7 @@ def test_long_video_datasets_read_their_release_layouts(releases):
     warnings = "\n".join(casme3.warnings)
     assert "apex -1 is not within" in warnings and "onset 0 is not a frame; row skipped" in warnings
     assert "spNO.9" in warnings and "does not exist; its recording is skipped" in warnings
+    assert f"offset 900 lies beyond the last frame ({truths[0]['frames']})" in warnings
     clips = casme3.samples(releases["casme3"])
     assert len(clips) == sum(t["kind"] == "me" for truth in truths for t in truth["intervals"])
     assert all(Path(c.onset_path).is_file() and Path(c.apex_path).is_file() and c.emotion for c in clips)
