@@ -1,7 +1,8 @@
 """Side-by-side results of several evaluations (``mellm report --compare``), laid out like the paper's Table II.
 
-One row per run (the run's output folder name, its model and adapter), ACC/UF1/UAR per task and, where a task
-covers more than one dataset, per dataset; chance rows follow. Reads only ``eval/metrics.json`` files (no Ray).
+One row per run (the run's output folder name, its model and adapter), ACC/UF1/UAR per task (and AU F1 where the
+task's answers name AUs) and, where a task covers more than one dataset, per dataset; chance rows follow (over a
+folder of runs, the range of their levels). Reads only ``eval/metrics.json`` files (no Ray).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from mellm_core.files.layout import METRICS
 from mellm_core.files.storage import Location
 from mellm_core.summaries import EvalResult
 
-COLUMNS = ("acc", "uf1", "uar")
+COLUMNS = ("acc", "uf1", "uar", "au_f1")  # au_f1: shown for a task only where some run scored it
 
 
 def metrics_file(path: str | Path) -> Location:
@@ -128,12 +129,12 @@ def _row(source: Location, chance: dict[str, Any], tests: set[str]) -> dict[str,
         scores[task] = {"overall": _scores(block.overall),
                         "datasets": {d: _scores(b) for d, b in datasets.items()} if len(datasets) > 1 else {},
                         "sets": {}}
-        chance.setdefault(task, {"overall": block.chance, "sets": {}})
+        chance.setdefault(task, {"overall": [], "sets": {}})["overall"].append(block.chance)
     for name, test_set in metrics.sets.items():
         for task, block in test_set.tasks.items():
             scores.setdefault(task, {"overall": {}, "datasets": {}, "sets": {}})["sets"][name] = \
                 _scores(block.overall)
-            chance.setdefault(task, {"overall": {}, "sets": {}})["sets"].setdefault(name, block.chance)
+            chance.setdefault(task, {"overall": [], "sets": {}})["sets"].setdefault(name, []).append(block.chance)
     adapter = metrics.adapter
     return {"name": _run_name(source), "model": metrics.model, "backbone": metrics.backbone,
             "adapter": Location(adapter).name if adapter else None, "source": str(source), "tasks": scores}
@@ -167,37 +168,62 @@ def _cell(value: float | None, sd: float | None = None) -> str:
     return "-" if value is None else f"{value:.3f}" + ("" if sd is None else f" ± {sd:.3f}")
 
 
+def _metrics(table: dict[str, Any], task: str) -> tuple[str, ...]:
+    """The columns of ``task``: ACC, UF1, UAR, and AU F1 when some run scored it (its answers name AUs)."""
+    scored = any(block.get("au_f1") is not None for row in table["runs"]
+                 for block in [row["tasks"].get(task, {}).get("overall", {}),
+                               *row["tasks"].get(task, {}).get("sets", {}).values()])
+    return COLUMNS if scored else COLUMNS[:3]
+
+
+def _level(levels: list[dict[str, Any]], level: str, metric: str) -> str:
+    """A chance level over the runs' levels (``levels``): the value, or its range when the runs' test sets differ
+    (another seed's split); the AU baseline (always the training set's most frequent AU set) stands in the
+    majority row's AU F1."""
+    if metric == "au_f1":
+        values = [v for lv in levels if level == "majority" and (v := lv.get("majority_aus", {}).get("au_f1"))
+                  is not None]
+    else:
+        values = [v for lv in levels if (v := lv.get(level, {}).get(metric)) is not None]
+    if not values:
+        return "-"
+    low, high = min(values), max(values)
+    return _cell(low) if round(low, 3) == round(high, 3) else f"{low:.3f}–{high:.3f}"
+
+
 def _block(scores: dict[str, Any], kind: str, name: str | None) -> dict[str, Any]:
     return scores.get("overall", {}) if kind == "overall" else scores.get(f"{kind}s", {}).get(name, {})
 
 
 def markdown(table: dict[str, Any]) -> str:
     """The comparison as a Markdown table: one row per run (mean ± sd for a folder of runs), then chance (uniform
-    guess, always the majority; the first run's), then the paper's Table II figures where the runs have its test
-    sets."""
+    guess, always the majority class and the AU baseline; a range over runs whose levels differ), then the paper's
+    Table II figures where the runs have its test sets."""
     columns = _columns(table)
-    head = ["run", "model", "adapter"] + [f"{task.upper()}{'' if name is None else ' ' + name} {m.upper()}"
-                                         for task, _, name in columns for m in COLUMNS]
+    shown = {task: _metrics(table, task) for task, _, _ in columns}
+    head = ["run", "model", "adapter"] + [f"{task.upper()}{'' if name is None else ' ' + name} "
+                                         f"{m.upper().replace('_', ' ')}" for task, _, name in columns
+                                         for m in shown[task]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in table["runs"]:
         cells = []
         for task, kind, name in columns:
             block = _block(row["tasks"].get(task, {}), kind, name)
             spread = _block(row["sd"].get(task, {}), kind, name) if "sd" in row else {}
-            cells += [_cell(block.get(m), spread.get(m)) for m in COLUMNS]
+            cells += [_cell(block.get(m), spread.get(m)) for m in shown[task]]
         model = f"{row['model']} ({row['backbone']})" if row["backbone"] else str(row["model"])
         lines.append("| " + " | ".join([row["name"], model, row["adapter"] or "base", *cells]) + " |")
     for level in ("uniform", "majority"):
         cells = []
         for task, kind, name in columns:
             levels = table["chance"].get(task, {})
-            source = levels.get("overall", {}) if kind == "overall" else levels.get("sets", {}).get(name, {})
-            cells += [_cell(source.get(level, {}).get(m)) if kind != "dataset" else "-" for m in COLUMNS]
+            source = levels.get("overall", []) if kind == "overall" else levels.get("sets", {}).get(name, [])
+            cells += [_level(source, level, m) if kind != "dataset" else "-" for m in shown[task]]
         label = "chance: uniform guess" if level == "uniform" else "chance: always the majority class"
         lines.append("| " + " | ".join([label, "", "", *cells]) + " |")
     for model, sets in table.get("paper", {}).items():
         cells = [_cell(sets.get(name, {}).get(m)) if task == PAPER_TASK and kind == "set" else "-"
-                 for task, kind, name in columns for m in COLUMNS]
+                 for task, kind, name in columns for m in shown[task]]
         lines.append("| " + " | ".join([f"paper (Table II): {model}", "", "", *cells]) + " |")
     if table["warning"]:
         lines += ["", f"warning: {table['warning']}"]

@@ -336,14 +336,19 @@ def test_a_failing_sample_does_not_cost_its_batch_and_is_asked_again(tmp_path):
     assert sorted(sid for sid, _ in _read_partial(Journal(Location(partial)), "h")) == ["s00", "s02"]
 
 
-def _metrics(tmp_path: Path, name: str, uf1: float, datasets: tuple[str, ...]) -> Path:
+def _metrics(tmp_path: Path, name: str, uf1: float, datasets: tuple[str, ...], majority: float = 0.4,
+             au_f1: float | None = None) -> Path:
     scores = {"acc": 0.5, "uf1": uf1, "uar": 0.25}
     block = {"overall": scores, "per_dataset": dict.fromkeys(datasets, scores),
              "chance": {"uniform": {"acc": 1 / 3, "uar": 1 / 3},
-                        "majority": {"class": "happiness", "acc": 0.4, "uf1": 0.19, "uar": 1 / 3}}}
+                        "majority": {"class": "happiness", "acc": majority, "uf1": 0.19, "uar": 1 / 3}}}
+    tasks = {"mer": block}
+    if au_f1 is not None:  # an analysis task, its AUs scored against the AU baseline
+        tasks["meu"] = {**block, "overall": {**scores, "au_f1": au_f1},
+                        "chance": {**block["chance"], "majority_aus": {"aus": [6, 12], "au_f1": au_f1 / 4}}}
     out = tmp_path / name / "eval"
     out.mkdir(parents=True)
-    (out / "metrics.json").write_text(json.dumps({"protocol": "all", "tasks": {"mer": block},
+    (out / "metrics.json").write_text(json.dumps({"protocol": "all", "tasks": tasks,
                                                   "model": "Qwen/Qwen2.5-VL-7B-Instruct",
                                                   "backbone": "qwen2_5_vl", "adapter": f"/runs/{name}/train/adapter",
                                                   "test_sha256": "t"}))
@@ -378,7 +383,7 @@ def test_report_compare_gives_a_folder_of_seeds_one_row_of_mean_and_sd(tmp_path,
 
     seeds = tmp_path / "image-seeds"
     for k, uf1 in enumerate((0.2, 0.5, 0.8)):
-        _metrics(seeds, f"seed-{k}", uf1, ())
+        _metrics(seeds, f"seed-{k}", uf1, (), majority=0.2 + 0.1 * k, au_f1=0.4 + 0.1 * k)
     single = _metrics(tmp_path, "text", 0.4, ())
     (seeds / "notes").mkdir()  # a folder without an evaluation is passed over
     assert main(["report", "--compare", str(seeds), str(single), "--json"]) == 0
@@ -390,9 +395,14 @@ def test_report_compare_gives_a_folder_of_seeds_one_row_of_mean_and_sd(tmp_path,
     assert group["sd"]["mer"]["overall"]["acc"] == 0.0
     assert main(["report", "--compare", str(seeds), str(single)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[2] == ("| image-seeds (3 runs) | Qwen/Qwen2.5-VL-7B-Instruct (qwen2_5_vl) | adapter | 0.500 ± 0.000 "
-                        f"| 0.500 ± {statistics.stdev([0.2, 0.5, 0.8]):.3f} | 0.250 ± 0.000 |")
-    assert lines[3].startswith("| text | ") and lines[3].endswith("| 0.500 | 0.400 | 0.250 |")
+    assert lines[0].endswith("| MER ACC | MER UF1 | MER UAR | MEU ACC | MEU UF1 | MEU UAR | MEU AU F1 |")
+    assert lines[2].startswith("| image-seeds (3 runs) | Qwen/Qwen2.5-VL-7B-Instruct (qwen2_5_vl) | adapter | 0.500 "
+                               f"± 0.000 | 0.500 ± {statistics.stdev([0.2, 0.5, 0.8]):.3f} | 0.250 ± 0.000 |")
+    assert lines[2].endswith("| 0.500 ± 0.100 |")  # MEU AU F1 0.4, 0.5, 0.6
+    assert lines[3].startswith("| text | ") and lines[3].endswith("| 0.500 | 0.400 | 0.250 | - | - | - | - |")
+    # each seed its own split: the majority class's ACC as the range over the runs; the AU baseline under AU F1
+    assert lines[5].startswith("| chance: always the majority class |  |  | 0.200–0.400 | 0.190 | 0.333 |")
+    assert lines[5].endswith("| 0.100–0.150 |")
 
 
 def test_mellm_eval_through_the_endpoint_then_compare(server, tmp_path, capsys):
