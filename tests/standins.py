@@ -132,9 +132,24 @@ def build_dfme(root: Path) -> Path:
     return root
 
 
+def faces_over(root: Path, size: int = 160) -> None:
+    """Every frame under ``root`` replaced by a real face (SynthME's first built-in photo, ``size`` pixels square)
+    whose centre moves a little more at each frame of its folder, so a recipe's own landmarker and flow run on it."""
+    from mellm_plugins.dataset.synthme.faces import builtin_photos, find_faces
+    from mellm_plugins.dataset.synthme.motion import subject_matrix
+
+    face = find_faces(builtin_photos(), "dlib68")[0]
+    base = cv2.warpAffine(face.image, subject_matrix(face.landmarks, size, 0.62, 0.0, (0.0, 0.0)), (size, size),
+                          flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101).astype(np.float32)
+    for folder in sorted({p.parent for p in root.rglob("*") if p.suffix in (".jpg", ".png")}):
+        for i, frame in enumerate(sorted(p for p in folder.iterdir() if p.suffix in (".jpg", ".png"))):
+            moved = warp_forward(base, 0.6 * i * _bump(size, size / 8))
+            cv2.imwrite(str(frame), np.clip(moved, 0, 255).astype(np.uint8))
+
+
 def build_table2_releases(root: Path) -> Path:
     """The three releases ``recipes/mellm_paper.yaml`` reads, under ``root``: DFME (train, TestA and TestB lists),
-    CASME II and CAS(ME)^3 Part A."""
+    CASME II and CAS(ME)^3 Part A, their frames real faces (``faces_over``)."""
     dfme = build_dfme(root / "DFME")
     (dfme / "TestB.csv").write_text("Subject,Filename,Onset,Apex,Offset,AU,Emotion\n"
                                     "52,30001,1,3,6,4+7,anger\n52,30002,1,2,5,6+12,happiness\n", encoding="utf-8")
@@ -142,4 +157,5 @@ def build_table2_releases(root: Path) -> Path:
         write_frames(dfme / "TestB" / clip, [1, 2, 3], lambda n: f"{n:04d}.jpg")
     build_casme2(root / "CASME2")
     build_casme3(root / "CASME3")
+    faces_over(root)
     return root

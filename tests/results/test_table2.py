@@ -10,8 +10,9 @@ from standins import build_table2_releases
 
 from mellm_core.cli import main
 
-SMALL = ["backbone.model=tiny-random", "backbone.params={max_new_tokens: 6}", "maps.landmarker=none",
-         "maps.flow=dis", "maps.max_side=0", "train.use_gpu=false", "train.num_workers=1", "train.grad_accum=1",
+# the recipe's own maps (dlib landmarks, TV-L1 flow, head motion at the nose), on frames of real faces; a tiny model
+SMALL = ["backbone.model=tiny-random", "backbone.params={max_new_tokens: 6}", "train.use_gpu=false",
+         "train.num_workers=1", "train.grad_accum=1",
          "train.batch_size=2", "train.max_steps=2", "train.lora_rank=4", "train.lora_alpha=8",
          "train.cpus_per_worker=0.5", "eval.gpus_per_actor=0", "serve.model_gpus=0"]
 
@@ -21,6 +22,8 @@ def test_the_paper_recipe_trains_on_dfme_and_scores_table_2(ray_local, tmp_path,
     run = tmp_path / "runs" / "mellm_paper"
     args = ["mellm_paper", f"data.root={root}", f"output_dir={run}", *SMALL]
     assert main(["train", *args]) == 0
+    maps = [json.loads(x) for x in (run / "maps" / "manifest.jsonl").read_text().splitlines()]
+    assert maps and all(m["status"] == "ok" and m["landmarks"] for m in maps)  # dlib found every face
     train_ids = {json.loads(x)["sample_id"] for x in (run / "instructions" / "train.jsonl").read_text().splitlines()}
     assert train_ids == {"dfme/train/10001", "dfme/train/10002", "dfme/train/10003"}  # DFME's training list only
     capsys.readouterr()
