@@ -149,18 +149,20 @@ def analyze_pair(recipe: Recipe, onset: str, apex: str, map_path: str, train_com
 def spotted_pair(recipe: Recipe, inputs: list[str], fps: float | None = None
                  ) -> Iterator[tuple[str, str, Interval | None]]:
     """(onset file, apex file, interval): the two frames given, or those of a video's strongest micro-expression
-    (the strongest expression when it holds no micro one), spotted with the recipe's spotter and written to a
-    temporary folder for the block's duration."""
+    (the strongest expression when it holds no micro one), spotted with the recipe's spotter (with a progress bar;
+    in windows on Ray Data when the video is longer than ``spot.window_frames``, as ``mellm spot`` does) and
+    written to a temporary folder for the block's duration."""
     if len(inputs) == 2:
         yield inputs[0], inputs[1], None
         return
     import cv2
 
     from mellm_core.files.video import open_video
-    from mellm_core.motion.spotting import strongest
+    from mellm_core.motion.spotting import best_interval
+    from mellm_core.stages.longvideo import spot_video_windows
 
     video = open_video(inputs[0], fps, recipe.spot.fps)
-    interval, _ = strongest(video, recipe.spot)
+    interval = best_interval(video, spot_video_windows(video, recipe.spot, address=recipe.ray.address)[0])
     with tempfile.TemporaryDirectory(prefix="mellm-spot-") as folder:
         paths = []
         for role, number in (("onset", interval.onset), ("apex", interval.apex)):

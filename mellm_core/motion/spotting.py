@@ -125,19 +125,24 @@ class MotionSpotter:
 
 
 def strongest(video: Video, spot: SpotConfig) -> tuple[Interval, list[float]]:
-    """A video's strongest micro-expression (its strongest expression when it holds no micro one), found by the
-    recipe's spotter, in the video's own frame numbers; and the spotter's motion measure."""
+    """A video's strongest micro-expression (see ``best_interval``), found by the recipe's spotter in one stream
+    through its frames; and the spotter's motion measure."""
     from mellm_core.plugins import create
 
     spotter = create("spotter", spot.spotter, **spot.params)
     found = spotter(video.frames(), video.fps)
+    return best_interval(video, found), list(spotter.signal)
+
+
+def best_interval(video: Video, found: list[Interval]) -> Interval:
+    """The strongest micro-expression among a spotter's intervals (the strongest expression when none is micro),
+    in the video's own frame numbers."""
     if not found:
         raise InputError(f"no expression was spotted in {video.source.name}; give its onset and apex frames "
                          "instead, or lower spot.params.min_score")
     best = next((i for i in found if i.kind == "me"), found[0])
-    interval = Interval(video.number(best.onset), video.number(best.apex), video.number(best.offset), best.score,
-                        best.kind)
-    return interval, list(spotter.signal)
+    return Interval(video.number(best.onset), video.number(best.apex), video.number(best.offset), best.score,
+                    best.kind)
 
 
 def intervals(signal: np.ndarray, fps: float, p: SpotParams) -> list[Interval]:
