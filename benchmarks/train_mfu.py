@@ -95,6 +95,8 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, help="dense bf16 peak of one GPU (default: --gpu's)")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
+    if args.size <= 64:
+        parser.error(f"--size must be more than 64 pixels (each map holds a 64-pixel patch of motion), got {args.size}")
     if not torch.cuda.is_available():
         raise SystemExit("train_mfu.py measures GPU training; no GPU is visible to torch here")
     peak = args.peak_tflops or GPUS[args.gpu][0] / 1e12
